@@ -1,0 +1,43 @@
+# Every target sets up what it needs first (idempotently), so a fresh clone needs
+# nothing but python3 (3.11+), node/npm and make.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := .stamps
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_CLI_NOTICES := false
+
+.PHONY: demo test synth lint bench setup clean
+
+setup: $(STAMPS)/python $(STAMPS)/node
+
+$(STAMPS)/python: requirements.txt requirements-dev.txt pyproject.toml
+	@mkdir -p $(STAMPS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "== installing Python dependencies into $(VENV)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(STAMPS)/node: package.json
+	@mkdir -p $(STAMPS)
+	@echo "== installing the AWS CDK CLI (npm)"
+	@npm install --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+synth: setup
+	npx cdk synth --quiet
+
+demo: setup
+	$(PY) -m local_aws.demo
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) $(STAMPS) node_modules cdk.out

@@ -1,0 +1,1 @@
+"""Stream aggregator Lambda: DynamoDB Streams to windowed snapshots, refills and an archive."""

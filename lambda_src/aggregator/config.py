@@ -1,0 +1,227 @@
+"""One validated configuration, shared by the Lambda and by the CDK app.
+
+The Lambda reads it from its environment once per container; ``infra/`` builds the
+same object at ``cdk synth`` and writes it into the function's environment with
+:meth:`AggregatorConfig.to_env`. Because both sides go through ``__post_init__``, a bad
+setting fails at synth with a message that names it, never at 3 a.m. in Lambda.
+
+This module must stay pure (no boto3, no ``os.environ``): the caller passes the mapping.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import NoReturn
+
+from .errors import ConfigError
+from .windows import Window
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+# Fields each key template may use, by template.
+_SNAPSHOT_KEY_FIELDS = frozenset({"ns", "entity", "resource", "window_key", "window"})
+
+DEFAULT_SNAPSHOT_PK = "{ns}/ENTITY#{entity}"
+DEFAULT_SNAPSHOT_SK = "#USAGE#{resource}#{window_key}#{window}"
+DEFAULT_SNAPSHOT_GSI2PK = "{ns}/RESOURCE#{resource}"
+DEFAULT_SNAPSHOT_GSI2SK = "USAGE#{window_key}#{entity}"
+DEFAULT_SNAPSHOT_GSI4PK = "{ns}"
+DEFAULT_SNAPSHOT_GSI4SK = "{ns}/ENTITY#{entity}"
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    """How stream records become snapshots, refills and archive objects.
+
+    The defaults are the zae-limiter profile, so the aggregator works on a zae-limiter
+    table as it is. Each field maps to one environment variable (see ``ENV_NAMES``).
+    """
+
+    table_name: str = "rate-limits"
+    """Source table: its stream feeds the aggregator and refills are written back to it."""
+    snapshot_table_name: str = ""
+    """Where snapshot items go; empty means the source table."""
+    snapshot_windows: tuple[Window, ...] = (Window.HOURLY, Window.DAILY)
+    """Which windows get a snapshot item; any of hourly, daily, monthly."""
+    snapshot_ttl_days: int = 90
+    """Snapshots expire this many days after their window ends; 0 keeps them forever."""
+    enable_archival: bool = True
+    """Archive matching REMOVE records to S3 (needs ``archive_bucket_name``)."""
+    archive_bucket_name: str = ""
+    """Bucket for the archive; empty disables archival whatever ``enable_archival`` says."""
+    archive_prefix: str = "audit/"
+    """Key prefix in front of the Hive partitions (``year=YYYY/month=MM/day=DD``)."""
+    archive_key_marker: str = "AUDIT#"
+    """A REMOVE record is archived when its PK, after the namespace, starts with this."""
+    source_key_marker: str = "BUCKET#"
+    """A record feeds snapshots when its PK, after the namespace, starts with this."""
+    entity_attribute: str = "entity_id"
+    """Attribute of a source item naming the entity a snapshot belongs to."""
+    resource_attribute: str = "resource"
+    """Attribute of a source item naming the resource a snapshot belongs to."""
+    counter_attribute: str = "b_{limit}_tc"
+    """Pattern of the cumulative counters; ``{limit}`` matches the counter's name."""
+    counter_scale: int = 1000
+    """Stored counters are divided by this before they reach a snapshot (millitokens)."""
+    excluded_counters: tuple[str, ...] = ("wcu",)
+    """Counter names never snapshotted (zae-limiter's internal write-capacity limit)."""
+    enable_refill: bool = True
+    """Proactively refill token buckets whose projected tokens cannot cover demand."""
+    snapshot_pk: str = DEFAULT_SNAPSHOT_PK
+    snapshot_sk: str = DEFAULT_SNAPSHOT_SK
+    snapshot_gsi2pk: str = DEFAULT_SNAPSHOT_GSI2PK
+    snapshot_gsi2sk: str = DEFAULT_SNAPSHOT_GSI2SK
+    snapshot_gsi4pk: str = DEFAULT_SNAPSHOT_GSI4PK
+    """zae-limiter's namespace index (purge); empty leaves GSI4 keys off the item."""
+    snapshot_gsi4sk: str = DEFAULT_SNAPSHOT_GSI4SK
+    max_workers: int = 16
+    """Concurrent DynamoDB/S3 requests per invocation."""
+    log_level: str = "INFO"
+
+    _counter_regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _require_name("table_name", self.table_name)
+        if self.snapshot_table_name:
+            _require_name("snapshot_table_name", self.snapshot_table_name)
+        if not self.snapshot_windows:
+            _fail("snapshot_windows", "at least one window is needed (hourly, daily, monthly)")
+        if len(set(self.snapshot_windows)) != len(self.snapshot_windows):
+            _fail("snapshot_windows", "a window is listed twice")
+        _require_range("snapshot_ttl_days", self.snapshot_ttl_days, 0, 36_500)
+        _require_range("counter_scale", self.counter_scale, 1, 10**12)
+        _require_range("max_workers", self.max_workers, 1, 64)
+        for name in ("archive_key_marker", "source_key_marker", "entity_attribute",
+                     "resource_attribute"):
+            if not getattr(self, name):
+                _fail(name, "must not be empty")
+        if self.archive_key_marker.startswith(self.source_key_marker) or \
+                self.source_key_marker.startswith(self.archive_key_marker):
+            _fail("archive_key_marker", "must not overlap source_key_marker")
+        if self.archive_prefix.startswith("/") or "//" in self.archive_prefix:
+            _fail("archive_prefix", f"{self.archive_prefix!r} is not a clean S3 key prefix")
+        if self.counter_attribute.count("{limit}") != 1:
+            _fail("counter_attribute", "must contain '{limit}' exactly once, e.g. 'b_{limit}_tc'")
+        for name in ("snapshot_pk", "snapshot_sk", "snapshot_gsi2pk", "snapshot_gsi2sk"):
+            _require_template(name, getattr(self, name))
+        for name in ("snapshot_gsi4pk", "snapshot_gsi4sk"):
+            _require_template(name, getattr(self, name), optional=True)
+        if bool(self.snapshot_gsi4pk) != bool(self.snapshot_gsi4sk):
+            _fail("snapshot_gsi4sk", "set both GSI4 templates or neither")
+        if len(self.snapshot_windows) > 1 and "{window}" not in self.snapshot_pk + self.snapshot_sk:
+            _fail("snapshot_sk", "with several snapshot_windows the key must contain {window}: "
+                  "an hourly, daily and monthly window can start at the same second")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            _fail("log_level", f"{self.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+        head, _, tail = self.counter_attribute.partition("{limit}")
+        regex = re.compile(f"^{re.escape(head)}(?P<limit>[A-Za-z0-9_.-]+?){re.escape(tail)}$")
+        object.__setattr__(self, "_counter_regex", regex)
+
+    @property
+    def archival_enabled(self) -> bool:
+        """Archival needs both the switch and a bucket: either alone turns it off."""
+        return self.enable_archival and bool(self.archive_bucket_name)
+
+    @property
+    def snapshot_table(self) -> str:
+        return self.snapshot_table_name or self.table_name
+
+    def counter_name(self, attribute: str) -> str | None:
+        """The limit name an attribute counts for, or None if it is not a counter."""
+        match = self._counter_regex.match(attribute)
+        if match is None:
+            return None
+        name = match.group("limit")
+        return None if name in self.excluded_counters else name
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AggregatorConfig:
+        """Build from environment variables; unset ones take the defaults."""
+        kwargs: dict[str, object] = {}
+        for f in fields(cls):
+            if not f.init:
+                continue
+            var = ENV_NAMES[f.name]
+            if var not in env:
+                continue
+            kwargs[f.name] = _parse(f.name, var, env[var])
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes :meth:`from_env` rebuild exactly this object."""
+        env: dict[str, str] = {}
+        for f in fields(self):
+            if not f.init:
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, tuple):
+                text = ",".join(v.value if isinstance(v, Window) else str(v) for v in value)
+            else:
+                text = str(value)
+            env[ENV_NAMES[f.name]] = text
+        return env
+
+
+ENV_NAMES: dict[str, str] = {
+    f.name: f.name.upper() for f in fields(AggregatorConfig) if f.init
+}
+
+
+def _parse(name: str, var: str, raw: str) -> object:
+    text = raw.strip()
+    if name == "snapshot_windows":
+        parts = [p.strip().lower() for p in text.split(",") if p.strip()]
+        try:
+            return tuple(Window(p) for p in parts)
+        except ValueError:
+            bad = next(p for p in parts if p not in Window.values())
+            _fail(name, f"unknown window {bad!r}; choose from {', '.join(Window.values())}", var)
+    if name == "excluded_counters":
+        return tuple(p.strip() for p in text.split(",") if p.strip())
+    if name in {"enable_archival", "enable_refill"}:
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        _fail(name, f"{raw!r} is not a boolean (true/false)", var)
+    if name in {"snapshot_ttl_days", "counter_scale", "max_workers"}:
+        try:
+            return int(text)
+        except ValueError:
+            _fail(name, f"{raw!r} is not a whole number", var)
+    return raw
+
+
+def _fail(name: str, problem: str, var: str | None = None) -> NoReturn:
+    raise ConfigError(f"{name} ({var or ENV_NAMES.get(name, name.upper())}): {problem}")
+
+
+def _require_name(name: str, value: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", value):
+        _fail(name, f"{value!r} is not a valid DynamoDB table name")
+
+
+def _require_range(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        _fail(name, f"{value!r} must be a whole number from {low} to {high}")
+
+
+def _require_template(name: str, template: str, *, optional: bool = False) -> None:
+    if not template:
+        if optional:
+            return
+        _fail(name, "must not be empty")
+    try:
+        used = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        _fail(name, f"{template!r} is not a valid template: {exc}")
+    unknown = used - _SNAPSHOT_KEY_FIELDS
+    if unknown:
+        _fail(name, f"unknown field(s) {sorted(unknown)}; use {sorted(_SNAPSHOT_KEY_FIELDS)}")

@@ -1,0 +1,84 @@
+"""Lambda entry point: configuration and clients once per container, then one batch.
+
+Nothing happens at import time (no environment reads, no clients), so tests import this
+module freely and a cold start pays only for what the first invocation needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from .config import AggregatorConfig
+from .logs import configure_logging
+from .pipeline import Stores, process_batch
+from .stores import ArchiveStore, BucketStore, SnapshotStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    config: AggregatorConfig
+    stores: Stores
+    pool: ThreadPoolExecutor
+
+
+def build_runtime(env: Mapping[str, str], *, dynamodb: Any = None, s3: Any = None) -> Runtime:
+    """Everything an invocation needs; clients may be passed in (tests, local runs)."""
+    config = AggregatorConfig.from_env(env)
+    configure_logging(config.log_level)
+    if dynamodb is None or (s3 is None and config.archival_enabled):
+        client_config = Config(
+            retries={"mode": "standard", "max_attempts": 5},
+            max_pool_connections=config.max_workers,
+            connect_timeout=3,
+            read_timeout=10,
+        )
+        dynamodb = dynamodb or boto3.client("dynamodb", config=client_config)
+        if config.archival_enabled and s3 is None:
+            s3 = boto3.client("s3", config=client_config)
+    stores = Stores(
+        snapshots=SnapshotStore(dynamodb, config),
+        buckets=BucketStore(dynamodb, config.table_name) if config.enable_refill else None,
+        archive=ArchiveStore(s3, config.archive_bucket_name) if config.archival_enabled else None,
+    )
+    pool = ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="aggregator")
+    return Runtime(config=config, stores=stores, pool=pool)
+
+
+_runtime: Runtime | None = None
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """DynamoDB Streams batch in, partial batch response out."""
+    global _runtime  # noqa: PLW0603 - one runtime per container is the point
+    if _runtime is None:
+        _runtime = build_runtime(os.environ)
+    return handle(event, _runtime, now_ms=int(time.time() * 1000))
+
+
+def handle(event: Mapping[str, Any], runtime: Runtime, *, now_ms: int) -> dict[str, Any]:
+    records = event.get("Records") or []
+    if not records:
+        logger.info("empty batch", extra={"record_count": 0, "processing_time_ms": 0.0})
+        return {"batchItemFailures": []}
+    started = time.perf_counter()
+    logger.info("batch started", extra={"record_count": len(records)})
+    result = process_batch(
+        records, config=runtime.config, stores=runtime.stores, pool=runtime.pool, now_ms=now_ms
+    )
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+    logger.info("batch completed", extra={
+        **result.summary(), "processing_time_ms": elapsed_ms,
+        "first_failed_sequence_number": result.first_failure,
+    })
+    return result.response()

@@ -1,0 +1,47 @@
+"""Structured JSON logs on stdout, one object per line (CloudWatch Logs Insights reads them).
+
+Fields passed with ``extra={...}`` become top-level keys, so queries can filter on
+``event_id`` or ``reason`` directly. Every entry has timestamp, level, logger, message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
+    "message", "asctime", "taskName",
+}
+PACKAGE_LOGGER = "aggregator"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "timestamp": datetime.fromtimestamp(record.created, tz=UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: str) -> logging.Logger:
+    """Give the package logger one JSON handler on stdout; safe to call again."""
+    logger = logging.getLogger(PACKAGE_LOGGER)
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(JsonFormatter())
+        logger.addHandler(handler)
+    return logger

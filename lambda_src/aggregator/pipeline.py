@@ -1,0 +1,215 @@
+"""One batch, end to end: decode, plan, write concurrently, and report what failed.
+
+Data problems never raise: a malformed record is logged with its event id and reason,
+counted, and skipped. A write that fails after the SDK's retries fails the records it
+carried; the lowest of them is reported in ``batchItemFailures`` so Lambda retries from
+there, and the stores make the redelivered records that had succeeded no-ops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from .archiver import (
+    CONTENT_ENCODING,
+    CONTENT_TYPE,
+    ArchiveLine,
+    build_objects,
+    extract_line,
+    is_archivable,
+)
+from .config import AggregatorConfig
+from .errors import MalformedRecordError, StoreError
+from .processor import CounterChange, decode_change, is_source_record, plan_snapshots
+from .records import StreamRecord, parse_record
+from .refill import BucketState, bucket_state, merge_states, plan_refill
+from .stores import ArchiveStore, BucketStore, SnapshotStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stores:
+    snapshots: SnapshotStore
+    buckets: BucketStore | None
+    """None when refill is off."""
+    archive: ArchiveStore | None
+    """None when archival is off."""
+
+
+@dataclass
+class BatchResult:
+    """What one batch did; logged on completion and turned into Lambda's response."""
+
+    records: int = 0
+    skipped_malformed: int = 0
+    ignored: int = 0
+    counted_records: int = 0
+    snapshot_writes: int = 0
+    duplicate_contributions: int = 0
+    refills_written: int = 0
+    refills_lost_race: int = 0
+    refills_failed: int = 0
+    archived_records: int = 0
+    archive_objects: int = 0
+    failed_writes: int = 0
+    failed_positions: list[tuple[str, str]] = field(default_factory=list)
+    """(position, sequence number) of every record some failed write carried."""
+
+    @property
+    def first_failure(self) -> str | None:
+        return min(self.failed_positions)[1] if self.failed_positions else None
+
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        first = self.first_failure
+        return {"batchItemFailures": [{"itemIdentifier": first}] if first else []}
+
+    def summary(self) -> dict[str, int]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, int)}
+
+
+@dataclass
+class _Decoded:
+    changes: list[tuple[StreamRecord, CounterChange]] = field(default_factory=list)
+    buckets: list[tuple[BucketState, dict[str, int]]] = field(default_factory=list)
+    lines: list[ArchiveLine] = field(default_factory=list)
+
+
+def process_batch(
+    raw_records: Sequence[Any],
+    *,
+    config: AggregatorConfig,
+    stores: Stores,
+    pool: Executor,
+    now_ms: int,
+) -> BatchResult:
+    result = BatchResult(records=len(raw_records))
+    decoded = _decode(raw_records, config, result)
+    decoded.changes.sort(key=lambda pair: pair[0].position)
+    result.counted_records = len(decoded.changes)
+
+    jobs: list[tuple[Future[Any], Callable[[Any], None], Callable[[StoreError], None]]] = []
+
+    for update in plan_snapshots(decoded.changes, config):
+        carried = [(c.position, c.sequence_number)
+                   for items in update.by_source.values() for c in items]
+
+        def written(duplicates: int) -> None:
+            result.snapshot_writes += 1
+            result.duplicate_contributions += duplicates
+
+        jobs.append((pool.submit(stores.snapshots.apply, update), written,
+                     _failing(result, carried, "snapshot", str(update.key))))
+
+    if stores.archive is not None:
+        for obj in build_objects(decoded.lines, config.archive_prefix):
+            carried = [(r.position, r.sequence_number) for r in obj.records]
+
+            def archived(_: None, count: int = len(obj.records)) -> None:
+                result.archive_objects += 1
+                result.archived_records += count
+
+            jobs.append((
+                pool.submit(stores.archive.put, obj.key, obj.body, content_type=CONTENT_TYPE,
+                            content_encoding=CONTENT_ENCODING),
+                archived, _failing(result, carried, "archive", obj.key)))
+
+    if stores.buckets is not None:
+        for state in merge_states(decoded.buckets):
+            plan = plan_refill(state, now_ms)
+            if plan is None:
+                continue
+            jobs.append((pool.submit(stores.buckets.refill, plan),
+                         partial(_count_refill, result), partial(_refill_failed, result, plan.pk)))
+
+    for future, on_success, on_failure in jobs:
+        try:
+            value = future.result()
+        except StoreError as exc:
+            on_failure(exc)
+        else:
+            on_success(value)
+    return result
+
+
+def _decode(raw_records: Sequence[Any], config: AggregatorConfig, result: BatchResult) -> _Decoded:
+    decoded = _Decoded()
+    for raw in raw_records:
+        try:
+            record = parse_record(raw)
+            if is_source_record(record, config):
+                change = decode_change(record, config)
+                state = _refill_state(record) if config.enable_refill else None
+                if change is not None:
+                    decoded.changes.append((record, change))
+                if state is not None:
+                    consumed = {k: new - old for k, (old, new) in change.millis.items()} \
+                        if change else {}
+                    decoded.buckets.append((state, consumed))
+                if change is None and state is None:
+                    result.ignored += 1
+            elif config.archival_enabled and is_archivable(record, config):
+                decoded.lines.append(extract_line(record))
+            else:
+                result.ignored += 1
+        except MalformedRecordError as exc:
+            result.skipped_malformed += 1
+            logger.warning("skipped malformed record", extra={
+                "event_id": _event_id(raw), "sequence_number": _sequence(raw),
+                "reason": exc.reason,
+            })
+    return decoded
+
+
+def _refill_state(record: StreamRecord) -> BucketState | None:
+    """A bucket's refill inputs; a bad one costs only the refill, never the counts."""
+    try:
+        return bucket_state(record)
+    except MalformedRecordError as exc:
+        logger.info("bucket not refilled: unreadable state", extra={
+            "event_id": record.event_id, "reason": exc.reason,
+        })
+        return None
+
+
+def _failing(result: BatchResult, carried: list[tuple[str, str]], kind: str,
+             target: str) -> Callable[[StoreError], None]:
+    def fail(exc: StoreError) -> None:
+        result.failed_writes += 1
+        result.failed_positions.extend(carried)
+        logger.error(f"{kind} write failed; its records will be retried", extra={
+            "target": target, "error_code": exc.code, "retryable": exc.retryable,
+            "records": len(carried), "error": str(exc),
+        })
+    return fail
+
+
+def _count_refill(result: BatchResult, won: bool) -> None:
+    if won:
+        result.refills_written += 1
+    else:
+        result.refills_lost_race += 1
+
+
+def _refill_failed(result: BatchResult, pk: str, exc: StoreError) -> None:
+    """A refill is an optimisation: the client's slow path refills on its own."""
+    result.refills_failed += 1
+    logger.warning("refill failed; the client's slow path will refill", extra={
+        "pk": pk, "error_code": exc.code, "error": str(exc),
+    })
+
+
+def _event_id(raw: Any) -> str | None:
+    value = raw.get("eventID") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _sequence(raw: Any) -> str | None:
+    body = raw.get("dynamodb") if isinstance(raw, dict) else None
+    value = body.get("SequenceNumber") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None

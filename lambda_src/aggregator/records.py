@@ -1,0 +1,103 @@
+"""Lambda's DynamoDB stream records, checked once and turned into typed values.
+
+Everything downstream works on :class:`StreamRecord`; a record that cannot become one
+raises :class:`MalformedRecordError` with a reason, and the handler logs and skips it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .ddb_json import Image, get_string
+from .errors import MalformedRecordError
+
+EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
+SEQUENCE_WIDTH = 40
+"""Stream sequence numbers have up to 40 digits: wider than a DynamoDB number, so they
+are compared as zero-padded strings."""
+_SEQUENCE = re.compile(r"[0-9]{1,40}")
+_MS_THRESHOLD = 100_000_000_000
+"""Epoch seconds pass 1e11 only in the year 5138; a larger value is milliseconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    event_id: str
+    event_name: str
+    sequence_number: str
+    """As Lambda sent it: the value a partial batch response must name."""
+    position: str
+    """The sequence number zero-padded to 40 digits, so string order is stream order."""
+    created_ms: int
+    """ApproximateCreationDateTime in epoch milliseconds."""
+    partition_key: str
+    keys: Image
+    old_image: Image | None
+    new_image: Image | None
+    user_identity: Mapping[str, Any] | None
+
+    @property
+    def namespace_and_rest(self) -> tuple[str, str]:
+        """``("ns", "BUCKET#...")`` for ``ns/BUCKET#...``; no slash means no namespace."""
+        ns, slash, rest = self.partition_key.partition("/")
+        return (ns, rest) if slash else ("", self.partition_key)
+
+
+def parse_record(raw: Any, partition_key_name: str = "PK") -> StreamRecord:
+    """Check one record of a Lambda DynamoDB Streams event."""
+    if not isinstance(raw, dict):
+        raise MalformedRecordError("record is not an object")
+    event_id = raw.get("eventID")
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedRecordError("missing eventID")
+    event_name = raw.get("eventName")
+    if event_name not in EVENT_NAMES:
+        raise MalformedRecordError(f"unknown eventName {event_name!r}")
+    body = raw.get("dynamodb")
+    if not isinstance(body, dict):
+        raise MalformedRecordError("missing dynamodb section")
+    sequence = body.get("SequenceNumber")
+    if not isinstance(sequence, str) or not _SEQUENCE.fullmatch(sequence):
+        raise MalformedRecordError(f"missing or invalid SequenceNumber {sequence!r}")
+    keys = body.get("Keys")
+    if not isinstance(keys, dict):
+        raise MalformedRecordError("missing Keys")
+    partition_key = get_string(keys, partition_key_name)
+    if not partition_key:
+        raise MalformedRecordError(f"Keys has no string {partition_key_name}")
+    return StreamRecord(
+        event_id=event_id,
+        event_name=event_name,
+        sequence_number=sequence,
+        position=sequence.zfill(SEQUENCE_WIDTH),
+        created_ms=_created_ms(body.get("ApproximateCreationDateTime")),
+        partition_key=partition_key,
+        keys=keys,
+        old_image=_image(body, "OldImage"),
+        new_image=_image(body, "NewImage"),
+        user_identity=raw.get("userIdentity") if isinstance(raw.get("userIdentity"), dict)
+        else None,
+    )
+
+
+def _created_ms(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+        math.isfinite(value) and value > 0
+    ):
+        raise MalformedRecordError(f"missing or invalid ApproximateCreationDateTime {value!r}")
+    if value >= _MS_THRESHOLD:
+        return int(value)
+    return int(value * 1000)
+
+
+def _image(body: Mapping[str, Any], name: str) -> Image | None:
+    image = body.get(name)
+    if image is None:
+        return None
+    if not isinstance(image, dict):
+        raise MalformedRecordError(f"{name} is not a map")
+    return image

@@ -1,0 +1,161 @@
+"""Proactive token-bucket refill for zae-limiter buckets (pure: the clock is passed in).
+
+zae-limiter's fast path debits a bucket without refilling it, so a busy bucket runs dry
+and every request falls back to the slow read-refill-write path. After a batch, the
+aggregator tops up the buckets whose balance, refilled to now, cannot cover what the
+batch saw them consume. The write is one ``UpdateItem`` per bucket for all its limits,
+locked on ``rf`` (the refill time, epoch ms), so it never races the slow path into a
+double refill; it ``ADD``s deltas, so it commutes with concurrent fast-path debits.
+
+The math is zae-limiter's: ``add = elapsed * ra // rp`` millitokens, capped at the
+shard's ceiling. Buckets using features whose refill rules are more than a drip
+(schedules, quotas, duration windows, disabled or bypassed items) are left to the
+client's slow path, which always refills them correctly itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .ddb_json import Image, get_integer, get_string
+from .errors import MalformedRecordError
+from .records import StreamRecord
+
+_PREFIX = "b_"
+_FIELDS = ("tk", "cp", "ra", "rp")
+_UNSUPPORTED_ITEM = ("sched", "rsched", "vu", "disabled", "bypass")
+_UNSUPPORTED_LIMIT = ("sched", "rsched", "ws", "rsa", "gc", "tu", "soft")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitState:
+    tokens: int
+    capacity: int
+    refill_amount: int
+    refill_period_ms: int
+
+
+@dataclass(slots=True)
+class BucketState:
+    """A bucket as its newest record in the batch left it, plus the batch's consumption."""
+
+    pk: str
+    sk: str
+    refilled_at: int
+    shard_count: int
+    limits: dict[str, LimitState]
+    consumed: dict[str, int] = field(default_factory=dict)
+    """Net millitokens consumed per limit over the batch (refunds subtract)."""
+    unsupported: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RefillPlan:
+    pk: str
+    sk: str
+    expected_refilled_at: int
+    refilled_at: int
+    deltas: Mapping[str, int]
+    """Millitokens to ADD per limit (only positive)."""
+    read_tokens: Mapping[str, int]
+    """The balance each delta was computed from: the write is pinned on ``tk <= read``."""
+
+
+def drip(tokens: int, *, refilled_at: int, now_ms: int, ceiling: int, amount: int,
+         period_ms: int) -> int:
+    """The balance after refilling from ``refilled_at`` to ``now_ms``, capped at the ceiling.
+
+    Debt (a negative balance) is refilled like any other and never rounded up to zero.
+    """
+    elapsed = now_ms - refilled_at
+    if elapsed <= 0 or amount <= 0 or period_ms <= 0:
+        return min(ceiling, tokens)
+    return min(ceiling, tokens + elapsed * amount // period_ms)
+
+
+def bucket_state(record: StreamRecord) -> BucketState | None:
+    """A bucket's refill inputs from a record's NewImage; None if it has no limits."""
+    image = record.new_image
+    if image is None or record.event_name == "REMOVE":
+        return None
+    refilled_at = get_integer(image, "rf")
+    if refilled_at is None:
+        raise MalformedRecordError("bucket has no rf (refill time)")
+    limits = {name: state for name, state in _limits(image).items() if state is not None}
+    unsupported = next((a for a in _UNSUPPORTED_ITEM if a in image), "")
+    if not unsupported:
+        unsupported = next(
+            (a for a in image if a.startswith(_PREFIX)
+             and a.rpartition("_")[2] in _UNSUPPORTED_LIMIT), ""
+        )
+    return BucketState(
+        pk=record.partition_key,
+        sk=get_string(record.keys, "SK") or "",
+        refilled_at=refilled_at,
+        shard_count=max(1, get_integer(image, "shard_count") or 1),
+        limits=limits,
+        unsupported=unsupported,
+    )
+
+
+def _limits(image: Image) -> dict[str, LimitState | None]:
+    names = {a[len(_PREFIX):-3] for a in image if a.startswith(_PREFIX) and a.endswith("_tk")}
+    found: dict[str, LimitState | None] = {}
+    for name in names:
+        values = [get_integer(image, f"{_PREFIX}{name}_{f}") for f in _FIELDS]
+        tokens, capacity, amount, period = values
+        if tokens is None or capacity is None or amount is None or period is None:
+            found[name] = None
+            continue
+        found[name] = LimitState(tokens, capacity, amount, period)
+    return found
+
+
+def merge_states(states: Iterable[tuple[BucketState, Mapping[str, int]]]) -> list[BucketState]:
+    """Last state per bucket wins; consumption accumulates. States come in stream order."""
+    merged: dict[tuple[str, str], BucketState] = {}
+    for state, consumed in states:
+        key = (state.pk, state.sk)
+        previous = merged.get(key)
+        if previous is not None:
+            for name, amount in previous.consumed.items():
+                state.consumed[name] = state.consumed.get(name, 0) + amount
+        for name, amount in consumed.items():
+            state.consumed[name] = state.consumed.get(name, 0) + amount
+        merged[key] = state
+    return list(merged.values())
+
+
+def plan_refill(state: BucketState, now_ms: int) -> RefillPlan | None:
+    """The refill a bucket needs now, or None.
+
+    A limit needs one when its balance refilled to now is below what the batch consumed
+    (the estimate of the next batch's demand). When the write happens, every limit gets
+    its due drip, because moving ``rf`` forfeits the accrual of any limit left out.
+    """
+    if state.unsupported or not state.limits:
+        return None
+    deltas: dict[str, int] = {}
+    needed = False
+    for name, limit in state.limits.items():
+        ceiling = limit.capacity // state.shard_count
+        amount = limit.refill_amount // state.shard_count
+        projected = drip(limit.tokens, refilled_at=state.refilled_at, now_ms=now_ms,
+                         ceiling=ceiling, amount=amount, period_ms=limit.refill_period_ms)
+        delta = projected - limit.tokens
+        if delta <= 0:
+            continue
+        deltas[name] = delta
+        if projected < max(0, state.consumed.get(name, 0)):
+            needed = True
+    if not needed:
+        return None
+    return RefillPlan(
+        pk=state.pk,
+        sk=state.sk,
+        expected_refilled_at=state.refilled_at,
+        refilled_at=max(now_ms, state.refilled_at),
+        deltas=deltas,
+        read_tokens={name: state.limits[name].tokens for name in deltas},
+    )

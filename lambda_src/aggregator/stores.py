@@ -1,0 +1,220 @@
+"""The aggregator's only AWS I/O: three narrow adapters over clients passed in.
+
+Exactly-once snapshots
+----------------------
+Each snapshot item keeps, per source item feeding it, a *watermark*: the stream position
+(sequence number zero-padded to 40 digits, a string) of the newest record already added.
+Streams keep order per item key, so a source's records arrive in order even when
+batches are retried, bisected or run in parallel. An update ADDs only contributions
+newer than the watermarks, conditioned on them; when the condition fails (a redelivery,
+or a write that landed but whose response was lost), DynamoDB returns the stored item,
+the contribution is recomputed from the newer records alone, and the write is retried.
+Watermarks are strings (``wm_<digest of the source key>``), so zae-limiter's reader,
+which counts every top-level *number*, never mistakes them for counters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .config import AggregatorConfig
+from .errors import StoreError
+from .processor import SnapshotUpdate
+from .refill import RefillPlan
+from .windows import window_end
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+WATERMARK_PREFIX = "wm_"
+_RETRYABLE = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable", "SlowDown", "TransactionConflictException",
+    "RequestTimeout", "RequestTimeoutException", "LimitExceededException",
+})
+_MAX_CONFLICTS = 8
+
+
+def to_store_error(exc: Exception, action: str) -> StoreError:
+    """The one place that sorts AWS failures into retryable and permanent."""
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return StoreError(f"{action}: {code}: {exc}", retryable=code in _RETRYABLE, code=code)
+    return StoreError(f"{action}: {exc}", retryable=True, code=type(exc).__name__)
+
+
+def watermark_attribute(source_key: str) -> str:
+    return WATERMARK_PREFIX + hashlib.blake2b(source_key.encode(), digest_size=8).hexdigest()
+
+
+class SnapshotStore:
+    """Applies coalesced snapshot updates, one UpdateItem per snapshot item."""
+
+    def __init__(self, client: DynamoDBClient, config: AggregatorConfig) -> None:
+        self._client = client
+        self._config = config
+
+    def apply(self, update: SnapshotUpdate) -> int:
+        """Apply what is new in ``update``; returns how many records were duplicates."""
+        pending = update
+        for _ in range(_MAX_CONFLICTS):
+            if not pending.by_source:
+                return len(update.records())
+            request = self._request(pending)
+            logger.debug("snapshot update", extra={
+                "entity_id": update.key.entity, "resource": update.key.resource,
+                "window": update.key.window.value, "window_key": update.key.window_key,
+                "limit_names": sorted(pending.totals()[0]),
+            })
+            try:
+                self._client.update_item(**request)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise to_store_error(exc, "snapshot update") from exc
+                stored: Mapping[str, Any] = exc.response.get("Item") or \
+                    self._read_watermarks(request["Key"])  # type: ignore[assignment]
+                pending = update.pending(self._watermarks(update, stored))
+                continue
+            except BotoCoreError as exc:
+                raise to_store_error(exc, "snapshot update") from exc
+            return len(update.records()) - len(pending.records())
+        raise StoreError("snapshot update: watermark kept moving", retryable=True,
+                         code="WatermarkConflict")
+
+    def _request(self, update: SnapshotUpdate) -> dict[str, Any]:
+        config, key = self._config, update.key
+        fields = {
+            "ns": key.namespace, "entity": key.entity, "resource": key.resource,
+            "window": key.window.value, "window_key": key.window_key,
+        }
+        counters, events = update.totals()
+        names: dict[str, str] = {
+            "#entity": "entity_id", "#resource": "resource", "#window": "window",
+            "#start": "window_start", "#events": "total_events",
+            "#g2pk": "GSI2PK", "#g2sk": "GSI2SK",
+        }
+        values: dict[str, Any] = {
+            ":entity": {"S": key.entity}, ":resource": {"S": key.resource},
+            ":window": {"S": key.window.value}, ":start": {"S": key.window_key},
+            ":events": {"N": str(events)},
+            ":g2pk": {"S": config.snapshot_gsi2pk.format(**fields)},
+            ":g2sk": {"S": config.snapshot_gsi2sk.format(**fields)},
+        }
+        sets = ["#entity = :entity", "#resource = :resource", "#window = :window",
+                "#start = :start", "#g2pk = :g2pk", "#g2sk = :g2sk"]
+        if config.snapshot_gsi4pk:
+            names.update({"#g4pk": "GSI4PK", "#g4sk": "GSI4SK"})
+            values[":g4pk"] = {"S": config.snapshot_gsi4pk.format(**fields)}
+            values[":g4sk"] = {"S": config.snapshot_gsi4sk.format(**fields)}
+            sets += ["#g4pk = :g4pk", "#g4sk = :g4sk"]
+        if config.snapshot_ttl_days:
+            expires = int(window_end(key.window_key, key.window).timestamp())
+            names["#ttl"] = "ttl"
+            values[":ttl"] = {"N": str(expires + config.snapshot_ttl_days * 86_400)}
+            sets.append("#ttl = if_not_exists(#ttl, :ttl)")
+        adds = ["#events :events"]
+        for i, (name, amount) in enumerate(sorted(counters.items())):
+            names[f"#c{i}"] = name
+            values[f":c{i}"] = {"N": str(amount)}
+            adds.append(f"#c{i} :c{i}")
+        conditions = []
+        for i, (source, position) in enumerate(sorted(update.watermarks().items())):
+            first = update.by_source[source][0].position
+            names[f"#w{i}"] = watermark_attribute(source)
+            values[f":w{i}"] = {"S": position}
+            values[f":f{i}"] = {"S": first}
+            sets.append(f"#w{i} = :w{i}")
+            conditions.append(f"(attribute_not_exists(#w{i}) OR #w{i} < :f{i})")
+        return {
+            "TableName": config.snapshot_table,
+            "Key": {"PK": {"S": config.snapshot_pk.format(**fields)},
+                    "SK": {"S": config.snapshot_sk.format(**fields)}},
+            "UpdateExpression": f"SET {', '.join(sets)} ADD {', '.join(adds)}",
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def _read_watermarks(self, key: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Fallback for endpoints that do not return the item on a failed condition."""
+        try:
+            response = self._client.get_item(
+                TableName=self._config.snapshot_table, Key=key, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise to_store_error(exc, "snapshot watermark read") from exc
+        return response.get("Item", {})
+
+    @staticmethod
+    def _watermarks(update: SnapshotUpdate, item: Mapping[str, Any]) -> dict[str, str]:
+        found = {}
+        for source in update.by_source:
+            value = item.get(watermark_attribute(source), {}).get("S")
+            if isinstance(value, str):
+                found[source] = value
+        return found
+
+
+class BucketStore:
+    """Writes refills to bucket items under the ``rf`` optimistic lock."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def refill(self, plan: RefillPlan) -> bool:
+        """True when written; False when the bucket moved on (someone else refilled it)."""
+        names = {"#rf": "rf"}
+        values: dict[str, Any] = {
+            ":rf": {"N": str(plan.refilled_at)}, ":expected": {"N": str(plan.expected_refilled_at)},
+        }
+        adds, pins = [], ["#rf = :expected"]
+        for i, (name, delta) in enumerate(sorted(plan.deltas.items())):
+            names[f"#t{i}"] = f"b_{name}_tk"
+            values[f":d{i}"] = {"N": str(delta)}
+            values[f":r{i}"] = {"N": str(plan.read_tokens[name])}
+            adds.append(f"#t{i} :d{i}")
+            pins.append(f"#t{i} <= :r{i}")
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"PK": {"S": plan.pk}, "SK": {"S": plan.sk}},
+                UpdateExpression=f"SET #rf = :rf ADD {', '.join(adds)}",
+                ConditionExpression=" AND ".join(pins),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                logger.debug("refill lost the rf race", extra={"pk": plan.pk})
+                return False
+            raise to_store_error(exc, "bucket refill") from exc
+        except BotoCoreError as exc:
+            raise to_store_error(exc, "bucket refill") from exc
+        return True
+
+
+class ArchiveStore:
+    """Puts archive objects; the same key and bytes on a retry make the PUT idempotent."""
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def put(self, key: str, body: bytes, *, content_type: str, content_encoding: str) -> None:
+        try:
+            self._client.put_object(
+                Bucket=self._bucket, Key=key, Body=body,
+                ContentType=content_type, ContentEncoding=content_encoding,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise to_store_error(exc, "archive put") from exc

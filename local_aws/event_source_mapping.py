@@ -1,0 +1,228 @@
+"""A local stand-in for Lambda's DynamoDB Streams event source mapping.
+
+moto streams a table's changes but cannot run its own event source mapping without
+Docker, so this reads the stream from moto's server and invokes the handler the way
+Lambda does: batches of ``batch_size`` per shard, in order; a partial batch response
+checkpoints before the reported record and retries from it; a function error bisects
+the batch (when enabled) and retries; after ``retry_attempts`` retries, or once a record
+is older than ``max_record_age_seconds``, the batch's *metadata* (shard, sequence range,
+never the records) goes to the on-failure destination, exactly like Lambda's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+
+Invoke = Callable[[dict[str, Any]], Mapping[str, Any] | None]
+"""Calls the function with a Lambda event; raises for a function error."""
+OnFailure = Callable[[dict[str, Any]], None]
+"""Receives Lambda's on-failure destination message."""
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+
+
+@dataclass(frozen=True)
+class MappingSettings:
+    batch_size: int = 100
+    bisect_on_error: bool = True
+    retry_attempts: int = 10
+    """-1 retries until the record expires, as in Lambda."""
+    max_record_age_seconds: int = -1
+    """-1 keeps records until the stream drops them."""
+
+    @classmethod
+    def from_template(cls, properties: Mapping[str, Any]) -> MappingSettings:
+        """Read from an ``AWS::Lambda::EventSourceMapping``'s synthesized properties."""
+        return cls(
+            batch_size=int(properties.get("BatchSize", 100)),
+            bisect_on_error=bool(properties.get("BisectBatchOnFunctionError", False)),
+            retry_attempts=int(properties.get("MaximumRetryAttempts", -1)),
+            max_record_age_seconds=int(properties.get("MaximumRecordAgeInSeconds", -1)),
+        )
+
+
+@dataclass
+class MappingReport:
+    invocations: int = 0
+    function_errors: int = 0
+    partial_failures: int = 0
+    records_delivered: int = 0
+    records_sent_to_dlq: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+class LocalEventSourceMapping:
+    def __init__(
+        self,
+        streams: DynamoDBStreamsClient,
+        stream_arn: str,
+        invoke: Invoke,
+        *,
+        settings: MappingSettings,
+        on_failure: OnFailure,
+        clock: Callable[[], float],
+        ttl_deleted_keys: Callable[[Mapping[str, Any]], bool] = lambda keys: False,
+        region: str = "us-east-1",
+        function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:local",
+    ) -> None:
+        self._streams = streams
+        self._stream_arn = stream_arn
+        self._invoke = invoke
+        self._settings = settings
+        self._on_failure = on_failure
+        self._clock = clock
+        self._is_ttl_delete = ttl_deleted_keys
+        self._region = region
+        self._function_arn = function_arn
+        self._checkpoints: dict[str, str] = {}
+        self.report = MappingReport()
+
+    def drain(self) -> MappingReport:
+        """Deliver every record in the stream after the checkpoints, shard by shard."""
+        for shard_id, records in self._read_shards():
+            for start in range(0, len(records), self._settings.batch_size):
+                batch = records[start:start + self._settings.batch_size]
+                self._deliver(shard_id, batch, retries_used=0)
+                self._checkpoints[shard_id] = batch[-1]["dynamodb"]["SequenceNumber"]
+        return self.report
+
+    def _read_shards(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        description = self._streams.describe_stream(StreamArn=self._stream_arn)
+        for shard in description["StreamDescription"]["Shards"]:
+            shard_id = shard["ShardId"]
+            after = self._checkpoints.get(shard_id)
+            iterator_args: dict[str, Any] = (
+                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
+                if after else {"ShardIteratorType": "TRIM_HORIZON"}
+            )
+            iterator = self._streams.get_shard_iterator(
+                StreamArn=self._stream_arn, ShardId=shard_id, **iterator_args
+            ).get("ShardIterator")
+            records: list[dict[str, Any]] = []
+            while iterator:
+                page = self._streams.get_records(ShardIterator=iterator, Limit=1000)
+                if not page["Records"]:
+                    break
+                records.extend(self.to_lambda_record(r) for r in page["Records"])
+                iterator = page.get("NextShardIterator")
+            if records:
+                yield shard_id, records
+
+    def to_lambda_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """A GetRecords record in the shape Lambda hands to the function."""
+        body = dict(record["dynamodb"])
+        created = body.get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):
+            body["ApproximateCreationDateTime"] = created.timestamp()
+        converted: dict[str, Any] = {
+            "eventID": record["eventID"],
+            "eventName": record["eventName"],
+            "eventVersion": record.get("eventVersion", "1.1"),
+            "eventSource": "aws:dynamodb",
+            "awsRegion": record.get("awsRegion", self._region),
+            "dynamodb": json.loads(json.dumps(body, default=str)),
+            "eventSourceARN": self._stream_arn,
+        }
+        if "userIdentity" in record:
+            converted["userIdentity"] = dict(record["userIdentity"])
+        elif record["eventName"] == "REMOVE" and self._is_ttl_delete(body.get("Keys", {})):
+            converted["userIdentity"] = dict(TTL_IDENTITY)
+        return converted
+
+    def _deliver(self, shard_id: str, batch: Sequence[dict[str, Any]], retries_used: int) -> int:
+        """Deliver ``batch`` until it succeeds or is given up; returns retries used."""
+        pending = list(batch)
+        while pending:
+            pending = self._drop_expired(shard_id, pending, retries_used)
+            if not pending:
+                return retries_used
+            self.report.invocations += 1
+            self.report.batch_sizes.append(len(pending))
+            try:
+                response = self._invoke({"Records": pending})
+            except Exception:  # noqa: BLE001 - any exception is what Lambda calls a function error
+                self.report.function_errors += 1
+                if self._exhausted(retries_used):
+                    self._give_up(shard_id, pending, "RetryAttemptsExhausted", retries_used)
+                    return retries_used
+                retries_used += 1
+                if self._settings.bisect_on_error and len(pending) > 1:
+                    middle = len(pending) // 2
+                    retries_used = self._deliver(shard_id, pending[:middle], retries_used)
+                    return self._deliver(shard_id, pending[middle:], retries_used)
+                continue
+            failed_at = self._first_failure(pending, response)
+            if failed_at is None:
+                self.report.records_delivered += len(pending)
+                return retries_used
+            self.report.partial_failures += 1
+            self.report.records_delivered += failed_at
+            pending = pending[failed_at:]
+            if self._exhausted(retries_used):
+                self._give_up(shard_id, pending, "RetryAttemptsExhausted", retries_used)
+                return retries_used
+            retries_used += 1
+        return retries_used
+
+    @staticmethod
+    def _first_failure(batch: Sequence[dict[str, Any]], response: Any) -> int | None:
+        """Index of the reported record; an unknown or empty identifier fails the batch."""
+        failures = (response or {}).get("batchItemFailures") if isinstance(response, dict) \
+            else None
+        if not failures:
+            return None
+        positions = {r["dynamodb"]["SequenceNumber"]: i for i, r in enumerate(batch)}
+        indexes = [positions.get(str(f.get("itemIdentifier")), 0) for f in failures]
+        return min(indexes)
+
+    def _exhausted(self, retries_used: int) -> bool:
+        limit = self._settings.retry_attempts
+        return limit >= 0 and retries_used >= limit
+
+    def _drop_expired(self, shard_id: str, batch: list[dict[str, Any]],
+                      retries_used: int) -> list[dict[str, Any]]:
+        max_age = self._settings.max_record_age_seconds
+        if max_age < 0:
+            return batch
+        now = self._clock()
+        expired = [r for r in batch
+                   if now - float(r["dynamodb"]["ApproximateCreationDateTime"]) > max_age]
+        if expired:
+            self._give_up(shard_id, expired, "RecordAgeExceeded", retries_used)
+        return [r for r in batch if r not in expired]
+
+    def _give_up(self, shard_id: str, batch: Sequence[dict[str, Any]], condition: str,
+                 retries_used: int) -> None:
+        self.report.records_sent_to_dlq += len(batch)
+        first, last = batch[0]["dynamodb"], batch[-1]["dynamodb"]
+        self._on_failure({
+            "requestContext": {
+                "requestId": f"local-{first['SequenceNumber']}",
+                "functionArn": self._function_arn,
+                "condition": condition,
+                "approximateInvokeCount": retries_used + 1,
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
+                                "functionError": "Unhandled"},
+            "version": "1.0",
+            "timestamp": datetime.fromtimestamp(self._clock(), tz=UTC).isoformat(),
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": first["SequenceNumber"],
+                "endSequenceNumber": last["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": _iso(first["ApproximateCreationDateTime"]),
+                "approximateArrivalOfLastRecord": _iso(last["ApproximateCreationDateTime"]),
+                "batchSize": len(batch),
+                "streamArn": self._stream_arn,
+            },
+        })
+
+
+def _iso(epoch_seconds: Any) -> str:
+    return datetime.fromtimestamp(float(epoch_seconds), tz=UTC).isoformat()

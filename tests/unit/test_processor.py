@@ -1,0 +1,142 @@
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aggregator.config import AggregatorConfig
+from aggregator.errors import MalformedRecordError
+from aggregator.processor import decode_change, plan_snapshots, whole_tokens
+from aggregator.records import parse_record
+from aggregator.windows import Window
+from tests.factories import NS, bucket_record, n
+
+CONFIG = AggregatorConfig()
+
+
+def decode(raw: dict[str, Any]) -> Any:
+    return decode_change(parse_record(raw), CONFIG)
+
+
+def test_limits_are_discovered_by_scanning_tc_attributes() -> None:
+    change = decode(bucket_record("MODIFY", {"rpm": 1000, "tpm": 5000},
+                                  {"rpm": 2000, "tpm": 9000}))
+    assert change.millis == {"rpm": (1000, 2000), "tpm": (5000, 9000)}
+    assert (change.namespace, change.entity, change.resource) == (NS, "user-1", "gpt-4")
+
+
+def test_the_first_consumption_arrives_as_an_insert_and_is_counted() -> None:
+    change = decode(bucket_record("INSERT", None, {"rpm": 1000, "tpm": 500_000}))
+    assert change.millis == {"rpm": (0, 1000), "tpm": (0, 500_000)}
+
+
+def test_the_internal_wcu_limit_is_not_snapshotted() -> None:
+    change = decode(bucket_record("MODIFY", {"rpm": 0, "wcu": 0}, {"rpm": 1000, "wcu": 1000}))
+    assert set(change.millis) == {"rpm"}
+
+
+def test_a_record_that_moves_no_counter_yields_nothing() -> None:
+    assert decode(bucket_record("MODIFY", {"rpm": 1000}, {"rpm": 1000})) is None
+
+
+def test_removal_of_a_bucket_counts_nothing() -> None:
+    raw = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000})
+    raw["eventName"] = "REMOVE"
+    raw["dynamodb"]["OldImage"] = raw["dynamodb"].pop("NewImage")
+    assert decode(raw) is None
+
+
+def test_a_counter_in_only_one_image_of_a_modify_is_skipped() -> None:
+    raw = bucket_record("MODIFY", {"rpm": 1000}, {"rpm": 2000, "tpm": 500})
+    assert decode(raw).millis == {"rpm": (1000, 2000)}
+
+
+@pytest.mark.parametrize(("attribute", "value", "reason"), [
+    ("entity_id", None, "missing entity_id"),
+    ("resource", {"S": ""}, "missing resource"),
+    ("b_rpm_tc", {"N": "1.5"}, "not a whole DynamoDB number"),
+])
+def test_unusable_bucket_records_are_malformed(
+    attribute: str, value: dict[str, str] | None, reason: str
+) -> None:
+    raw = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000})
+    if value is None:
+        del raw["dynamodb"]["NewImage"][attribute]
+    else:
+        raw["dynamodb"]["NewImage"][attribute] = value
+    with pytest.raises(MalformedRecordError, match=reason):
+        decode(raw)
+
+
+def test_a_modify_without_old_image_is_malformed() -> None:
+    raw = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000})
+    del raw["dynamodb"]["OldImage"]
+    with pytest.raises(MalformedRecordError, match="OldImage"):
+        decode(raw)
+
+
+def test_millitokens_become_whole_tokens_by_floor_of_the_cumulative_counter() -> None:
+    assert whole_tokens({"a": (0, 2500), "b": (1500, 1999), "c": (2500, 1000)}, 1000) == \
+        {"a": 2, "c": -1}
+
+
+@given(st.lists(st.integers(-5_000, 50_000), min_size=1, max_size=40))
+def test_fractions_are_never_lost_across_records(steps: Sequence[int]) -> None:
+    totals = [0]
+    for step in steps:
+        totals.append(totals[-1] + step)
+    counted = sum(whole_tokens({"x": (a, b)}, 1000).get("x", 0)
+                  for a, b in zip(totals, totals[1:], strict=False))
+    assert counted == totals[-1] // 1000
+
+
+def test_records_are_coalesced_into_one_update_per_snapshot_item_and_window() -> None:
+    config = AggregatorConfig(snapshot_windows=(Window.HOURLY, Window.DAILY))
+    raws = [
+        bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, created=1_700_000_000),
+        bucket_record("MODIFY", {"rpm": 1000}, {"rpm": 3000}, created=1_700_000_100),
+        bucket_record("MODIFY", {"rpm": 3000}, {"rpm": 4000}, created=1_700_000_000 + 7200),
+    ]
+    pairs = [(r, decode_change(r, config)) for r in map(parse_record, raws)]
+    updates = {(u.key.window, u.key.window_key): u.totals() for u in
+               plan_snapshots([(r, c) for r, c in pairs if c], config)}
+    assert updates == {
+        (Window.HOURLY, "2023-11-14T22:00:00Z"): ({"rpm": 3}, 2),
+        (Window.HOURLY, "2023-11-15T00:00:00Z"): ({"rpm": 1}, 1),
+        (Window.DAILY, "2023-11-14T00:00:00Z"): ({"rpm": 3}, 2),
+        (Window.DAILY, "2023-11-15T00:00:00Z"): ({"rpm": 1}, 1),
+    }
+
+
+def test_refunds_subtract_from_the_window_they_happen_in() -> None:
+    raws = [bucket_record("MODIFY", {"tpm": 500_000}, {"tpm": 300_000})]
+    pairs = [(r, decode_change(r, CONFIG)) for r in map(parse_record, raws)]
+    totals = {u.key.window: u.totals() for u in plan_snapshots([(r, c) for r, c in pairs if c],
+                                                                 CONFIG)}
+    assert totals[Window.HOURLY] == ({"tpm": -200}, 1)
+
+
+def test_pending_keeps_only_contributions_newer_than_the_watermark() -> None:
+    raws = [bucket_record("MODIFY", {"rpm": i * 1000}, {"rpm": (i + 1) * 1000},
+                          sequence=str(100 + i)) for i in range(3)]
+    pairs = [(r, decode_change(r, CONFIG)) for r in map(parse_record, raws)]
+    (update, _daily) = plan_snapshots([(r, c) for r, c in pairs if c], CONFIG)
+    source = next(iter(update.by_source))
+    later = update.pending({source: "101".zfill(40)})
+    assert later.totals() == ({"rpm": 1}, 1)
+    assert later.records() == ["102"]
+    assert update.pending({source: "102".zfill(40)}).by_source == {}
+
+
+def test_shards_of_one_bucket_feed_the_same_snapshot_as_separate_sources() -> None:
+    raws = [bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, shard=shard) for shard in (0, 1)]
+    pairs = [(r, decode_change(r, CONFIG)) for r in map(parse_record, raws)]
+    hourly = plan_snapshots([(r, c) for r, c in pairs if c], CONFIG)[0]
+    assert len(hourly.by_source) == 2
+    assert hourly.totals() == ({"rpm": 2}, 2)
+
+
+def test_numbers_in_the_image_other_than_counters_do_not_matter() -> None:
+    raw = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, extra={"shard_count": n(4)})
+    assert set(decode(raw).millis) == {"rpm"}
