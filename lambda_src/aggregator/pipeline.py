@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from .archiver import (
     CONTENT_ENCODING,
@@ -25,20 +25,40 @@ from .archiver import (
 )
 from .config import AggregatorConfig
 from .errors import MalformedRecordError, StoreError
-from .processor import CounterChange, decode_change, is_source_record, plan_snapshots
+from .processor import (
+    CounterChange,
+    SnapshotUpdate,
+    decode_change,
+    is_source_record,
+    plan_snapshots,
+)
 from .records import StreamRecord, parse_record
-from .refill import BucketState, bucket_state, merge_states, plan_refill
-from .stores import ArchiveStore, BucketStore, SnapshotStore
+from .refill import BucketState, RefillPlan, bucket_state, merge_states, plan_refill
 
 logger = logging.getLogger(__name__)
 
 
+class SnapshotWriter(Protocol):
+    def apply(self, update: SnapshotUpdate) -> int: ...
+
+
+class RefillWriter(Protocol):
+    def refill(self, plan: RefillPlan) -> bool: ...
+
+
+class ArchiveWriter(Protocol):
+    def put(self, key: str, body: bytes, *, content_type: str,
+            content_encoding: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Stores:
-    snapshots: SnapshotStore
-    buckets: BucketStore | None
+    """The ports a batch writes through (``stores.py`` has the DynamoDB/S3 adapters)."""
+
+    snapshots: SnapshotWriter
+    buckets: RefillWriter | None
     """None when refill is off."""
-    archive: ArchiveStore | None
+    archive: ArchiveWriter | None
     """None when archival is off."""
 
 

@@ -2,11 +2,11 @@ import gzip
 import json
 
 import pytest
-
 from aggregator.archiver import build_objects, encode_jsonl, extract_line, is_archivable
 from aggregator.config import AggregatorConfig
 from aggregator.errors import MalformedRecordError
 from aggregator.records import parse_record
+
 from tests.factories import NS, audit_image, audit_removal, bucket_record, stream_record
 
 CONFIG = AggregatorConfig()
@@ -63,7 +63,8 @@ def test_objects_are_partitioned_by_each_events_own_day_with_record_derived_keys
     ]
     first_day = [json.loads(x) for x in gzip.decompress(objects[0].body).splitlines()]
     assert [x["event_id"] for x in first_day] == ["E0", "E2"]
-    assert ":" not in objects[0].key and "+" not in objects[0].key
+    assert ":" not in objects[0].key
+    assert "+" not in objects[0].key
 
 
 def test_an_unreadable_event_timestamp_falls_back_to_the_removal_time_not_the_clock() -> None:

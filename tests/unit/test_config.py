@@ -1,10 +1,9 @@
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from aggregator.config import AggregatorConfig
 from aggregator.errors import ConfigError
 from aggregator.windows import Window
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_defaults_follow_the_reviewed_aggregator() -> None:

@@ -2,11 +2,10 @@ import base64
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from aggregator.ddb_json import get_integer, get_string, to_plain
 from aggregator.errors import MalformedRecordError
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_all_scalar_and_container_types_become_plain_json_values() -> None:

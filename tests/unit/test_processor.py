@@ -1,15 +1,16 @@
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from aggregator.config import AggregatorConfig
 from aggregator.errors import MalformedRecordError
 from aggregator.processor import decode_change, plan_snapshots, whole_tokens
 from aggregator.records import parse_record
 from aggregator.windows import Window
+from hypothesis import given
+from hypothesis import strategies as st
+
 from tests.factories import NS, bucket_record, n
 
 CONFIG = AggregatorConfig()
@@ -87,7 +88,7 @@ def test_fractions_are_never_lost_across_records(steps: Sequence[int]) -> None:
     for step in steps:
         totals.append(totals[-1] + step)
     counted = sum(whole_tokens({"x": (a, b)}, 1000).get("x", 0)
-                  for a, b in zip(totals, totals[1:], strict=False))
+                  for a, b in itertools.pairwise(totals))
     assert counted == totals[-1] // 1000
 
 

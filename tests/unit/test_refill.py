@@ -1,11 +1,10 @@
 from typing import Any
 
+from aggregator.records import parse_record
+from aggregator.refill import BucketState, LimitState, bucket_state, drip, merge_states, plan_refill
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.records import parse_record
-from aggregator.refill import BucketState, LimitState, bucket_state, drip, merge_states, \
-    plan_refill
 from tests.factories import bucket_record, n
 
 NOW = 1_700_000_060_000  # one minute after the factories' rf
@@ -35,7 +34,8 @@ def test_drip_never_exceeds_the_ceiling_nor_lowers_the_balance(
 ) -> None:
     after = drip(tokens, refilled_at=0, now_ms=elapsed, ceiling=10**6, amount=amount,
                  period_ms=60_000)
-    assert after <= max(tokens, 10**6) and after >= min(tokens, 10**6)
+    assert after <= max(tokens, 10**6)
+    assert after >= min(tokens, 10**6)
 
 
 def test_a_bucket_that_cannot_cover_the_batch_demand_is_refilled() -> None:

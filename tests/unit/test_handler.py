@@ -1,0 +1,78 @@
+import json
+import logging
+from typing import Any
+
+import boto3
+import pytest
+from aggregator.handler import build_runtime, handle
+from aggregator.logs import JsonFormatter, configure_logging
+from botocore.stub import Stubber
+
+from tests.factories import bucket_record
+
+
+def ddb() -> Any:
+    return boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
+def test_no_s3_client_is_built_when_archival_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[str] = []
+    real = ddb()
+
+    def client(service: str, **_: Any) -> Any:
+        built.append(service)
+        return real
+
+    monkeypatch.setattr(boto3, "client", client)
+    runtime = build_runtime({"ENABLE_ARCHIVAL": "true", "ARCHIVE_BUCKET_NAME": ""})
+    assert built == ["dynamodb"]
+    assert runtime.stores.archive is None
+    build_runtime({"ENABLE_ARCHIVAL": "true", "ARCHIVE_BUCKET_NAME": "b"})
+    assert built == ["dynamodb", "dynamodb", "s3"]
+
+
+def test_an_empty_batch_returns_at_once_without_any_call() -> None:
+    client = ddb()
+    with Stubber(client) as stub:
+        runtime = build_runtime({}, dynamodb=client)
+        assert handle({"Records": []}, runtime, now_ms=0) == {"batchItemFailures": []}
+        assert handle({}, runtime, now_ms=0) == {"batchItemFailures": []}
+        stub.assert_no_pending_responses()
+
+
+def test_start_and_completion_are_logged_as_json_with_processing_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = ddb()
+    runtime = build_runtime({"ENABLE_REFILL": "false"}, dynamodb=client)
+    with Stubber(client) as stub:
+        stub.add_response("update_item", {})
+        stub.add_response("update_item", {})
+        record = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000})
+        assert handle({"Records": [record]}, runtime, now_ms=0) == {"batchItemFailures": []}
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    started, completed = lines[0], lines[-1]
+    assert started["message"] == "batch started"
+    assert started["record_count"] == 1
+    assert completed["message"] == "batch completed"
+    assert completed["snapshot_writes"] == 2
+    assert isinstance(completed["processing_time_ms"], float)
+    for entry in lines:
+        assert {"timestamp", "level", "logger", "message"} <= entry.keys()
+
+
+def test_errors_carry_the_traceback_in_an_exception_field() -> None:
+    error = ValueError("boom")
+    record = logging.LogRecord("aggregator.x", logging.ERROR, "f", 1, "failed", (),
+                               exc_info=(ValueError, error, None))
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["level"] == "ERROR"
+    assert "ValueError: boom" in entry["exception"]
+
+
+def test_configuring_logging_twice_keeps_one_handler() -> None:
+    logger = configure_logging("INFO")
+    configure_logging("DEBUG")
+    assert len(logger.handlers) == 1
+    assert logger.level == logging.DEBUG

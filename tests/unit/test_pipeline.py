@@ -1,0 +1,132 @@
+"""The batch pipeline with in-memory stores: failures, skips and what is reported."""
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from aggregator.config import AggregatorConfig
+from aggregator.errors import StoreError
+from aggregator.pipeline import Stores, process_batch
+from aggregator.processor import SnapshotUpdate
+from aggregator.refill import RefillPlan
+
+from tests.factories import audit_removal, bucket_record
+
+CONFIG = AggregatorConfig(archive_bucket_name="archive")
+NOW = 1_700_000_060_000
+
+
+class FakeSnapshots:
+    def __init__(self, failing_entity: str = "") -> None:
+        self.applied: list[SnapshotUpdate] = []
+        self.failing_entity = failing_entity
+
+    def apply(self, update: SnapshotUpdate) -> int:
+        if update.key.entity == self.failing_entity:
+            raise StoreError("throttled", retryable=True, code="ThrottlingException")
+        self.applied.append(update)
+        return 0
+
+
+class FakeArchive:
+    def __init__(self, fail: bool = False) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.fail = fail
+
+    def put(self, key: str, body: bytes, *, content_type: str, content_encoding: str) -> None:
+        if self.fail:
+            raise StoreError("s3 down", retryable=True, code="SlowDown")
+        assert (content_type, content_encoding) == ("application/x-ndjson", "gzip")
+        self.objects[key] = body
+
+
+class FakeBuckets:
+    def __init__(self, outcome: bool | Exception = True) -> None:
+        self.plans: list[RefillPlan] = []
+        self.outcome = outcome
+
+    def refill(self, plan: RefillPlan) -> bool:
+        self.plans.append(plan)
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+def run(records: list[dict[str, Any]], *, snapshots: Any = None, archive: Any = None,
+        buckets: Any = None) -> Any:
+    stores = Stores(snapshots=snapshots or FakeSnapshots(), buckets=buckets,
+                    archive=archive)
+    with ThreadPoolExecutor(4) as pool:
+        return process_batch(records, config=CONFIG, stores=stores, pool=pool, now_ms=NOW)
+
+
+def test_a_malformed_record_is_logged_with_its_id_and_the_rest_is_processed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bad = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, sequence="200")
+    bad["dynamodb"]["NewImage"]["b_rpm_tc"] = {"N": "lots"}
+    good = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, entity="user-2", sequence="201")
+    snapshots = FakeSnapshots()
+    result = run([bad, good], snapshots=snapshots)
+    assert result.skipped_malformed == 1
+    assert {u.key.entity for u in snapshots.applied} == {"user-2"}
+    assert result.response() == {"batchItemFailures": []}
+    (entry,) = [r for r in caplog.records if r.getMessage() == "skipped malformed record"]
+    assert entry.levelno == logging.WARNING
+    assert entry.event_id == "evt-200"  # type: ignore[attr-defined]
+    assert "not a whole DynamoDB number" in entry.reason  # type: ignore[attr-defined]
+
+
+def test_a_failed_snapshot_write_reports_the_lowest_record_it_carried() -> None:
+    records = [
+        bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, entity="ok", sequence="300"),
+        bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, entity="bad", sequence="301"),
+        bucket_record("MODIFY", {"rpm": 1000}, {"rpm": 2000}, entity="bad", sequence="302"),
+    ]
+    result = run(records, snapshots=FakeSnapshots(failing_entity="bad"))
+    assert result.response() == {"batchItemFailures": [{"itemIdentifier": "301"}]}
+    assert result.failed_writes == 2  # hourly and daily items of "bad"
+
+
+def test_an_archive_failure_does_not_stop_snapshots_and_fails_only_its_records() -> None:
+    records = [bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, sequence="400"),
+               audit_removal(sequence="401")]
+    snapshots = FakeSnapshots()
+    result = run(records, snapshots=snapshots, archive=FakeArchive(fail=True))
+    assert len(snapshots.applied) == 2
+    assert result.response() == {"batchItemFailures": [{"itemIdentifier": "401"}]}
+
+
+def test_audit_removals_are_archived_and_counted() -> None:
+    archive = FakeArchive()
+    result = run([audit_removal(sequence="500"), audit_removal(sequence="501")],
+                 archive=archive)
+    assert result.archived_records == 2
+    assert result.archive_objects == 1
+    assert len(archive.objects) == 1
+
+
+def test_refill_failures_are_counted_but_never_fail_the_batch() -> None:
+    record = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 10**6}, tk={"rpm": 0})
+    buckets = FakeBuckets(StoreError("throttled", retryable=True))
+    result = run([record], buckets=buckets)
+    assert len(buckets.plans) == 1
+    assert result.refills_failed == 1
+    assert result.response() == {"batchItemFailures": []}
+
+
+def test_one_refill_per_bucket_per_batch() -> None:
+    records = [bucket_record("MODIFY", {"rpm": i * 10**5}, {"rpm": (i + 1) * 10**5},
+                             tk={"rpm": 0}, sequence=str(600 + i)) for i in range(5)]
+    buckets = FakeBuckets()
+    result = run(records, buckets=buckets)
+    assert len(buckets.plans) == 1
+    assert result.refills_written == 1
+
+
+def test_records_of_other_items_are_ignored_not_skipped() -> None:
+    other = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1})
+    other["dynamodb"]["Keys"]["PK"] = {"S": "ns/ENTITY#user-1"}
+    result = run([other])
+    assert (result.ignored, result.skipped_malformed) == (1, 0)
