@@ -1,8 +1,19 @@
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
 from aggregator.logs import PACKAGE_LOGGER
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fake credentials for every client, so no test can ever reach a real account."""
+    os.environ.update({
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+    })
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(autouse=True)
