@@ -10,6 +10,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
+import warnings
 from types import TracebackType
 from typing import Any, Self
 
@@ -65,6 +66,11 @@ class MotoServer:
             raise RuntimeError("MotoServer is already running")
         if self._quiet:
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
+            # moto says, per template, which resource types it skips; the deployer
+            # reports them once, in DeployedStack.skipped_resources.
+            logging.getLogger("moto").setLevel(logging.ERROR)
+            warnings.filterwarnings("ignore", message="Tried to parse AWS::",
+                                    category=UserWarning)
         # Port 0: the OS picks a free port when the socket binds, so there is no race
         # between choosing a port and using it.
         server = ThreadedMotoServer(ip_address=_LOOPBACK, port=0, verbose=False)
