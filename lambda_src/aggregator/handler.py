@@ -19,6 +19,7 @@ from botocore.config import Config
 
 from .config import AggregatorConfig
 from .logs import configure_logging
+from .metrics import emf_line
 from .pipeline import Stores, process_batch
 from .stores import ArchiveStore, BucketStore, SnapshotStore
 
@@ -30,6 +31,8 @@ class Runtime:
     config: AggregatorConfig
     stores: Stores
     pool: ThreadPoolExecutor
+    function_name: str
+    """Dimension of the batch metrics (Lambda's AWS_LAMBDA_FUNCTION_NAME)."""
 
 
 def build_runtime(env: Mapping[str, str], *, dynamodb: Any = None, s3: Any = None) -> Runtime:
@@ -52,7 +55,8 @@ def build_runtime(env: Mapping[str, str], *, dynamodb: Any = None, s3: Any = Non
         archive=ArchiveStore(s3, config.archive_bucket_name) if config.archival_enabled else None,
     )
     pool = ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="aggregator")
-    return Runtime(config=config, stores=stores, pool=pool)
+    return Runtime(config=config, stores=stores, pool=pool,
+                   function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", "local"))
 
 
 _runtime: Runtime | None = None
@@ -81,4 +85,6 @@ def handle(event: Mapping[str, Any], runtime: Runtime, *, now_ms: int) -> dict[s
         **result.summary(), "processing_time_ms": elapsed_ms,
         "first_failed_sequence_number": result.first_failure,
     })
+    print(emf_line(result.summary(), elapsed_ms, function_name=runtime.function_name,
+                   timestamp_ms=now_ms), flush=True)
     return result.response()

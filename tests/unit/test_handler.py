@@ -51,7 +51,8 @@ def test_start_and_completion_are_logged_as_json_with_processing_time(
         stub.add_response("update_item", {})
         record = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000})
         assert handle({"Records": [record]}, runtime, now_ms=0) == {"batchItemFailures": []}
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if '"_aws"' not in line]
     started, completed = lines[0], lines[-1]
     assert started["message"] == "batch started"
     assert started["record_count"] == 1
@@ -76,3 +77,29 @@ def test_configuring_logging_twice_keeps_one_handler() -> None:
     configure_logging("DEBUG")
     assert len(logger.handlers) == 1
     assert logger.level == logging.DEBUG
+
+
+def test_each_batch_emits_its_metrics_in_embedded_metric_format(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = ddb()
+    runtime = build_runtime({"ENABLE_REFILL": "false", "AWS_LAMBDA_FUNCTION_NAME": "agg"},
+                            dynamodb=client)
+    bad = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000})
+    del bad["dynamodb"]["SequenceNumber"]
+    with Stubber(client) as stub:
+        stub.add_response("update_item", {})
+        stub.add_response("update_item", {})
+        handle({"Records": [bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}), bad]},
+               runtime, now_ms=1_700_000_000_000)
+    (document,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+                   if '"_aws"' in line]
+    directive = document["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "StreamAggregator"
+    assert directive["Dimensions"] == [["FunctionName"]]
+    assert document["FunctionName"] == "agg"
+    assert document["_aws"]["Timestamp"] == 1_700_000_000_000
+    assert (document["RecordsProcessed"], document["RecordsSkipped"],
+            document["SnapshotWrites"], document["FailedWrites"]) == (2, 1, 2, 0)
+    names = {m["Name"] for m in directive["Metrics"]}
+    assert {"BatchDuration", "RecordsSkipped", "FailedWrites"} <= names
