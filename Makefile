@@ -40,5 +40,8 @@ test: setup
 	$(PY) -m mypy
 	$(PY) -m pytest
 
+bench: setup
+	$(PY) -m bench
+
 clean:
 	rm -rf $(VENV) $(STAMPS) node_modules cdk.out

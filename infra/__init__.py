@@ -1,6 +1,7 @@
 """CDK constructs and stacks of the stream aggregator."""
 
+from infra.alarms import AlarmThresholds
 from infra.stacks.aggregator_stack import AggregatorStack
 from infra.stream_aggregator import StreamAggregator
 
-__all__ = ["AggregatorStack", "StreamAggregator"]
+__all__ = ["AggregatorStack", "AlarmThresholds", "StreamAggregator"]

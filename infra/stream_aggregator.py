@@ -1,4 +1,4 @@
-"""``StreamAggregator``: a DynamoDB stream, the aggregator Lambda, its DLQ and archive bucket.
+"""``StreamAggregator``: a DynamoDB stream, the aggregator Lambda, its DLQ, archive and alarms.
 
 Everything the construct builds is a public attribute (the escape hatch). Secure defaults
 live in one place, :data:`DEFAULTS`; for the archive bucket they are merged in a fixed
@@ -8,6 +8,16 @@ The Lambda's environment is :meth:`AggregatorConfig.to_env` of the config the ca
 passes, with the three resource names (``TABLE_NAME``, ``SNAPSHOT_TABLE_NAME``,
 ``ARCHIVE_BUCKET_NAME``) replaced by the names of the actual resources, so the same
 validated object drives synth and the function.
+
+Logging: the function's log format is Lambda's *Text* format, on purpose. The handler
+already writes one JSON object per line to stdout (its own logs) plus one CloudWatch
+embedded-metric-format (EMF) line per batch; in Text format Lambda passes both through
+unchanged, so Logs Insights parses the JSON and CloudWatch extracts the EMF metrics. Lambda's
+JSON format would add nothing for those lines (a Python runtime only re-formats records
+of the root logger, and the package logger does not propagate to it), but its application
+log-level filter treats every stdout JSON line without a ``level`` field, which is every
+EMF line, as INFO: an application log level of WARN or ERROR would silently drop the
+metrics the alarms read.
 """
 
 from __future__ import annotations
@@ -15,30 +25,51 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aggregator
+import jsii
 from aggregator.config import ENV_NAMES, AggregatorConfig
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from infra.alarms import (
+    AlarmThresholds,
+    aggregator_metrics,
+    alarm_name,
+    alarm_specs,
+    create_alarms,
+)
+from infra.dashboard import create_dashboard
+from infra.filters import default_filters
+from infra.suppressions import skip_checkov
 
 HANDLER = "aggregator.handler.handler"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 """The newest Python runtime aws-cdk-lib 2.275 knows."""
-ARCHITECTURE = lambda_.Architecture.ARM_64
+LOGGING_FORMAT = lambda_.LoggingFormat.TEXT
+"""See the module docstring: keeps the handler's JSON lines and EMF lines intact."""
 _REQUIRED_STREAM_VIEW = "NEW_AND_OLD_IMAGES"
 _S3_ACCESS_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
+_STREAM_STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
+_DASHBOARD_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 @dataclass(frozen=True)
@@ -53,14 +84,24 @@ class StreamAggregatorDefaults:
 
     batch_size: int = 100
     max_batching_window: Duration = Duration.seconds(1)
+    starting_position: lambda_.StartingPosition = lambda_.StartingPosition.TRIM_HORIZON
     retry_attempts: int = 10
     max_record_age: Duration = Duration.hours(6)
     parallelization_factor: int = 1
     memory_size: int = 512
     timeout: Duration = Duration.seconds(60)
+    architecture: lambda_.Architecture = lambda_.Architecture.ARM_64
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     dlq_retention: Duration = Duration.days(14)
     """The longest SQS allows: time to notice, investigate and replay a failed batch."""
+    archive_infrequent_access_after: Duration = Duration.days(90)
+    """Archive objects move to S3 Standard-IA after this."""
+    archive_glacier_after: Duration = Duration.days(365)
+    """... and to Glacier Instant Retrieval (still readable by Athena) after this."""
+    noncurrent_version_expiration: Duration = Duration.days(30)
+    """Overwritten or deleted archive objects (and access logs) are kept this long."""
+    access_logs_expiration: Duration = Duration.days(365)
+    """Server access logs are deleted after this."""
 
 
 DEFAULTS = StreamAggregatorDefaults()
@@ -70,18 +111,38 @@ _SECURE_BUCKET_DEFAULTS: dict[str, Any] = {
     "enforce_ssl": True,
     "encryption": s3.BucketEncryption.S3_MANAGED,
     "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    "versioned": True,
     "removal_policy": RemovalPolicy.RETAIN,
 }
-"""Every bucket the construct creates; the archive bucket is also versioned."""
+"""Every bucket the construct creates (the archive bucket and its access-log bucket)."""
+
+
+def archive_lifecycle_rules() -> list[s3.LifecycleRule]:
+    """The archive bucket's default lifecycle: colder storage with age, old versions go."""
+    return [s3.LifecycleRule(
+        id="archive-tiering",
+        transitions=[
+            s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                          transition_after=DEFAULTS.archive_infrequent_access_after),
+            s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                          transition_after=DEFAULTS.archive_glacier_after),
+        ],
+        noncurrent_version_expiration=DEFAULTS.noncurrent_version_expiration,
+        abort_incomplete_multipart_upload_after=Duration.days(7),
+    )]
 
 
 class StreamAggregator(Construct):
-    """Consumes a table's stream with the aggregator Lambda.
+    """Consumes a table's stream with the aggregator Lambda, watched by alarms.
 
     Builds the function (with its own log group and a role holding only inline,
-    resource-scoped grants), an SQS dead-letter queue as the stream's on-failure
-    destination, the event source mapping and, when archival is on and no bucket was
-    passed, the archive bucket.
+    resource-scoped grants), a KMS key, an SQS dead-letter queue as the stream's
+    on-failure destination, the event source mapping, the archive bucket (when archival
+    is on and no bucket was passed), the alarms of :mod:`infra.alarms`, an SNS topic for
+    them (unless one was passed) and a dashboard.
+
+    The mapping uses no tumbling window: the aggregator keeps no state between
+    invocations (windows are computed from each record's own stream time).
 
     Attributes:
         function: the aggregator Lambda function.
@@ -91,6 +152,11 @@ class StreamAggregator(Construct):
         access_logs_bucket: where the new archive bucket's server access logs go; None
             when the caller passed the bucket or chose the log destination.
         log_group: the function's log group.
+        encryption_key: the KMS key of the dead-letter queue and of the alarm topic the
+            construct creates.
+        alarms: the alarms by short name (see :data:`infra.alarms.ALARM_KEYS`).
+        alarm_topic: the SNS topic the alarms notify.
+        dashboard: the CloudWatch dashboard.
     """
 
     def __init__(
@@ -100,42 +166,77 @@ class StreamAggregator(Construct):
         *,
         table: dynamodb.ITable,
         config: AggregatorConfig,
+        snapshot_table: dynamodb.ITable | None = None,
         archive_bucket: s3.IBucket | None = None,
         archive_bucket_props: s3.BucketProps | None = None,
         batch_size: int = DEFAULTS.batch_size,
         max_batching_window: Duration = DEFAULTS.max_batching_window,
+        starting_position: lambda_.StartingPosition = DEFAULTS.starting_position,
         retry_attempts: int = DEFAULTS.retry_attempts,
         max_record_age: Duration = DEFAULTS.max_record_age,
         parallelization_factor: int = DEFAULTS.parallelization_factor,
+        filters: Sequence[Mapping[str, Any]] | None = None,
         memory_size: int = DEFAULTS.memory_size,
         timeout: Duration = DEFAULTS.timeout,
+        architecture: lambda_.Architecture = DEFAULTS.architecture,
+        reserved_concurrency: int | None = None,
+        log_retention: logs.RetentionDays = DEFAULTS.log_retention,
+        alarm_thresholds: AlarmThresholds | None = None,
+        alarm_topic: sns.ITopic | None = None,
+        alarm_emails: Sequence[str] = (),
+        alarm_name_prefix: str | None = None,
+        dashboard_name: str | None = None,
     ) -> None:
         """Args:
-            table: the source table; its stream must be ``NEW_AND_OLD_IMAGES``. Snapshots
-                and refills are written back to it.
+            table: the source table, an existing ``ITable`` with a stream (for a table
+                defined in the same app, of view type ``NEW_AND_OLD_IMAGES``; an imported
+                one needs ``table_stream_arn``). Refills are written back to it.
             config: how records become snapshots and archive objects. Its
                 ``table_name``, ``snapshot_table_name`` and ``archive_bucket_name`` are
                 replaced in the function's environment by the actual resources' names;
                 ``enable_archival`` decides whether there is an archive bucket.
+            snapshot_table: where snapshot items go. Default: ``table``.
             archive_bucket: an existing bucket for the archive. Default: a new one.
             archive_bucket_props: props for the new archive bucket, merged over the
                 secure defaults (block public access, SSL only, S3-managed encryption,
                 ACLs disabled, versioned, retained, server access logs to a bucket of
-                its own). Not together with ``archive_bucket``.
+                its own, :func:`archive_lifecycle_rules`). Not together with
+                ``archive_bucket``; neither when ``config.enable_archival`` is false.
             batch_size: records per invocation, 1..10000. Default 100.
             max_batching_window: how long to gather a batch, 0..300 s. Default 1 s.
+            starting_position: ``TRIM_HORIZON`` (default: everything still in the
+                stream) or ``LATEST``.
             retry_attempts: retries of a failing batch, -1 (until the record expires)
                 ..10000. Default 10.
             max_record_age: records older than this go to the DLQ, 60 s..7 days.
                 Default 6 hours (see :class:`StreamAggregatorDefaults`).
             parallelization_factor: concurrent batches per shard, 1..10. Default 1.
+            filters: the mapping's filter criteria (``lambda_.FilterCriteria.filter``
+                results, at most 5). Default: :func:`infra.filters.default_filters` of
+                ``config`` (only the records the configuration uses invoke the
+                function); ``[]`` turns filtering off.
             memory_size: function memory in MB, 128..10240. Default 512.
             timeout: function timeout, 1..900 s. Default 60 s.
+            architecture: Default ``ARM_64``.
+            reserved_concurrency: reserved concurrent executions. Default: none (the
+                mapping runs at most shards x ``parallelization_factor`` at once).
+            log_retention: how long the function's logs are kept. Default one month.
+            alarm_thresholds: when the alarms fire. Default :class:`AlarmThresholds`
+                (the operations guide's critical levels).
+            alarm_topic: an existing SNS topic for the alarms. Default: a new topic,
+                encrypted with ``encryption_key``, SSL only.
+            alarm_emails: addresses subscribed to the new topic. Default none. Not
+                together with ``alarm_topic`` (subscribe to your own topic yourself).
+            alarm_name_prefix: alarm names are ``{prefix}-{key}``. Default
+                ``{stack name}-{construct_id}``.
+            dashboard_name: Default the alarm name prefix, with characters a dashboard
+                name cannot hold replaced by ``-``.
 
         Raises:
             ValueError: a prop is out of range, both archive arguments were given, an
-                archive argument was given with archival off, or the table has no stream
-                (or, for a table defined in this app, a stream without old and new images).
+                archive argument was given with archival off, both ``alarm_topic`` and
+                ``alarm_emails`` were given, or the table has no stream (or, for a
+                table defined in this app, a stream without old and new images).
         """
         super().__init__(scope, construct_id)
         # Access logs are delivered under a bucket policy, not an ACL: the log bucket
@@ -145,9 +246,16 @@ class StreamAggregator(Construct):
         _check_range("retry_attempts", retry_attempts, -1, 10_000)
         _check_range("parallelization_factor", parallelization_factor, 1, 10)
         _check_range("memory_size", memory_size, 128, 10_240)
+        if reserved_concurrency is not None:
+            _check_range("reserved_concurrency", reserved_concurrency, 1, 100_000)
         _check_seconds("max_batching_window", max_batching_window, 0, 300)
         _check_seconds("max_record_age", max_record_age, 60, 604_800)
         _check_seconds("timeout", timeout, 1, 900)
+        if starting_position.value not in _STREAM_STARTING_POSITIONS:
+            raise ValueError(
+                f"starting_position must be TRIM_HORIZON or LATEST for a DynamoDB stream, "
+                f"got {starting_position.value}"
+            )
         if archive_bucket is not None and archive_bucket_props is not None:
             raise ValueError(
                 "archive_bucket and archive_bucket_props are mutually exclusive: pass an "
@@ -158,7 +266,19 @@ class StreamAggregator(Construct):
                 "archive_bucket/archive_bucket_props given but config.enable_archival is "
                 "false: enable archival or drop the bucket argument"
             )
+        if alarm_topic is not None and alarm_emails:
+            raise ValueError(
+                "alarm_topic and alarm_emails are mutually exclusive: the construct "
+                "subscribes e-mails only to the topic it creates; subscribe them to your "
+                "own topic yourself"
+            )
+        for email in alarm_emails:
+            if not isinstance(email, str) or not _EMAIL.fullmatch(email):
+                raise ValueError(f"alarm_emails: {email!r} is not an e-mail address")
+        thresholds = alarm_thresholds or AlarmThresholds()
         stream_arn = _require_stream(table)
+        prefix = self._alarm_name_prefix(alarm_name_prefix, construct_id)
+        dashboard = _dashboard_name(dashboard_name, prefix)
 
         self.archive_bucket: s3.IBucket | None = None
         self.access_logs_bucket: s3.IBucket | None = None
@@ -167,10 +287,18 @@ class StreamAggregator(Construct):
                 archive_bucket_props
             )
 
+        self.encryption_key = kms.Key(
+            self,
+            "Key",
+            description="Stream aggregator: dead-letter queue and alarm topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
         self.dead_letter_queue = sqs.Queue(
             self,
             "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.encryption_key,
             enforce_ssl=True,
             retention_period=DEFAULTS.dlq_retention,
         )
@@ -182,7 +310,7 @@ class StreamAggregator(Construct):
         self.log_group = logs.LogGroup(
             self,
             "LogGroup",
-            retention=DEFAULTS.log_retention,
+            retention=log_retention,
             removal_policy=RemovalPolicy.RETAIN,
         )
         role = iam.Role(
@@ -195,23 +323,25 @@ class StreamAggregator(Construct):
             self,
             "Function",
             runtime=RUNTIME,
-            architecture=ARCHITECTURE,
+            architecture=architecture,
             handler=HANDLER,
             code=lambda_.Code.from_asset(str(stage_lambda_asset())),
             memory_size=memory_size,
             timeout=timeout,
+            reserved_concurrent_executions=reserved_concurrency,
             role=role,
             log_group=self.log_group,
-            environment=self._environment(config, table),
+            logging_format=LOGGING_FORMAT,
+            environment=self._environment(config, table, snapshot_table),
             description="Aggregates DynamoDB stream records into snapshots and an archive",
         )
-        self._grant(table, config)
+        self._grant(table, snapshot_table, config)
         self.event_source_mapping = lambda_.EventSourceMapping(
             self,
             "EventSourceMapping",
             target=self.function,
             event_source_arn=stream_arn,
-            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+            starting_position=starting_position,
             batch_size=batch_size,
             max_batching_window=max_batching_window,
             bisect_batch_on_error=True,
@@ -219,10 +349,62 @@ class StreamAggregator(Construct):
             retry_attempts=retry_attempts,
             max_record_age=max_record_age,
             parallelization_factor=parallelization_factor,
-            on_failure=event_sources.SqsDlq(self.dead_letter_queue),
+            filters=default_filters(config) if filters is None else list(filters) or None,
+            on_failure=SqsOnFailureDestination(self.dead_letter_queue),
         )
         # The mapping is validated against the role's permissions when it is created.
         self.event_source_mapping.node.add_dependency(role)
+        self._skip_checkov(reserved_concurrency)
+
+        self.alarm_topic: sns.ITopic = alarm_topic or self._new_alarm_topic(alarm_emails)
+        metrics = aggregator_metrics(self.function, self.dead_letter_queue)
+        specs = alarm_specs(metrics, thresholds, timeout)
+        self.alarms: dict[str, cloudwatch.Alarm] = create_alarms(
+            self, specs, name_prefix=prefix, topic=self.alarm_topic
+        )
+        self.dashboard = create_dashboard(
+            self, "Dashboard", dashboard_name=dashboard, metrics=metrics, specs=specs,
+            alarm_names={key: alarm_name(prefix, key) for key in self.alarms},
+        )
+
+    def _alarm_name_prefix(self, given: str | None, construct_id: str) -> str:
+        if given is not None:
+            if not given or Token.is_unresolved(given) or len(given) > 200:
+                raise ValueError(
+                    f"alarm_name_prefix must be a plain string of 1 to 200 characters, "
+                    f"got {given!r}"
+                )
+            return given
+        stack_name = Stack.of(self).stack_name
+        if Token.is_unresolved(stack_name):
+            raise ValueError(
+                "the stack name is not known at synth: pass alarm_name_prefix so the "
+                "alarm names are stable"
+            )
+        return f"{stack_name}-{construct_id}"
+
+    def _new_alarm_topic(self, emails: Sequence[str]) -> sns.Topic:
+        """An SSL-only topic under the construct's key, which CloudWatch may use."""
+        topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name="Stream aggregator alarms",
+            master_key=self.encryption_key,
+            enforce_ssl=True,
+        )
+        # CloudWatch publishes alarm notifications with its own service principal; an
+        # encrypted topic needs it to be allowed to use the key (an AWS-managed SNS key
+        # cannot grant that, hence the construct's own key).
+        self.encryption_key.add_to_resource_policy(iam.PolicyStatement(
+            sid="AllowCloudWatchAlarmsToPublish",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey"],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+        ))
+        for email in emails:
+            topic.add_subscription(subscriptions.EmailSubscription(email))
+        return topic
 
     def _new_archive_bucket(self, props: s3.BucketProps | None) -> s3.Bucket:
         """Secure defaults, then the caller's props over them (overrides are allowed).
@@ -230,10 +412,22 @@ class StreamAggregator(Construct):
         Unless the caller chose an access-log destination, server access logs go to a
         bucket of their own (as AWS Solutions Constructs do by default).
         """
-        kwargs: dict[str, Any] = {**_SECURE_BUCKET_DEFAULTS, "versioned": True}
+        kwargs: dict[str, Any] = {
+            **_SECURE_BUCKET_DEFAULTS,
+            "lifecycle_rules": archive_lifecycle_rules(),
+        }
         user = _struct_kwargs(props)
         if "server_access_logs_bucket" not in user:
-            logs_bucket = s3.Bucket(self, "AccessLogsBucket", **_SECURE_BUCKET_DEFAULTS)
+            logs_bucket = s3.Bucket(
+                self,
+                "AccessLogsBucket",
+                **_SECURE_BUCKET_DEFAULTS,
+                lifecycle_rules=[s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=DEFAULTS.access_logs_expiration,
+                    noncurrent_version_expiration=DEFAULTS.noncurrent_version_expiration,
+                )],
+            )
             Validations.of(logs_bucket).acknowledge(Acknowledgment(
                 id="AwsSolutions-S1",
                 reason="This is the archive bucket's server access log destination; "
@@ -245,35 +439,52 @@ class StreamAggregator(Construct):
         kwargs.update(user)
         return s3.Bucket(self, "ArchiveBucket", **kwargs)
 
-    def _environment(self, config: AggregatorConfig, table: dynamodb.ITable) -> dict[str, str]:
+    def _environment(
+        self,
+        config: AggregatorConfig,
+        table: dynamodb.ITable,
+        snapshot_table: dynamodb.ITable | None,
+    ) -> dict[str, str]:
         env = config.to_env()
         env[ENV_NAMES["table_name"]] = table.table_name
-        env[ENV_NAMES["snapshot_table_name"]] = table.table_name
+        env[ENV_NAMES["snapshot_table_name"]] = (snapshot_table or table).table_name
         env[ENV_NAMES["archive_bucket_name"]] = (
             self.archive_bucket.bucket_name if self.archive_bucket else ""
         )
         return env
 
-    def _grant(self, table: dynamodb.ITable, config: AggregatorConfig) -> None:
+    def _grant(
+        self,
+        table: dynamodb.ITable,
+        snapshot_table: dynamodb.ITable | None,
+        config: AggregatorConfig,
+    ) -> None:
         """Least privilege, inline only.
 
         ``grant_stream_read`` includes ``dynamodb:ListStreams`` on ``*``: that action has
         no resource-level permissions, and Lambda checks for it when the mapping is
-        created. Every other DynamoDB action is scoped to this table and its stream.
+        created. Every other DynamoDB action is scoped to one table and its stream, and
+        only the items' table, not its indexes (items are read and written by key):
+        ``GetItem``/``UpdateItem`` on the snapshot table, ``UpdateItem`` on the source
+        table for refills (none when refill is off).
         """
         role = self.function.role
         assert role is not None  # the construct always passes its own role
         table.grant_stream_read(self.function)
         self._acknowledge(role, "*", "dynamodb:ListStreams has no resource-level "
                           "permissions; Lambda checks for it when the mapping is created.")
-        # The table only, not its indexes: items are read and written by primary key.
-        iam.Grant.add_to_principal(
-            grantee=self.function,
-            actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
-            resource_arns=[table.table_arn],
-        )
-        if table.encryption_key is not None:
-            table.encryption_key.grant_encrypt_decrypt(self.function)
+        writes: list[tuple[dynamodb.ITable, list[str]]] = [
+            (snapshot_table or table, ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+        ]
+        if config.enable_refill and snapshot_table is not None:
+            # (without a snapshot table, the grant above already covers the source table)
+            writes.append((table, ["dynamodb:UpdateItem"]))
+        for target, actions in writes:
+            iam.Grant.add_to_principal(
+                grantee=self.function, actions=actions, resource_arns=[target.table_arn]
+            )
+            if target.encryption_key is not None:
+                target.encryption_key.grant_encrypt_decrypt(self.function)
         self.log_group.grant_write(self.function)
         bucket = self.archive_bucket
         if bucket is not None:
@@ -286,6 +497,28 @@ class StreamAggregator(Construct):
             if bucket.encryption_key is not None:
                 bucket.encryption_key.grant_encrypt(self.function)
 
+    def _skip_checkov(self, reserved_concurrency: int | None) -> None:
+        """The checkov findings this design does not follow, each with its reason."""
+        function = self.function
+        skip_checkov(function, "CKV_AWS_116", "Invoked by a DynamoDB stream event source "
+                     "mapping, not asynchronously: failed batches go to the mapping's "
+                     "on-failure destination (the SQS dead-letter queue).")
+        skip_checkov(function, "CKV_AWS_117", "Calls only AWS APIs (DynamoDB, S3) over "
+                     "TLS with IAM auth; a VPC would add NAT or endpoints and no isolation.")
+        skip_checkov(function, "CKV_AWS_173", "The environment holds the aggregator's "
+                     "configuration only, no secrets; Lambda encrypts it at rest.")
+        if reserved_concurrency is None:
+            skip_checkov(function, "CKV_AWS_115", "Concurrency is bounded by the stream: "
+                         "shards x parallelization_factor. A reservation below that "
+                         "throttles the stream; set reserved_concurrency to cap it.")
+        skip_checkov(self.log_group, "CKV_AWS_158", "Operational JSON logs without "
+                     "secrets; CloudWatch Logs encrypts them at rest. A KMS key would need "
+                     "a key-policy grant to the Logs service and could stop logging.")
+        if self.access_logs_bucket is not None:
+            skip_checkov(self.access_logs_bucket, "CKV_AWS_18", "This is the archive "
+                         "bucket's server access log destination; logging it into itself "
+                         "would loop.")
+
     @staticmethod
     def _acknowledge(role: iam.IRole, resource: str, reason: str) -> None:
         """Acknowledge cdk-nag's IAM5 finding for one wildcard resource of ``role``."""
@@ -294,6 +527,41 @@ class StreamAggregator(Construct):
             Validations.of(role).acknowledge(Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::{rendered}]", reason=reason
             ))
+
+
+def _dashboard_name(given: str | None, prefix: str) -> str:
+    name = given if given is not None else re.sub(r"[^A-Za-z0-9_-]", "-", prefix)
+    if not _DASHBOARD_NAME.fullmatch(name):
+        raise ValueError(
+            f"dashboard_name must be 1 to 255 letters, digits, '-' or '_', got {name!r}"
+        )
+    return name
+
+
+@jsii.implements(lambda_.IEventSourceDlq)
+class SqsOnFailureDestination:
+    """An SQS on-failure destination granting only what sending to it needs.
+
+    CDK's ``SqsDlq`` grants ``sqs:GetQueueAttributes``/``GetQueueUrl`` and, for a
+    KMS-encrypted queue, ``kms:Encrypt``, ``kms:ReEncrypt*`` and ``kms:GenerateDataKey*``.
+    The mapping only sends: ``sqs:SendMessage`` on the queue, plus ``kms:GenerateDataKey``
+    and ``kms:Decrypt`` on its key.
+    """
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self.queue = queue
+
+    def bind(
+        self, target: lambda_.IEventSourceMapping, target_handler: lambda_.IFunction
+    ) -> lambda_.DlqDestinationConfig:
+        iam.Grant.add_to_principal(
+            grantee=target_handler, actions=["sqs:SendMessage"],
+            resource_arns=[self.queue.queue_arn],
+        )
+        key = self.queue.encryption_master_key
+        if key is not None:
+            key.grant(target_handler, "kms:GenerateDataKey", "kms:Decrypt")
+        return lambda_.DlqDestinationConfig(destination=self.queue.queue_arn)
 
 
 def _require_stream(table: dynamodb.ITable) -> str:

@@ -60,7 +60,7 @@ class MappingReport:
 class LocalEventSourceMapping:
     def __init__(
         self,
-        streams: DynamoDBStreamsClient,
+        streams: DynamoDBStreamsClient | None,
         stream_arn: str,
         invoke: Invoke,
         *,
@@ -86,13 +86,29 @@ class LocalEventSourceMapping:
     def drain(self) -> MappingReport:
         """Deliver every record in the stream after the checkpoints, shard by shard."""
         for shard_id, records in self._read_shards():
-            for start in range(0, len(records), self._settings.batch_size):
-                batch = records[start:start + self._settings.batch_size]
-                self._deliver(shard_id, batch, retries_used=0)
-                self._checkpoints[shard_id] = batch[-1]["dynamodb"]["SequenceNumber"]
+            self.deliver(shard_id, records)
+            self._checkpoints[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
         return self.report
 
+    def deliver(self, shard_id: str, records: Sequence[dict[str, Any]]) -> MappingReport:
+        """Deliver one shard's Lambda-shaped records in batches, as the mapping would."""
+        for batch in self.batches(records):
+            self._deliver(shard_id, batch, retries_used=0)
+        return self.report
+
+    def batches(self, records: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]]:
+        """How records are cut into batches; a subclass may cut them differently."""
+        size = self._settings.batch_size
+        for start in range(0, len(records), size):
+            yield records[start:start + size]
+
+    def invoke(self, batch: Sequence[dict[str, Any]]) -> Mapping[str, Any] | None:
+        """One invocation; a subclass may deliver the same batch more than once."""
+        return self._invoke({"Records": list(batch)})
+
     def _read_shards(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        if self._streams is None:
+            raise RuntimeError("no streams client: use deliver() with records instead")
         description = self._streams.describe_stream(StreamArn=self._stream_arn)
         for shard in description["StreamDescription"]["Shards"]:
             shard_id = shard["ShardId"]
@@ -145,7 +161,7 @@ class LocalEventSourceMapping:
             self.report.invocations += 1
             self.report.batch_sizes.append(len(pending))
             try:
-                response = self._invoke({"Records": pending})
+                response = self.invoke(pending)
             except Exception:  # noqa: BLE001 - any exception is what Lambda calls a function error
                 self.report.function_errors += 1
                 if self._exhausted(retries_used):

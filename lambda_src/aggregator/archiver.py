@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from .config import AggregatorConfig
@@ -92,11 +93,14 @@ def build_objects(lines: Iterable[ArchiveLine], prefix: str) -> list[ArchiveObje
     return objects
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""``json.dumps`` with these options would build a new encoder for every line."""
+
+
 def encode_jsonl(lines: Iterable[Mapping[str, Any]]) -> bytes:
     """Compact JSON Lines, gzip-compressed with a zero mtime so equal input gives equal bytes."""
-    text = "".join(
-        json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n" for line in lines
-    )
+    encode = _ENCODER.encode
+    text = "".join([encode(line) + "\n" for line in lines])
     return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
 
 
@@ -123,7 +127,13 @@ def _event_day(timestamp: PlainValue, record: StreamRecord) -> tuple[int, int, i
 
 
 def _iso(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso_second(epoch_ms // 1000)
+
+
+@lru_cache(maxsize=1024)
+def _iso_second(epoch_s: int) -> str:
+    """Cached: a batch's records share a few seconds."""
+    return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _safe(epoch_ms: int) -> str:

@@ -42,9 +42,14 @@ def get_integer(image: Image, name: str) -> int | None:
     if value is None:
         return None
     digits = value.get("N") if isinstance(value, dict) and len(value) == 1 else None
-    if not isinstance(digits, str) or not _INTEGER.fullmatch(digits):
-        raise MalformedRecordError(f"attribute {name!r} is not a whole DynamoDB number: {value!r}")
-    return int(digits)
+    if isinstance(digits, str):
+        # The common case without the regex: only ASCII digits, no leading zero.
+        if digits.isdigit() and digits.isascii():
+            if (digits[0] != "0" and len(digits) <= 38) or digits == "0":
+                return int(digits)
+        elif _INTEGER.fullmatch(digits):
+            return int(digits)
+    raise MalformedRecordError(f"attribute {name!r} is not a whole DynamoDB number: {value!r}")
 
 
 def to_plain(image: Image) -> dict[str, PlainValue]:
@@ -58,12 +63,17 @@ def _plain(value: Any, path: str) -> PlainValue:
     if not isinstance(value, dict) or len(value) != 1:
         raise MalformedRecordError(f"{path}: expected one type descriptor, got {_describe(value)}")
     ((kind, inner),) = value.items()
+    if kind == "S":
+        # ASCII text is valid Unicode: only other text needs the encoding check.
+        return inner if type(inner) is str and inner.isascii() else _string(inner, path)
+    if kind == "N":
+        if type(inner) is str and inner.isdigit() and inner.isascii() and (
+            (inner[0] != "0" and len(inner) <= 38) or inner == "0"
+        ):
+            return int(inner)  # the common case: a non-negative integer, checked as _INTEGER
+        return _number(inner, path)
     if kind not in _DESCRIPTORS:
         raise MalformedRecordError(f"{path}: unknown type descriptor {kind!r}")
-    if kind == "S":
-        return _string(inner, path)
-    if kind == "N":
-        return _number(inner, path)
     if kind == "BOOL":
         if not isinstance(inner, bool):
             raise MalformedRecordError(f"{path}: BOOL value is not true/false")

@@ -24,12 +24,12 @@ from .archiver import (
     is_archivable,
 )
 from .config import AggregatorConfig
+from .ddb_json import get_string
 from .errors import MalformedRecordError, StoreError
 from .processor import (
     CounterChange,
     SnapshotUpdate,
     decode_change,
-    is_source_record,
     plan_snapshots,
 )
 from .records import StreamRecord, parse_record
@@ -115,16 +115,12 @@ def process_batch(
 
     jobs: list[tuple[Future[Any], Callable[[Any], None], Callable[[StoreError], None]]] = []
 
+    # Per job, only bound methods and partials: what a failure needs is worked out if one
+    # happens, not for every write.
+    count_snapshot = partial(_count_snapshot, result)
     for update in plan_snapshots(decoded.changes, config):
-        carried = [(c.position, c.sequence_number)
-                   for items in update.by_source.values() for c in items]
-
-        def written(duplicates: int) -> None:
-            result.snapshot_writes += 1
-            result.duplicate_contributions += duplicates
-
-        jobs.append((pool.submit(stores.snapshots.apply, update), written,
-                     _failing(result, carried, "snapshot", str(update.key))))
+        jobs.append((pool.submit(stores.snapshots.apply, update), count_snapshot,
+                     partial(_snapshot_failed, result, update)))
 
     if stores.archive is not None:
         for obj in build_objects(decoded.lines, config.archive_prefix):
@@ -159,21 +155,23 @@ def process_batch(
 
 def _decode(raw_records: Sequence[Any], config: AggregatorConfig, result: BatchResult) -> _Decoded:
     decoded = _Decoded()
+    source_marker = config.source_key_marker
+    archival = config.archival_enabled
+    refill = config.enable_refill
+    buckets: dict[tuple[str, str], list[_BucketRecord]] = {}
     for raw in raw_records:
         try:
             record = parse_record(raw)
-            if is_source_record(record, config):
-                change = decode_change(record, config)
-                state = _refill_state(record) if config.enable_refill else None
+            namespace, rest = record.namespace_and_rest
+            if rest.startswith(source_marker):  # is_source_record, with the split done once
+                change = decode_change(record, config, namespace)
                 if change is not None:
                     decoded.changes.append((record, change))
-                if state is not None:
-                    consumed = {k: new - old for k, (old, new) in change.millis.items()} \
-                        if change else {}
-                    decoded.buckets.append((state, consumed))
-                if change is None and state is None:
+                if refill and record.event_name != "REMOVE":
+                    _add_bucket_record(buckets, record, change, result)
+                elif change is None:
                     result.ignored += 1
-            elif config.archival_enabled and is_archivable(record, config):
+            elif archival and is_archivable(record, config):
                 decoded.lines.append(extract_line(record))
             else:
                 result.ignored += 1
@@ -183,7 +181,68 @@ def _decode(raw_records: Sequence[Any], config: AggregatorConfig, result: BatchR
                 "event_id": _event_id(raw), "sequence_number": _sequence(raw),
                 "reason": exc.reason,
             })
+    decoded.buckets = [state for records in buckets.values()
+                       if (state := _newest_state(records)) is not None]
     return decoded
+
+
+@dataclass(slots=True)
+class _BucketRecord:
+    record: StreamRecord
+    change: CounterChange | None
+    """What the record consumed (refunds are negative), if it moved a counter."""
+    state: BucketState | None = None
+    """Read eagerly only when the record moved no counter; otherwise on demand."""
+    readable: bool = True
+
+
+def _add_bucket_record(buckets: dict[tuple[str, str], list[_BucketRecord]],
+                       record: StreamRecord, change: CounterChange | None,
+                       result: BatchResult) -> None:
+    """Remember a bucket's record; its refill state is read only if it turns out needed.
+
+    A refill is planned from a bucket's newest state in the batch, so decoding every
+    record's full state (a dozen numbers) would be wasted work. Records that moved no
+    counter are read now: whether they count as ``ignored`` depends on it.
+    """
+    if change is None:
+        state = _refill_state(record)
+        if state is None:
+            result.ignored += 1
+            return
+        key = (state.pk, state.sk)
+        entry = _BucketRecord(record, None, state)
+    else:
+        key = (record.partition_key, get_string(record.keys, "SK") or "")
+        entry = _BucketRecord(record, change)
+    found = buckets.get(key)
+    if found is None:
+        buckets[key] = [entry]
+    else:
+        found.append(entry)
+
+
+def _newest_state(records: list[_BucketRecord]) -> tuple[BucketState, dict[str, int]] | None:
+    """The newest readable state of a bucket and what the batch consumed from it.
+
+    States are read newest first until one is readable; an unreadable one is logged and
+    its consumption left out. Older states are never read, so only a malformed bucket
+    item could tell this from reading them all, and only in the refill estimate.
+    """
+    state = None
+    for entry in reversed(records):
+        state = entry.state if entry.state is not None else _refill_state(entry.record)
+        if state is not None:
+            break
+        entry.readable = False
+    if state is None:
+        return None
+    consumed: dict[str, int] = {}
+    for entry in records:
+        if entry.readable and entry.change is not None:
+            for name, (old, new) in entry.change.millis.items():
+                consumed[name] = consumed.get(name, 0) + new - old
+    return state, consumed
 
 
 def _refill_state(record: StreamRecord) -> BucketState | None:
@@ -207,6 +266,17 @@ def _failing(result: BatchResult, carried: list[tuple[str, str]], kind: str,
             "records": len(carried), "error": str(exc),
         })
     return fail
+
+
+def _count_snapshot(result: BatchResult, duplicates: int) -> None:
+    result.snapshot_writes += 1
+    result.duplicate_contributions += duplicates
+
+
+def _snapshot_failed(result: BatchResult, update: SnapshotUpdate, exc: StoreError) -> None:
+    carried = [(c.position, c.sequence_number)
+               for items in update.by_source.values() for c in items]
+    _failing(result, carried, "snapshot", str(update.key))(exc)
 
 
 def _count_refill(result: BatchResult, won: bool) -> None:

@@ -21,7 +21,7 @@ from .config import AggregatorConfig
 from .ddb_json import Image, get_integer, get_string
 from .errors import MalformedRecordError
 from .records import StreamRecord
-from .windows import Window, window_key
+from .windows import Window, window_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,21 +93,69 @@ def is_source_record(record: StreamRecord, config: AggregatorConfig) -> bool:
     return record.namespace_and_rest[1].startswith(config.source_key_marker)
 
 
-def decode_change(record: StreamRecord, config: AggregatorConfig) -> CounterChange | None:
+class CounterAttributes:
+    """Which attributes of an image are counters, worked out once per image *shape*.
+
+    Every bucket item of a table has the same few attribute names, so matching each name
+    against ``counter_attribute`` for every record is wasted work: the answer is cached
+    per tuple of names (in image order, so a malformed counter is still the first one
+    reported), and the hot path reads only the counters, never the whole image.
+    """
+
+    __slots__ = ("_shapes", "config")
+    _MAX_SHAPES = 256
+
+    def __init__(self, config: AggregatorConfig) -> None:
+        self.config = config
+        self._shapes: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+
+    def of(self, image: Image) -> tuple[tuple[str, str], ...]:
+        """``(attribute, limit name)`` of each counter in ``image``, in image order."""
+        shape = tuple(image)
+        found = self._shapes.get(shape)
+        if found is None:
+            if len(self._shapes) >= self._MAX_SHAPES:
+                self._shapes.clear()
+            counter_name = self.config.counter_name
+            found = tuple(
+                (attribute, limit) for attribute in shape
+                if (limit := counter_name(attribute)) is not None
+            )
+            self._shapes[shape] = found
+        return found
+
+
+_COUNTER_ATTRIBUTES: dict[int, CounterAttributes] = {}
+
+
+def counter_attributes(config: AggregatorConfig) -> CounterAttributes:
+    """The (cached) counter lookup for ``config``; configurations live per container."""
+    found = _COUNTER_ATTRIBUTES.get(id(config))
+    if found is None or found.config is not config:
+        if len(_COUNTER_ATTRIBUTES) >= 16:
+            _COUNTER_ATTRIBUTES.clear()
+        found = _COUNTER_ATTRIBUTES[id(config)] = CounterAttributes(config)
+    return found
+
+
+def decode_change(
+    record: StreamRecord, config: AggregatorConfig, namespace: str | None = None
+) -> CounterChange | None:
     """The counters a source record moved, or None when it moved none.
 
     INSERT counts from zero: a bucket's first consumption arrives as an INSERT that
     already carries it. REMOVE changes no counter. On MODIFY a counter present in only
     one image is skipped: it was added or dropped by a configuration change, not by
-    consumption.
+    consumption. ``namespace`` saves splitting the partition key again when known.
     """
-    if record.event_name == "REMOVE":
+    event_name = record.event_name
+    if event_name == "REMOVE":
         return None
     new = record.new_image
     if new is None:
         raise MalformedRecordError("no NewImage: the stream view type must be NEW_AND_OLD_IMAGES")
     old = record.old_image
-    if record.event_name == "MODIFY" and old is None:
+    if event_name == "MODIFY" and old is None:
         raise MalformedRecordError("MODIFY without OldImage: the stream must include old images")
     entity = get_string(new, config.entity_attribute)
     if not entity:
@@ -115,32 +163,23 @@ def decode_change(record: StreamRecord, config: AggregatorConfig) -> CounterChan
     resource = get_string(new, config.resource_attribute)
     if not resource:
         raise MalformedRecordError(f"missing {config.resource_attribute}")
-    millis = _counter_pairs(new, old, inserted=record.event_name == "INSERT", config=config)
-    if not millis:
-        return None
-    return CounterChange(
-        source_key=record.partition_key + "|" + (get_string(record.keys, "SK") or ""),
-        namespace=record.namespace_and_rest[0],
-        entity=entity,
-        resource=resource,
-        millis=millis,
-    )
-
-
-def _counter_pairs(
-    new: Image, old: Image | None, *, inserted: bool, config: AggregatorConfig
-) -> dict[str, tuple[int, int]]:
-    pairs: dict[str, tuple[int, int]] = {}
-    for attribute in new:
-        limit = config.counter_name(attribute)
-        if limit is None:
-            continue
+    inserted = event_name == "INSERT"
+    millis: dict[str, tuple[int, int]] = {}
+    for attribute, limit in counter_attributes(config).of(new):
         after = get_integer(new, attribute)
         before = 0 if inserted else get_integer(old or {}, attribute)
         if after is None or before is None or after == before:
             continue
-        pairs[limit] = (before, after)
-    return pairs
+        millis[limit] = (before, after)
+    if not millis:
+        return None
+    return CounterChange(
+        source_key=record.partition_key + "|" + (get_string(record.keys, "SK") or ""),
+        namespace=record.namespace_and_rest[0] if namespace is None else namespace,
+        entity=entity,
+        resource=resource,
+        millis=millis,
+    )
 
 
 def whole_tokens(millis: Mapping[str, tuple[int, int]], scale: int) -> dict[str, int]:
@@ -156,23 +195,24 @@ def plan_snapshots(
     changes: Iterable[tuple[StreamRecord, CounterChange]], config: AggregatorConfig
 ) -> list[SnapshotUpdate]:
     """Group contributions per snapshot item; records must come in stream order."""
-    updates: dict[SnapshotKey, SnapshotUpdate] = {}
+    updates: dict[tuple[str, str, str, Window, str], SnapshotUpdate] = {}
+    scale = config.counter_scale
+    windows = config.snapshot_windows
     for record, change in changes:
         contribution = Contribution(
-            position=record.position,
-            sequence_number=record.sequence_number,
-            counters=whole_tokens(change.millis, config.counter_scale),
+            record.position, record.sequence_number, whole_tokens(change.millis, scale)
         )
-        for window in config.snapshot_windows:
-            key = SnapshotKey(
-                namespace=change.namespace,
-                entity=change.entity,
-                resource=change.resource,
-                window=window,
-                window_key=window_key(record.created_ms, window),
-            )
-            update = updates.get(key)
+        keys = window_keys(record.created_ms)
+        source = change.source_key
+        for window in windows:
+            # A plain tuple is a much cheaper dict key than the SnapshotKey it stands for.
+            item = (change.namespace, change.entity, change.resource, window, keys[window])
+            update = updates.get(item)
             if update is None:
-                update = updates[key] = SnapshotUpdate(key)
-            update.by_source.setdefault(change.source_key, []).append(contribution)
+                update = updates[item] = SnapshotUpdate(SnapshotKey(*item))
+            contributions = update.by_source.get(source)
+            if contributions is None:
+                update.by_source[source] = [contribution]
+            else:
+                contributions.append(contribution)
     return list(updates.values())

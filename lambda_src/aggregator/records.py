@@ -7,7 +7,6 @@ raises :class:`MalformedRecordError` with a reason, and the handler logs and ski
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,6 @@ EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
 SEQUENCE_WIDTH = 40
 """Stream sequence numbers have up to 40 digits: wider than a DynamoDB number, so they
 are compared as zero-padded strings."""
-_SEQUENCE = re.compile(r"[0-9]{1,40}")
 _MS_THRESHOLD = 100_000_000_000
 """Epoch seconds pass 1e11 only in the year 5138; a larger value is milliseconds."""
 
@@ -61,7 +59,10 @@ def parse_record(raw: Any, partition_key_name: str = "PK") -> StreamRecord:
     if not isinstance(body, dict):
         raise MalformedRecordError("missing dynamodb section")
     sequence = body.get("SequenceNumber")
-    if not isinstance(sequence, str) or not _SEQUENCE.fullmatch(sequence):
+    # isdigit() and isascii() together accept exactly [0-9]+, without a regex.
+    if not isinstance(sequence, str) or not (
+        sequence.isdigit() and sequence.isascii() and len(sequence) <= SEQUENCE_WIDTH
+    ):
         raise MalformedRecordError(f"missing or invalid SequenceNumber {sequence!r}")
     keys = body.get("Keys")
     if not isinstance(keys, dict):
@@ -69,18 +70,30 @@ def parse_record(raw: Any, partition_key_name: str = "PK") -> StreamRecord:
     partition_key = get_string(keys, partition_key_name)
     if not partition_key:
         raise MalformedRecordError(f"Keys has no string {partition_key_name}")
+    created = body.get("ApproximateCreationDateTime")
+    # Lambda sends whole seconds as an int: the common case skips the float checks.
+    if type(created) is not int or not 0 < created < _MS_THRESHOLD:
+        created_ms = _created_ms(created)
+    else:
+        created_ms = created * 1000
+    old_image = body.get("OldImage")
+    if old_image is not None and not isinstance(old_image, dict):
+        raise MalformedRecordError("OldImage is not a map")
+    new_image = body.get("NewImage")
+    if new_image is not None and not isinstance(new_image, dict):
+        raise MalformedRecordError("NewImage is not a map")
+    identity = raw.get("userIdentity")
     return StreamRecord(
         event_id=event_id,
         event_name=event_name,
         sequence_number=sequence,
         position=sequence.zfill(SEQUENCE_WIDTH),
-        created_ms=_created_ms(body.get("ApproximateCreationDateTime")),
+        created_ms=created_ms,
         partition_key=partition_key,
         keys=keys,
-        old_image=_image(body, "OldImage"),
-        new_image=_image(body, "NewImage"),
-        user_identity=raw.get("userIdentity") if isinstance(raw.get("userIdentity"), dict)
-        else None,
+        old_image=old_image,
+        new_image=new_image,
+        user_identity=identity if isinstance(identity, dict) else None,
     )
 
 
@@ -92,12 +105,3 @@ def _created_ms(value: Any) -> int:
     if value >= _MS_THRESHOLD:
         return int(value)
     return int(value * 1000)
-
-
-def _image(body: Mapping[str, Any], name: str) -> Image | None:
-    image = body.get(name)
-    if image is None:
-        return None
-    if not isinstance(image, dict):
-        raise MalformedRecordError(f"{name} is not a map")
-    return image

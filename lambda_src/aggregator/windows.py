@@ -8,6 +8,7 @@ are computed once per hour and cached: the hot path does one integer division.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -30,8 +31,13 @@ def window_key(timestamp_ms: int, window: Window) -> str:
     return _keys_for_hour(timestamp_ms // HOUR_MS)[window]
 
 
+def window_keys(timestamp_ms: int) -> Mapping[Window, str]:
+    """The keys of every window holding ``timestamp_ms``: one cache lookup for all."""
+    return _keys_for_hour(timestamp_ms // HOUR_MS)
+
+
 @lru_cache(maxsize=4096)
-def _keys_for_hour(hour: int) -> dict[Window, str]:
+def _keys_for_hour(hour: int) -> Mapping[Window, str]:
     start = datetime.fromtimestamp(hour * 3600, tz=UTC)
     return {
         Window.HOURLY: start.strftime("%Y-%m-%dT%H:00:00Z"),
@@ -45,8 +51,12 @@ def parse_window_key(key: str) -> datetime:
     return datetime.strptime(key, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
+@lru_cache(maxsize=4096)
 def window_end(key: str, window: Window) -> datetime:
-    """The first second *after* the window (exclusive end); handles Dec→Jan and leap years."""
+    """The first second *after* the window (exclusive end); handles Dec→Jan and leap years.
+
+    Cached: every snapshot write needs it, and a batch spans few windows.
+    """
     start = parse_window_key(key)
     if window is Window.HOURLY:
         return datetime.fromtimestamp(start.timestamp() + 3600, tz=UTC)

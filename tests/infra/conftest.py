@@ -1,23 +1,39 @@
-"""Shared, module- or session-scoped synths: a synth takes seconds, so tests share them."""
+"""Shared, session-scoped synths: a synth takes seconds, so tests share them.
+
+Three cloud assemblies, each synthesized once with cdk-nag's AwsSolutions pack (synth
+raises on any unacknowledged finding):
+
+* ``synthesized_app``: the app as ``app.py`` builds it from ``cdk.json``;
+* ``variants_assembly``: :class:`StreamAggregator` with every prop overridden, an existing
+  bucket and topic, archival off, a separate snapshot table (one stack each);
+* ``consumer_assembly``: a consumer app outside this repository, using the package as
+  ``pip`` installs it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk import App, Validations
+from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
 from infra import AggregatorStack
 
+from .support import CONSUMER_APP, CONSUMER_STACK, STACK_NAME, VARIANTS, Variants, build_variants
+
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 REPO = Path(__file__).resolve().parents[2]
-STACK_NAME = "StreamAggregator-test"
 
 
 def cdk_json_context(**overrides: Any) -> dict[str, Any]:
@@ -53,3 +69,75 @@ def synthesized_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def synthesized_template(synthesized_app: Path) -> Path:
     """The stack's template in :func:`synthesized_app`."""
     return synthesized_app / f"{STACK_NAME}.template.json"
+
+
+@pytest.fixture(scope="session")
+def app_template(synthesized_template: Path) -> Template:
+    """:func:`synthesized_template` for ``aws_cdk.assertions``."""
+    return Template.from_json(json.loads(synthesized_template.read_text()))
+
+
+# --- StreamAggregator variants -------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def variants_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:data:`VARIANTS`, one stack each, in one app (one synth), checked by cdk-nag."""
+    outdir = tmp_path_factory.mktemp("variants.out")
+    app = App(outdir=str(outdir))
+    build_variants(app)
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def variants(variants_assembly: Path) -> Variants:
+    def load(name: str) -> Template:
+        return Template.from_json(json.loads((variants_assembly / f"{name}.template.json")
+                                             .read_text()))
+
+    return Variants(*(load(name) for name in VARIANTS))
+
+
+# --- a consumer app outside this repository -------------------------------------------
+
+@pytest.fixture(scope="session")
+def consumer_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This repository installed as a package (``pip install --target``), nothing else.
+
+    pip builds from a copy of the files the package is made of (setuptools writes a
+    ``build/`` directory next to ``pyproject.toml``), which also shows that nothing else
+    in the repository is needed.
+    """
+    source = tmp_path_factory.mktemp("source")
+    shutil.copy2(REPO / "pyproject.toml", source)
+    for folder in ("infra", "lambda_src"):
+        shutil.copytree(REPO / folder, source / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    site = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--no-deps", "--target", str(site), str(source)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return site
+
+
+@pytest.fixture(scope="session")
+def consumer_assembly(tmp_path_factory: pytest.TempPathFactory, consumer_site: Path) -> Path:
+    """:data:`CONSUMER_APP` synthesized in a directory outside the repo; its ``cdk.out``."""
+    workdir = tmp_path_factory.mktemp("consumer")
+    (workdir / "app.py").write_text(CONSUMER_APP)
+    env = {**os.environ, "PYTHONPATH": str(consumer_site)}
+    result = subprocess.run(
+        [sys.executable, "app.py", str(consumer_site)],
+        cwd=workdir, env=env, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir / "cdk.out"
+
+
+@pytest.fixture(scope="session")
+def consumer_template(consumer_assembly: Path) -> Path:
+    return consumer_assembly / f"{CONSUMER_STACK}.template.json"

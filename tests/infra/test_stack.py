@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -22,13 +23,9 @@ Context = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
-def stack(cdk_context: Context) -> AggregatorStack:
-    return AggregatorStack(App(context=cdk_context()), "Test")
-
-
-@pytest.fixture(scope="module")
-def template(stack: AggregatorStack) -> Template:
-    return Template.from_stack(stack)
+def template(app_template: Template) -> Template:
+    """The app's template as ``cdk synth`` writes it (shared with cdk-nag, cfn-lint, checkov)."""
+    return app_template
 
 
 def _ref(template: Template, resource_type: str) -> dict[str, str]:
@@ -54,9 +51,16 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 
 def _archive_bucket_id(template: Template) -> str:
+    """The bucket that logs to another (the log bucket does not log)."""
     (logical_id,) = template.find_resources(
-        "AWS::S3::Bucket", {"Properties": {"VersioningConfiguration": Match.any_value()}}
+        "AWS::S3::Bucket", {"Properties": {"LoggingConfiguration": Match.any_value()}}
     )
+    return logical_id
+
+
+def _logs_bucket_id(template: Template) -> str:
+    (logical_id,) = (lid for lid in template.find_resources("AWS::S3::Bucket")
+                     if lid != _archive_bucket_id(template))
     return logical_id
 
 
@@ -145,6 +149,18 @@ def test_table_is_retained(template: Template) -> None:
     })
 
 
+def test_table_has_deletion_protection(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table", {"DeletionProtectionEnabled": True}
+    )
+
+
+def test_table_is_encrypted(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table", {"SSESpecification": {"SSEEnabled": True}}
+    )
+
+
 def test_table_name_is_not_hard_coded(template: Template) -> None:
     template.has_resource_properties("AWS::DynamoDB::Table", {"TableName": Match.absent()})
 
@@ -201,12 +217,33 @@ def test_function_logs_to_its_own_log_group_with_retention(template: Template) -
     })
 
 
+def test_function_log_format_is_text(template: Template) -> None:
+    """The handler's own JSON lines and EMF lines pass through unchanged (see the module
+    docstring of infra.stream_aggregator)."""
+    template.has_resource_properties("AWS::Lambda::Function", {
+        "LoggingConfig": Match.object_like({"LogFormat": "Text"}),
+    })
+
+
+def test_function_has_no_reserved_concurrency_by_default(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::Lambda::Function", {"ReservedConcurrentExecutions": Match.absent()}
+    )
+
+
+def test_log_group_is_retained(template: Template) -> None:
+    template.has_resource("AWS::Logs::LogGroup", {
+        "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+    })
+
+
 def test_role_has_no_managed_policies(template: Template) -> None:
     template.has_resource_properties("AWS::IAM::Role", {"ManagedPolicyArns": Match.absent()})
 
 
 def test_no_custom_resources(template: Template) -> None:
-    """moto cannot run custom resources (logRetention, autoDeleteObjects): none at all."""
+    """moto cannot run custom resources (logRetention, autoDeleteObjects, email
+    subscriptions through a Lambda): none at all."""
     types = {r["Type"] for r in template.to_json()["Resources"].values()}
     assert not {t for t in types if t.startswith("Custom::")}
     assert "AWS::CloudFormation::CustomResource" not in types
@@ -276,6 +313,20 @@ def test_esm_sends_failures_to_the_dlq(template: Template) -> None:
     })
 
 
+def test_esm_filters_records_the_config_ignores(template: Template) -> None:
+    """Default filter criteria from the config: by event name, the only safe operator."""
+    (mapping,) = template.find_resources("AWS::Lambda::EventSourceMapping").values()
+    filters = mapping["Properties"]["FilterCriteria"]["Filters"]
+    assert [json.loads(f["Pattern"]) for f in filters] == [
+        {"eventName": ["INSERT", "MODIFY", "REMOVE"]}]
+
+
+def test_esm_has_no_tumbling_window(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping", {"TumblingWindowInSeconds": Match.absent()}
+    )
+
+
 def test_esm_is_created_after_the_role_policy(template: Template) -> None:
     (policy_id,) = template.find_resources("AWS::IAM::Policy")
     template.has_resource("AWS::Lambda::EventSourceMapping", {
@@ -286,8 +337,59 @@ def test_esm_is_created_after_the_role_policy(template: Template) -> None:
 # --- dead-letter queue -------------------------------------------------------------
 
 
-def test_dlq_uses_sqs_managed_encryption(template: Template) -> None:
-    template.has_resource_properties("AWS::SQS::Queue", {"SqsManagedSseEnabled": True})
+def test_dlq_is_encrypted_with_the_constructs_key(template: Template) -> None:
+    template.has_resource_properties("AWS::SQS::Queue", {
+        "KmsMasterKeyId": _get_att(template, "AWS::KMS::Key", "Arn"),
+    })
+
+
+# --- KMS key -----------------------------------------------------------------------
+
+
+def test_key_rotates(template: Template) -> None:
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+def test_key_is_retained(template: Template) -> None:
+    template.has_resource("AWS::KMS::Key", {
+        "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+    })
+
+
+def test_key_lets_cloudwatch_publish_alarms_to_the_topic(template: Template) -> None:
+    template.has_resource_properties("AWS::KMS::Key", {"KeyPolicy": {"Statement": Match.array_with([
+        {
+            "Sid": "AllowCloudWatchAlarmsToPublish",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+        },
+    ])}})
+
+
+# --- alarm topic -------------------------------------------------------------------
+
+
+def test_alarm_topic_is_encrypted_with_the_constructs_key(template: Template) -> None:
+    template.has_resource_properties("AWS::SNS::Topic", {
+        "KmsMasterKeyId": _get_att(template, "AWS::KMS::Key", "Arn"),
+    })
+
+
+def test_alarm_topic_denies_non_ssl_publishing(template: Template) -> None:
+    template.has_resource_properties("AWS::SNS::TopicPolicy", {
+        "Topics": [_ref(template, "AWS::SNS::Topic")],
+        "PolicyDocument": {"Statement": Match.array_with([Match.object_like({
+            "Effect": "Deny",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        })])},
+    })
+
+
+def test_alarm_topic_has_no_subscriptions_without_alarm_email(template: Template) -> None:
+    template.resource_count_is("AWS::SNS::Subscription", 0)
 
 
 def test_dlq_keeps_messages_14_days(template: Template) -> None:
@@ -310,7 +412,7 @@ def test_dlq_denies_non_ssl_access(template: Template) -> None:
 
 def test_archive_bucket_blocks_public_access(template: Template) -> None:
     template.has_resource_properties("AWS::S3::Bucket", {
-        "VersioningConfiguration": Match.any_value(),
+        "LoggingConfiguration": Match.any_value(),
         "PublicAccessBlockConfiguration": {
             "BlockPublicAcls": True,
             "BlockPublicPolicy": True,
@@ -322,7 +424,7 @@ def test_archive_bucket_blocks_public_access(template: Template) -> None:
 
 def test_archive_bucket_is_s3_managed_encrypted(template: Template) -> None:
     template.has_resource_properties("AWS::S3::Bucket", {
-        "VersioningConfiguration": Match.any_value(),
+        "LoggingConfiguration": Match.any_value(),
         "BucketEncryption": {"ServerSideEncryptionConfiguration": [
             {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}},
         ]},
@@ -330,9 +432,37 @@ def test_archive_bucket_is_s3_managed_encrypted(template: Template) -> None:
 
 
 def test_archive_bucket_is_versioned(template: Template) -> None:
-    template.has_resource_properties(
-        "AWS::S3::Bucket", {"VersioningConfiguration": {"Status": "Enabled"}}
-    )
+    template.has_resource_properties("AWS::S3::Bucket", {
+        "LoggingConfiguration": Match.any_value(),
+        "VersioningConfiguration": {"Status": "Enabled"},
+    })
+
+
+def test_archive_bucket_tiers_objects_and_expires_old_versions(template: Template) -> None:
+    template.has_resource_properties("AWS::S3::Bucket", {
+        "LoggingConfiguration": Match.any_value(),
+        "LifecycleConfiguration": {"Rules": [{
+            "Id": "archive-tiering",
+            "Status": "Enabled",
+            "Transitions": [
+                {"StorageClass": "STANDARD_IA", "TransitionInDays": 90},
+                {"StorageClass": "GLACIER_IR", "TransitionInDays": 365},
+            ],
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+        }]},
+    })
+
+
+def test_access_logs_bucket_is_private_versioned_and_expires_logs(template: Template) -> None:
+    bucket = template.find_resources("AWS::S3::Bucket")[_logs_bucket_id(template)]
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["LifecycleConfiguration"]["Rules"] == [{
+        "Id": "expire-access-logs", "Status": "Enabled", "ExpirationInDays": 365,
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+    }]
 
 
 def test_archive_bucket_is_retained(template: Template) -> None:
@@ -353,7 +483,7 @@ def test_archive_bucket_denies_non_ssl_access(template: Template) -> None:
 
 def test_archive_bucket_logs_access_to_its_own_log_bucket(template: Template) -> None:
     buckets = template.find_resources("AWS::S3::Bucket")
-    (logs_id,) = (lid for lid in buckets if lid != _archive_bucket_id(template))
+    logs_id = _logs_bucket_id(template)
     template.has_resource_properties("AWS::S3::Bucket", {
         "LoggingConfiguration": {
             "DestinationBucketName": {"Ref": logs_id},
@@ -405,8 +535,36 @@ def test_policy_puts_archive_objects_under_the_prefix_only(template: Template) -
 def test_policy_sends_to_the_dlq_only(template: Template) -> None:
     queue = _get_att(template, "AWS::SQS::Queue", "Arn")
     sqs = [s for s in _statements(template) if any(a.startswith("sqs:") for a in _actions(s))]
-    assert [s["Resource"] for s in sqs] == [queue]
-    assert "sqs:SendMessage" in _actions(sqs[0])
+    assert sqs == [{"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": queue}]
+
+
+def test_policy_uses_the_key_only_to_send_to_the_dlq(template: Template) -> None:
+    key = _get_att(template, "AWS::KMS::Key", "Arn")
+    kms = [s for s in _statements(template) if any(a.startswith("kms:") for a in _actions(s))]
+    assert kms == [{
+        "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Effect": "Allow", "Resource": key,
+    }]
+
+
+def test_policy_has_nothing_else(template: Template) -> None:
+    """Every statement of the role's only policy, in full: the least-privilege contract."""
+    table, stream = (_get_att(template, "AWS::DynamoDB::Table", a) for a in ("Arn", "StreamArn"))
+    bucket_arn = {"Fn::GetAtt": [_archive_bucket_id(template), "Arn"]}
+    assert _statements(template) == [
+        {"Action": "dynamodb:ListStreams", "Effect": "Allow", "Resource": "*"},
+        {"Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords",
+                    "dynamodb:GetShardIterator"], "Effect": "Allow", "Resource": stream},
+        {"Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Effect": "Allow",
+         "Resource": table},
+        {"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Effect": "Allow",
+         "Resource": _get_att(template, "AWS::Logs::LogGroup", "Arn")},
+        {"Action": "s3:PutObject", "Effect": "Allow",
+         "Resource": {"Fn::Join": ["", [bucket_arn, "/audit/*"]]}},
+        {"Action": "sqs:SendMessage", "Effect": "Allow",
+         "Resource": _get_att(template, "AWS::SQS::Queue", "Arn")},
+        {"Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Effect": "Allow",
+         "Resource": _get_att(template, "AWS::KMS::Key", "Arn")},
+    ]
 
 
 def test_policy_writes_logs_to_its_log_group_only(template: Template) -> None:
@@ -430,6 +588,8 @@ def test_outputs_name_every_resource_a_client_needs(template: Template) -> None:
     assert outputs["FunctionName"]["Value"] == _ref(template, "AWS::Lambda::Function")
     assert outputs["DeadLetterQueueUrl"]["Value"] == _ref(template, "AWS::SQS::Queue")
     assert outputs["ArchiveBucketName"]["Value"] == {"Ref": _archive_bucket_id(template)}
+    assert outputs["AlarmTopicArn"]["Value"] == _ref(template, "AWS::SNS::Topic")
+    assert outputs["DashboardName"]["Value"] == _ref(template, "AWS::CloudWatch::Dashboard")
 
 
 # --- context -----------------------------------------------------------------------
@@ -504,3 +664,99 @@ def test_config_from_context_accepts_json_and_cli_strings() -> None:
     assert from_json == AggregatorConfig(
         snapshot_windows=from_json.snapshot_windows, enable_archival=False
     )
+
+
+# --- construct settings from the context ---------------------------------------------
+
+CONSTRUCT_CONTEXT = {
+    "alarm_email": "ops@example.com, oncall@example.com",
+    "timeout_seconds": "120",
+    "memory_size": 1024,
+    "reserved_concurrency": "4",
+    "log_retention_days": 90,
+    "parallelization_factor": "2",
+    "max_batching_window_seconds": 5,
+    "retry_attempts": "3",
+}
+
+
+@pytest.fixture(scope="module")
+def configured(cdk_context: Context) -> Template:
+    """The stack with every construct setting set in the context (as ``-c`` strings or
+    ``cdk.json`` numbers)."""
+    return Template.from_stack(
+        AggregatorStack(App(context=cdk_context(**CONSTRUCT_CONTEXT)), "Configured")
+    )
+
+
+def test_context_alarm_email_subscribes_each_address(configured: Template) -> None:
+    for address in ("ops@example.com", "oncall@example.com"):
+        configured.has_resource_properties(
+            "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": address}
+        )
+    configured.resource_count_is("AWS::SNS::Subscription", 2)
+
+
+def test_context_function_settings_reach_the_function(configured: Template) -> None:
+    configured.has_resource_properties("AWS::Lambda::Function", {
+        "Timeout": 120, "MemorySize": 1024, "ReservedConcurrentExecutions": 4,
+    })
+
+
+def test_context_log_retention_days_reach_the_log_group(configured: Template) -> None:
+    configured.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 90})
+
+
+def test_context_stream_settings_reach_the_mapping(configured: Template) -> None:
+    configured.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "ParallelizationFactor": 2, "MaximumBatchingWindowInSeconds": 5,
+        "MaximumRetryAttempts": 3,
+    })
+
+
+def test_context_timeout_moves_the_duration_alarm(configured: Template) -> None:
+    configured.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "AlarmName": "Configured-Aggregator-duration", "Threshold": 96_000,
+    })
+
+
+def test_context_alarm_topic_arn_uses_that_topic(cdk_context: Context) -> None:
+    arn = "arn:aws:sns:us-east-1:123456789012:ops"
+    template = Template.from_stack(
+        AggregatorStack(App(context=cdk_context(alarm_topic_arn=arn)), "OwnTopic")
+    )
+    template.resource_count_is("AWS::SNS::Topic", 0)
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "AlarmName": "OwnTopic-Aggregator-errors", "AlarmActions": [arn],
+    })
+    assert template.to_json()["Outputs"]["AlarmTopicArn"]["Value"] == arn
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("timeout_seconds", "a minute", r"^timeout_seconds \(context\): 'a minute' is not a whole"),
+    ("log_retention_days", 31, r"^log_retention_days \(context\): 31 is not a CloudWatch Logs"),
+    ("alarm_topic_arn", "ops-topic", r"^alarm_topic_arn \(context\): 'ops-topic' is not an SNS"),
+    ("alarm_email", "ops", r"^alarm_emails: 'ops' is not an e-mail address"),
+    ("reserved_concurrency", 0, r"^reserved_concurrency must be a whole number from 1"),
+])
+def test_bad_construct_context_fails_synth(
+    cdk_context: Context, key: str, value: Any, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        AggregatorStack(App(context=cdk_context(**{key: value})), "Bad")
+
+
+# --- tags ----------------------------------------------------------------------------
+
+
+def test_resources_are_tagged_with_the_project(template: Template) -> None:
+    for resource_type in ("AWS::DynamoDB::Table", "AWS::Lambda::Function", "AWS::SQS::Queue",
+                          "AWS::SNS::Topic"):
+        template.has_resource_properties(resource_type, {
+            "Tags": Match.array_with([{"Key": "project", "Value": "stream-aggregator"}]),
+        })
+
+
+def test_key_is_not_tagged_so_moto_can_create_it(template: Template) -> None:
+    """moto 5.2.1 fails on a tagged AWS::KMS::Key in a template (`make demo` needs it)."""
+    template.has_resource_properties("AWS::KMS::Key", {"Tags": Match.absent()})

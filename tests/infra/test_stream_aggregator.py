@@ -1,8 +1,12 @@
-"""StreamAggregator on its own: overrides, an existing bucket, archival off, bad props."""
+"""StreamAggregator on its own: every override, existing resources, archival off, bad props.
+
+The variant stacks come from one shared synth (``variants`` in conftest, checked by
+cdk-nag); each test reads one behaviour from them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +14,15 @@ import pytest
 from aggregator.config import AggregatorConfig
 from aws_cdk import App, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
 from infra import StreamAggregator
 from infra.stream_aggregator import aggregator_package_dir, stage_lambda_asset
 
-EXISTING_BUCKET = "existing-archive-bucket"
+from .support import CUSTOM_FILTER, EXISTING_BUCKET, EXISTING_TOPIC, Variants
 
 
 def _table(stack: Stack, stream: dynamodb.StreamViewType | None) -> dynamodb.Table:
@@ -30,56 +36,33 @@ def _table(stack: Stack, stream: dynamodb.StreamViewType | None) -> dynamodb.Tab
     )
 
 
-def _stack(app: App, name: str) -> tuple[Stack, dynamodb.Table]:
-    stack = Stack(app, name)
-    return stack, _table(stack, dynamodb.StreamViewType.NEW_AND_OLD_IMAGES)
-
-
-@dataclass(frozen=True)
-class Variants:
-    overridden: Template
-    existing_bucket: Template
-    no_archive: Template
-
-
-@pytest.fixture(scope="module")
-def variants() -> Variants:
-    """Three stacks in one app, so that they share one synth."""
-    app = App()
-    stack, table = _stack(app, "Overridden")
-    StreamAggregator(
-        stack, "Aggregator", table=table, config=AggregatorConfig(),
-        archive_bucket_props=s3.BucketProps(versioned=False),
-        batch_size=500, max_batching_window=Duration.seconds(5), retry_attempts=3,
-        max_record_age=Duration.hours(1), parallelization_factor=4, memory_size=1024,
-        timeout=Duration.seconds(120),
-    )
-    existing, table = _stack(app, "ExistingBucket")
-    StreamAggregator(
-        existing, "Aggregator", table=table, config=AggregatorConfig(archive_prefix="logs/"),
-        archive_bucket=s3.Bucket.from_bucket_name(existing, "Archive", EXISTING_BUCKET),
-    )
-    no_archive, table = _stack(app, "NoArchive")
-    StreamAggregator(
-        no_archive, "Aggregator", table=table,
-        config=AggregatorConfig(enable_archival=False),
-    )
-    return Variants(
-        overridden=Template.from_stack(stack),
-        existing_bucket=Template.from_stack(existing),
-        no_archive=Template.from_stack(no_archive),
-    )
+def _statements(template: Template) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
 
 
 def _s3_statements(template: Template) -> list[dict[str, Any]]:
-    statements = []
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-            actions = statement["Action"]
-            actions = [actions] if isinstance(actions, str) else actions
-            if any(a.startswith("s3:") for a in actions):
-                statements.append(statement)
-    return statements
+    return [s for s in _statements(template)
+            if any(a.startswith("s3:") for a in _actions(s))]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def _table_arn(template: Template, prefix: str) -> dict[str, Any]:
+    (logical_id,) = (lid for lid in template.find_resources("AWS::DynamoDB::Table")
+                     if lid.startswith(prefix))
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def _item_statements(template: Template) -> list[dict[str, Any]]:
+    """Statements with item actions (GetItem/UpdateItem), not the stream's."""
+    return [s for s in _statements(template)
+            if any(a in {"dynamodb:GetItem", "dynamodb:UpdateItem"} for a in _actions(s))]
 
 
 # --- overrides -----------------------------------------------------------------------
@@ -95,10 +78,47 @@ def test_overridden_stream_props_reach_the_mapping(variants: Variants) -> None:
     })
 
 
+def test_overridden_starting_position_reaches_the_mapping(variants: Variants) -> None:
+    variants.overridden.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping", {"StartingPosition": "LATEST"}
+    )
+
+
+def test_bisect_and_batch_item_failures_stay_on_under_overrides(variants: Variants) -> None:
+    variants.overridden.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "BisectBatchOnFunctionError": True,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+    })
+
+
+def test_empty_filters_turn_filtering_off(variants: Variants) -> None:
+    variants.overridden.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping", {"FilterCriteria": Match.absent()}
+    )
+
+
+def test_given_filters_replace_the_default(variants: Variants) -> None:
+    variants.existing.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "FilterCriteria": {"Filters": [{"Pattern": CUSTOM_FILTER["pattern"]}]},
+    })
+
+
+def test_archival_off_filters_out_remove_records(variants: Variants) -> None:
+    (mapping,) = variants.no_archive.find_resources("AWS::Lambda::EventSourceMapping").values()
+    patterns = [json.loads(f["Pattern"])
+                for f in mapping["Properties"]["FilterCriteria"]["Filters"]]
+    assert [p["eventName"] for p in patterns] == [["INSERT", "MODIFY"]]
+
+
 def test_overridden_function_props_reach_the_function(variants: Variants) -> None:
     variants.overridden.has_resource_properties("AWS::Lambda::Function", {
-        "MemorySize": 1024, "Timeout": 120,
+        "MemorySize": 1024, "Timeout": 120, "Architectures": ["x86_64"],
+        "ReservedConcurrentExecutions": 5,
     })
+
+
+def test_overridden_log_retention_reaches_the_log_group(variants: Variants) -> None:
+    variants.overridden.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 7})
 
 
 def test_archive_bucket_props_override_a_default_visibly(variants: Variants) -> None:
@@ -109,15 +129,15 @@ def test_archive_bucket_props_override_a_default_visibly(variants: Variants) -> 
     })
 
 
-# --- an existing bucket --------------------------------------------------------------
+# --- existing resources --------------------------------------------------------------
 
 
 def test_existing_bucket_creates_no_bucket(variants: Variants) -> None:
-    variants.existing_bucket.resource_count_is("AWS::S3::Bucket", 0)
+    variants.existing.resource_count_is("AWS::S3::Bucket", 0)
 
 
 def test_existing_bucket_is_named_in_the_environment(variants: Variants) -> None:
-    variants.existing_bucket.has_resource_properties("AWS::Lambda::Function", {
+    variants.existing.has_resource_properties("AWS::Lambda::Function", {
         "Environment": {"Variables": Match.object_like({
             "ARCHIVE_BUCKET_NAME": EXISTING_BUCKET, "ARCHIVE_PREFIX": "logs/",
         })},
@@ -125,7 +145,7 @@ def test_existing_bucket_is_named_in_the_environment(variants: Variants) -> None
 
 
 def test_existing_bucket_grant_is_limited_to_the_configured_prefix(variants: Variants) -> None:
-    (statement,) = _s3_statements(variants.existing_bucket)
+    (statement,) = _s3_statements(variants.existing)
     assert statement["Action"] == "s3:PutObject"
     resource = statement["Resource"]["Fn::Join"][1]
     assert resource[-1] == f":s3:::{EXISTING_BUCKET}/logs/*"
@@ -147,14 +167,70 @@ def test_archival_off_leaves_the_bucket_name_empty(variants: Variants) -> None:
     })
 
 
+# --- a separate snapshot table -------------------------------------------------------
+
+
+def test_snapshot_table_is_named_in_the_environment(variants: Variants) -> None:
+    (snapshots,) = (lid for lid in variants.snapshot_table.find_resources("AWS::DynamoDB::Table")
+                    if lid.startswith("Snapshots"))
+    (source,) = (lid for lid in variants.snapshot_table.find_resources("AWS::DynamoDB::Table")
+                 if lid.startswith("Table"))
+    variants.snapshot_table.has_resource_properties("AWS::Lambda::Function", {
+        "Environment": {"Variables": Match.object_like({
+            "TABLE_NAME": {"Ref": source}, "SNAPSHOT_TABLE_NAME": {"Ref": snapshots},
+        })},
+    })
+
+
+def test_snapshot_table_gets_reads_and_writes_source_table_refills(variants: Variants) -> None:
+    template = variants.snapshot_table
+    assert _item_statements(template) == [
+        {"Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Effect": "Allow",
+         "Resource": _table_arn(template, "Snapshots")},
+        {"Action": "dynamodb:UpdateItem", "Effect": "Allow",
+         "Resource": _table_arn(template, "Table")},
+    ]
+
+
+def test_refill_off_leaves_the_source_table_read_only(variants: Variants) -> None:
+    template = variants.no_archive
+    assert _item_statements(template) == [
+        {"Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Effect": "Allow",
+         "Resource": _table_arn(template, "Snapshots")},
+    ]
+
+
 # --- errors --------------------------------------------------------------------------
 
 
-def _build(stream: dynamodb.StreamViewType | None = None, **kwargs: Any) -> StreamAggregator:
-    stack = Stack(App(), "Errors")
+def _build(stream: dynamodb.StreamViewType | None = None, stack: Stack | None = None,
+           **kwargs: Any) -> StreamAggregator:
+    stack = stack or Stack(App(), "Errors")
     table = _table(stack, stream or dynamodb.StreamViewType.NEW_AND_OLD_IMAGES)
     config = kwargs.pop("config", AggregatorConfig())
     return StreamAggregator(stack, "Aggregator", table=table, config=config, **kwargs)
+
+
+def test_both_alarm_topic_and_emails_are_refused() -> None:
+    stack = Stack(App(), "Errors")
+    topic = sns.Topic.from_topic_arn(stack, "Topic", EXISTING_TOPIC)
+    with pytest.raises(ValueError, match=r"^alarm_topic and alarm_emails are mutually"):
+        _build(stack=stack, alarm_topic=topic, alarm_emails=["ops@example.com"])
+
+
+def test_at_timestamp_starting_position_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^starting_position must be TRIM_HORIZON or LATEST"):
+        _build(starting_position=lambda_.StartingPosition.AT_TIMESTAMP)
+
+
+@pytest.mark.parametrize(("prop", "value", "message"), [
+    ("alarm_emails", ["not-an-address"], r"^alarm_emails: 'not-an-address' is not an e-mail"),
+    ("dashboard_name", "my dashboard", r"^dashboard_name must be 1 to 255 letters"),
+    ("alarm_name_prefix", "", r"^alarm_name_prefix must be a plain string"),
+])
+def test_bad_alarm_prop_is_refused_by_name(prop: str, value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _build(**{prop: value})
 
 
 def test_both_archive_arguments_are_refused() -> None:
@@ -199,6 +275,7 @@ def test_stream_without_old_images_is_refused() -> None:
     ("max_batching_window", Duration.minutes(6), r"^max_batching_window must be from 0 to 300"),
     ("max_record_age", Duration.days(8), r"^max_record_age must be from 60 to 604800"),
     ("timeout", Duration.minutes(16), r"^timeout must be from 1 to 900 seconds"),
+    ("reserved_concurrency", 0, r"^reserved_concurrency must be a whole number from 1"),
 ])
 def test_out_of_range_prop_is_refused_by_name(prop: str, value: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -1,0 +1,1 @@
+"""Benchmarks of the aggregator against a naive baseline (``make bench``; see ``run.py``)."""

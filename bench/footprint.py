@@ -1,0 +1,119 @@
+"""Cold start, Lambda asset size and peak memory, each measured in a fresh subprocess.
+
+* Cold start: the time to ``import aggregator.handler`` in a new interpreter that has
+  already imported ``boto3`` and the two ``botocore`` modules the handler uses (the
+  Lambda runtime provides them; their own import time is not ours), from a copy of the
+  package without ``__pycache__`` and with ``-B``, because Lambda's ``/var/task`` is
+  read-only and every cold start compiles the sources. Median of ``runs``.
+* Asset: the directory ``infra.stream_aggregator.stage_lambda_asset()`` stages for the
+  function, zipped with deflate level 9; and what it vendors besides ``aggregator``.
+* Memory: the peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) of
+  one invocation of the handler over a 10,000-record batch, less the resident size just
+  before it; the kernel's high-water mark is reset first (``/proc/self/clear_refs``), so
+  parsing the event does not hide the batch's own peak. Clients and pool are warmed up by
+  a small batch beforehand, as on a warm Lambda container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "lambda_src" / "aggregator"
+_QUIET_JSII = {
+    "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
+}
+
+_IMPORT = """
+import time, boto3, botocore.config, botocore.exceptions
+started = time.perf_counter()
+import aggregator.handler
+print(time.perf_counter() - started)
+"""
+_IMPORT_ALL = """
+import time
+started = time.perf_counter()
+import aggregator.handler
+print(time.perf_counter() - started)
+"""
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    handler_ms: float
+    """Our modules, with boto3/botocore already imported."""
+    with_boto3_ms: float
+    """Everything, boto3 included: what a cold start pays in total (for context)."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    zipped_bytes: int
+    files: int
+    vendored: list[str]
+    """Top-level entries other than the ``aggregator`` package."""
+
+
+def cold_start(runs: int = 7) -> ColdStart:
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
+        shutil.copytree(PACKAGE, Path(tmp) / "aggregator",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        env = {**os.environ, "PYTHONPATH": tmp, "PYTHONDONTWRITEBYTECODE": "1"}
+        ours = [_seconds(_IMPORT, env, tmp) for _ in range(runs)]
+        total = [_seconds(_IMPORT_ALL, env, tmp) for _ in range(runs)]
+    return ColdStart(statistics.median(ours) * 1000, statistics.median(total) * 1000)
+
+
+def _seconds(code: str, env: dict[str, str], cwd: str) -> float:
+    out = subprocess.run([sys.executable, "-B", "-c", code], env=env, cwd=cwd,
+                         capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def asset() -> Asset:
+    code = ("from infra.stream_aggregator import stage_lambda_asset\n"
+            "print(stage_lambda_asset())")
+    env = {**os.environ, **_QUIET_JSII}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    staged = Path(out.strip().splitlines()[-1])
+    files = sorted(p for p in staged.rglob("*") if p.is_file())
+    with tempfile.TemporaryDirectory(prefix="bench-asset-") as tmp:
+        archive = Path(tmp) / "asset.zip"
+        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED,
+                             compresslevel=9) as zf:
+            for path in files:
+                zf.write(path, path.relative_to(staged).as_posix())
+        size = archive.stat().st_size
+    vendored = sorted({p.relative_to(staged).parts[0] for p in files} - {"aggregator"})
+    return Asset(size, len(files), vendored)
+
+
+_MEMORY = """
+import gc, json, resource, sys
+sys.path[:0] = [{lambda_src!r}, {root!r}]
+from bench.memory_probe import probe
+print(json.dumps(probe({path!r})))
+"""
+
+
+def peak_memory(batch_path: Path) -> dict[str, Any]:
+    """Run :func:`bench.memory_probe.probe` in a fresh interpreter; its JSON result."""
+    code = _MEMORY.format(lambda_src=str(ROOT / "lambda_src"), root=str(ROOT),
+                          path=str(batch_path))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result

@@ -1,0 +1,86 @@
+"""Batch wall time when every AWS call takes ``latency_s`` (10 ms in the standard run).
+
+Ours is the real Lambda entry point, ``aggregator.handler.handle``, on a runtime built by
+``build_runtime`` (its thread pool of ``max_workers``) over :func:`bench.fakes.answering_client`
+clients: botocore builds, validates and serializes every request, then the client sleeps
+for the round trip (releasing the GIL, as a socket wait does) and answers 200. The
+baseline sends its requests one after the other through the same clients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aggregator.config import AggregatorConfig
+from aggregator.handler import build_runtime, handle
+
+from .baseline import NaiveAggregator
+from .fakes import CallLog, answering_client
+from .throughput import now_after
+
+_DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
+@dataclass(frozen=True)
+class Timing:
+    seconds: float
+    calls: int
+    records: int
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.seconds
+
+
+def ours(batch: Sequence[dict[str, Any]], *, latency_s: float, max_workers: int,
+         repeat: int = 3) -> Timing:
+    """Best of ``repeat`` runs of the handler over one batch."""
+    log = CallLog()
+    ddb = answering_client("dynamodb", latency_s=latency_s, log=log,
+                           max_pool_connections=max_workers)
+    s3 = answering_client("s3", latency_s=latency_s, log=log, max_pool_connections=max_workers)
+    env = AggregatorConfig(archive_bucket_name="archive", max_workers=max_workers,
+                           log_level="WARNING").to_env()
+    with contextlib.redirect_stdout(_DEVNULL):
+        runtime = build_runtime(env, dynamodb=ddb, s3=s3)
+    try:
+        _run(runtime, list(batch[:10]))  # warm the clients' per-operation caches
+        best, calls = float("inf"), 0
+        for _ in range(repeat):
+            before = log.total()
+            best = min(best, _run(runtime, list(batch)))
+            calls = log.total() - before
+        return Timing(best, calls, len(batch))
+    finally:
+        runtime.pool.shutdown(wait=True)
+
+
+def baseline(batch: Sequence[dict[str, Any]], *, latency_s: float) -> Timing:
+    """One run of the naive baseline: plan, then every request in turn."""
+    log = CallLog()
+    ddb = answering_client("dynamodb", latency_s=latency_s, log=log)
+    s3 = answering_client("s3", latency_s=latency_s, log=log)
+    naive = NaiveAggregator()
+    warm, now_ms = batch[:10], now_after(batch)
+    naive.send(naive.plan(warm, now_after(warm)), now_after(warm), ddb, s3)  # warm up likewise
+    before = log.total()
+    started = time.perf_counter()
+    naive.send(naive.plan(batch, now_ms), now_ms, ddb, s3)
+    return Timing(time.perf_counter() - started, log.total() - before, len(batch))
+
+
+def _run(runtime: Any, records: list[dict[str, Any]]) -> float:
+    event = {"Records": records}
+    with contextlib.redirect_stdout(_DEVNULL):
+        started = time.perf_counter()
+        response = handle(event, runtime, now_ms=now_after(records))
+        elapsed = time.perf_counter() - started
+    if response["batchItemFailures"]:
+        print(f"warning: the batch reported failures: {response}", file=sys.stderr)
+    return elapsed

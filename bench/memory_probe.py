@@ -1,0 +1,51 @@
+"""Runs inside a fresh interpreter (see ``footprint.peak_memory``): one batch, its peak RSS."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import resource
+from pathlib import Path
+from typing import Any
+
+from aggregator.config import AggregatorConfig
+from aggregator.handler import build_runtime, handle
+
+from .fakes import answering_client
+from .throughput import now_after
+
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _reset_peak() -> bool:
+    """Reset the kernel's RSS high-water mark (Linux 4.0+); False where it cannot."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def probe(batch_path: str) -> dict[str, Any]:
+    env = AggregatorConfig(archive_bucket_name="archive", log_level="WARNING").to_env()
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        runtime = build_runtime(env, dynamodb=answering_client("dynamodb"),
+                                s3=answering_client("s3"))
+        records = json.loads(Path(batch_path).read_text())
+        warm = records[:100]
+        handle({"Records": warm}, runtime, now_ms=now_after(warm))
+        gc.collect()
+        reset = _reset_peak()
+        before_kb = _rss_kb() if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        handle({"Records": records}, runtime, now_ms=now_after(records))
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        runtime.pool.shutdown(wait=True)
+    return {"records": len(records), "before_kb": before_kb, "peak_kb": peak_kb,
+            "increase_kb": max(0, peak_kb - before_kb), "peak_reset": reset}

@@ -1,0 +1,193 @@
+"""``make bench``: measure every figure against the naive baseline, print a table, write JSON.
+
+    python -m bench                # the standard run (about two minutes on 2 cores)
+    python -m bench --quick        # tiny sizes: checks the benchmarks work, figures meaningless
+    python -m bench --out FILE     # where the JSON goes (default bench/results.json)
+
+Progress goes to stderr; the table (Markdown) and the deployment figures to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aggregator.config import AggregatorConfig
+
+from . import footprint, latency, throughput, writes
+from .figures import Figure, Goal, machine, table, write_json
+from .workload import SEED, generate
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
+MEMORY_GB = 0.5
+"""The construct's default memory size (512 MB)."""
+LAMBDA_GB_S_USD = 0.0000133334
+LAMBDA_REQUEST_USD = 0.20 / 1_000_000
+DYNAMODB_WRU_USD = 0.625 / 1_000_000
+S3_PUT_USD = 0.005 / 1_000
+PRICES = ("AWS list prices, us-east-1, as assumed here: Lambda arm64 $0.0000133334 per GB-s "
+          "and $0.20 per 1M requests; DynamoDB on-demand $0.625 per million write request "
+          "units; S3 Standard $0.005 per 1,000 PUT requests")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    batches: int
+    batch_size: int
+    latency_s: float
+    repeat: int
+    memory_records: int
+    cold_runs: int
+
+
+STANDARD = Sizes(batches=10, batch_size=1_000, latency_s=0.010, repeat=3,
+                 memory_records=10_000, cold_runs=7)
+QUICK = Sizes(batches=2, batch_size=50, latency_s=0.001, repeat=1, memory_records=200,
+              cold_runs=1)
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output file")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else STANDARD
+    figures = run(sizes)
+    host = machine()
+    print(f"Machine: {host['nproc']} CPUs ({host['cpu']}), Python {host['python']} "
+          f"({host['implementation']}), {host['platform']}")
+    print(f"Workload: {sizes.batches} batches x {sizes.batch_size} records, seed {SEED}; "
+          f"AWS latency "
+          f"{sizes.latency_s * 1000:g} ms per call" + ("  [--quick: not figures]"
+                                                     if args.quick else ""))
+    print()
+    print(table(figures))
+    write_json(args.out, figures)
+    progress(f"wrote {args.out}")
+    return 0
+
+
+def run(sizes: Sizes) -> list[Figure]:
+    started = time.perf_counter()
+    progress(f"generating the workload ({sizes.batches} x {sizes.batch_size} records)")
+    workload = generate(batches=sizes.batches, batch_size=sizes.batch_size)
+    texts = [json.dumps(batch) for batch in workload.batches]
+    batches = [json.loads(text) for text in texts]  # as Lambda delivers them
+    config = AggregatorConfig(archive_bucket_name="archive")
+    figures: list[Figure] = []
+
+    progress("asset size (stages the Lambda asset through the construct)")
+    asset = footprint.asset()
+    progress(f"cold start ({sizes.cold_runs} fresh interpreters each)")
+    cold = footprint.cold_start(sizes.cold_runs)
+
+    progress(f"decode + aggregate throughput, CPU time (best of {sizes.repeat} per batch)")
+    ours = throughput.ours(texts, config, repeat=sizes.repeat)
+    naive = throughput.baseline(texts, repeat=sizes.repeat)
+    no_refill = throughput.ours(texts, AggregatorConfig(archive_bucket_name="archive",
+                                                        enable_refill=False),
+                                repeat=sizes.repeat)
+    progress("whole-batch CPU throughput (requests built too)")
+    whole = throughput.ours(texts, config, repeat=sizes.repeat, build_requests=True)
+    naive_whole = throughput.baseline(texts, repeat=sizes.repeat, build_requests=True)
+    figures += [
+        Figure("decode_aggregate_throughput", ours.per_second, "records/s",
+               Goal(">=", 150_000, min_ratio=8), ours.per_second / naive.per_second),
+        Figure("decode_aggregate_throughput_refill_off", no_refill.per_second, "records/s"),
+        Figure("batch_cpu_throughput", whole.per_second, "records/s", None,
+               whole.per_second / naive_whole.per_second),
+    ]
+
+    progress("write requests against their floor")
+    counts = writes.measure(batches, config)
+    figures += [
+        Figure("snapshot_requests_per_item", counts.snapshot_requests / counts.snapshot_items,
+               "requests/item", Goal("==", 1.0),
+               counts.baseline_snapshot_requests / counts.snapshot_requests),
+        Figure("refill_requests_per_bucket_max", counts.max_refills_per_bucket,
+               "requests/bucket/batch", Goal("<=", 1)),
+        Figure("write_requests_per_record", counts.requests / counts.records, "requests/record",
+               None, counts.baseline_requests / counts.requests),
+    ]
+
+    progress(f"batch wall time, {sizes.latency_s * 1000:g} ms per AWS call")
+    batch = batches[0]
+    default = latency.ours(batch, latency_s=sizes.latency_s,
+                           max_workers=config.max_workers, repeat=sizes.repeat)
+    wide = latency.ours(batch, latency_s=sizes.latency_s, max_workers=64, repeat=sizes.repeat)
+    progress("batch wall time, our requests one at a time (max_workers=1)")
+    serial = latency.ours(batch, latency_s=sizes.latency_s, max_workers=1, repeat=1)
+    progress(f"batch wall time, the naive baseline (~{counts.baseline_requests // sizes.batches}"
+             f" sequential calls)")
+    slow = latency.baseline(batch, latency_s=sizes.latency_s)
+    for suffix, timing in (("", default), ("_64_workers", wide)):
+        figures.append(Figure(f"batch_wall_time{suffix}", timing.seconds * 1000, "ms",
+                              Goal("<=", 300, min_ratio=10), slow.seconds / timing.seconds))
+        figures.append(Figure(f"shard_lane_throughput{suffix}", timing.records_per_second,
+                              "records/s", Goal(">=", 4_000),
+                              slow.seconds / timing.seconds))
+    figures.append(Figure("batch_wall_time_sequential_writes", serial.seconds * 1000, "ms",
+                          None, slow.seconds / serial.seconds))
+
+    figures += [
+        Figure("cold_start_import", cold.handler_ms, "ms", Goal("<=", 30)),
+        Figure("cold_start_import_with_boto3", cold.with_boto3_ms, "ms"),
+        Figure("lambda_asset_zipped", asset.zipped_bytes / 1024, "KiB", Goal("<=", 64)),
+        Figure("vendored_packages", len(asset.vendored), "packages", Goal("==", 0)),
+    ]
+
+    progress(f"peak memory of one {sizes.memory_records:,}-record batch (fresh interpreter)")
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        path = Path(tmp) / "batch.json"
+        big = generate(batches=1, batch_size=sizes.memory_records)
+        path.write_text(json.dumps(big.batches[0]))
+        del big
+        memory = footprint.peak_memory(path)
+    progress(f"peak memory: {memory}")
+    figures.append(Figure("peak_rss_increase", memory["increase_kb"] / 1024, "MiB",
+                          Goal("<=", 64)))
+
+    figures += [
+        Figure("archive_puts_per_partition", counts.puts / max(1, counts.partitions),
+               "PUTs/partition", Goal("==", 1.0)),
+        Figure("archive_puts_per_batch", counts.puts / counts.batches, "PUTs/batch"),
+        Figure("archive_gzip_ratio", counts.jsonl_bytes / max(1, counts.gzip_bytes), "x"),
+        Figure("archive_bytes_per_record", counts.gzip_bytes / max(1, counts.archived_records),
+               "bytes/record"),
+    ]
+
+    figures += _deployment(counts, default, slow)
+    progress(f"done in {time.perf_counter() - started:.0f} s")
+    return figures
+
+
+def _deployment(counts: writes.WriteCounts, ours: latency.Timing,
+                naive: latency.Timing) -> list[Figure]:
+    """Per million records: DynamoDB write units and the cost of the whole path."""
+    per_million = 1_000_000 / counts.records
+    wru = (counts.snapshot_requests * counts.wcu_per_snapshot_write
+           + counts.refill_requests * counts.wcu_per_refill) * per_million
+    naive_wru = (counts.baseline_snapshot_requests * counts.wcu_per_snapshot_write
+                 + counts.baseline_refill_requests * counts.wcu_per_refill) * per_million
+
+    def cost(timing: latency.Timing, wru: float, puts: int) -> float:
+        invocations = 1_000_000 / timing.records
+        lambda_usd = invocations * (timing.seconds * MEMORY_GB * LAMBDA_GB_S_USD
+                                    + LAMBDA_REQUEST_USD)
+        return lambda_usd + wru * DYNAMODB_WRU_USD + puts * per_million * S3_PUT_USD
+
+    ours_usd = cost(ours, wru, counts.puts)
+    naive_usd = cost(naive, naive_wru, counts.baseline_puts)
+    return [
+        Figure("dynamodb_wru_per_million_records", wru, "WRU", None, naive_wru / wru),
+        Figure("cost_per_million_records", ours_usd, "USD", None, naive_usd / ours_usd),
+    ]

@@ -1,0 +1,245 @@
+"""CloudWatch alarms for the aggregator, after the operations guide's health indicators.
+
+Every alarm has a stable name, ``{prefix}-{key}`` with ``_`` in the key written ``-``
+(for example ``StreamAggregator-prod-Aggregator-iterator-age``), so runbooks and
+dashboards can refer to it. The keys, what each alarm watches and its default:
+
+=====================  ==========================================================  =========
+key                    metric (statistic, period, datapoints)                      fires at
+=====================  ==========================================================  =========
+errors                 100 x Errors / Invocations (Sum, 5 min, 1 of 1)             > 1 %
+duration               Duration (Maximum, 5 min, 1 of 1)                           > 80 % of
+                                                                                   timeout
+iterator_age           IteratorAge (Maximum, 1 min, 3 of 3)                        > 30 s
+iterator_age_warning   IteratorAge (Maximum, 1 min, 15 of 15)                      > 1 s
+dlq_depth              DLQ ApproximateNumberOfMessagesVisible (Maximum, 1 min)     >= 1
+throttles              Throttles (Sum, 5 min, 1 of 1)                              >= 1
+skipped_records        StreamAggregator RecordsSkipped (Sum, 5 min, 1 of 1)        >= 1
+failed_writes          StreamAggregator FailedWrites (Sum, 5 min, 1 of 1)          >= 1
+=====================  ==========================================================  =========
+
+Missing data never breaches: no invocations means nothing to alarm on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aggregator.metrics import COUNTS, DIMENSION, DURATION, NAMESPACE
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+ALARM_KEYS = (
+    "errors",
+    "duration",
+    "iterator_age",
+    "iterator_age_warning",
+    "dlq_depth",
+    "throttles",
+    "skipped_records",
+    "failed_writes",
+)
+"""The keys of :attr:`StreamAggregator.alarms`, in dashboard order."""
+
+_GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+_GE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+_SHORT = Duration.minutes(1)
+_LONG = Duration.minutes(5)
+
+
+@dataclass(frozen=True)
+class AlarmThresholds:
+    """When each alarm fires. The defaults are the operations guide's "critical" column.
+
+    The guide's iterator-age table reads healthy < 1 s, warning < 30 s, critical > 30 s:
+    ``iterator_age`` is the critical level and ``iterator_age_warning`` the start of the
+    warning band, which must hold for 15 minutes in a row before it fires (a single slow
+    or retried batch is not a trend).
+    """
+
+    error_rate_percent: float = 1.0
+    """``errors`` fires above this share of invocations that failed, in percent."""
+    duration_percent_of_timeout: float = 80.0
+    """``duration`` fires when an invocation takes longer than this share of the timeout."""
+    iterator_age: Duration = Duration.seconds(30)
+    """``iterator_age`` fires when the newest record of a batch was older than this."""
+    iterator_age_warning: Duration = Duration.seconds(1)
+    """``iterator_age_warning`` fires when that stays above this for 15 minutes."""
+    dlq_depth: int = 1
+    """``dlq_depth`` fires at this many messages in the dead-letter queue."""
+    throttles: int = 1
+    """``throttles`` fires at this many throttled invocations in 5 minutes."""
+    skipped_records: int = 1
+    """``skipped_records`` fires at this many malformed (skipped) records in 5 minutes."""
+    failed_writes: int = 1
+    """``failed_writes`` fires at this many writes that failed after retries in 5 minutes."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.error_rate_percent <= 100:
+            raise ValueError(
+                f"alarm_thresholds.error_rate_percent must be above 0 and at most 100, "
+                f"got {self.error_rate_percent!r}"
+            )
+        if not 0 < self.duration_percent_of_timeout < 100:
+            raise ValueError(
+                "alarm_thresholds.duration_percent_of_timeout must be between 0 and 100, "
+                f"got {self.duration_percent_of_timeout!r}"
+            )
+        for name in ("dlq_depth", "throttles", "skipped_records", "failed_writes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"alarm_thresholds.{name} must be a whole number >= 1, "
+                                 f"got {value!r}")
+        critical = self.iterator_age.to_milliseconds()
+        warning = self.iterator_age_warning.to_milliseconds()
+        if not 0 < warning < critical:
+            raise ValueError(
+                "alarm_thresholds.iterator_age_warning must be above 0 and below "
+                f"iterator_age ({warning} ms, {critical} ms)"
+            )
+
+
+@dataclass(frozen=True)
+class AggregatorMetrics:
+    """The metrics the alarms and the dashboard read, built once."""
+
+    invocations: cloudwatch.Metric
+    errors: cloudwatch.Metric
+    error_rate: cloudwatch.MathExpression
+    duration: cloudwatch.Metric
+    iterator_age: cloudwatch.Metric
+    throttles: cloudwatch.Metric
+    dlq_depth: cloudwatch.Metric
+    counts: dict[str, cloudwatch.Metric]
+    """The aggregator's own EMF counts, by metric name (``RecordsSkipped``, ...)."""
+    batch_duration: cloudwatch.Metric
+
+
+def aggregator_metrics(
+    function: lambda_.IFunction, dead_letter_queue: sqs.IQueue
+) -> AggregatorMetrics:
+    """Lambda's and SQS's own metrics plus the handler's EMF metrics for ``function``."""
+    invocations = function.metric_invocations(statistic="Sum", period=_LONG)
+    errors = function.metric_errors(statistic="Sum", period=_LONG)
+
+    def own(name: str, statistic: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=NAMESPACE,
+            metric_name=name,
+            dimensions_map={DIMENSION: function.function_name},
+            statistic=statistic,
+            period=_LONG,
+        )
+
+    return AggregatorMetrics(
+        invocations=invocations,
+        errors=errors,
+        error_rate=cloudwatch.MathExpression(
+            expression="IF(invocations > 0, 100 * errors / invocations, 0)",
+            using_metrics={"errors": errors, "invocations": invocations},
+            label="Error rate (%)",
+            period=_LONG,
+        ),
+        duration=function.metric_duration(statistic="Maximum", period=_LONG),
+        iterator_age=function.metric("IteratorAge", statistic="Maximum", period=_SHORT),
+        throttles=function.metric_throttles(statistic="Sum", period=_LONG),
+        dlq_depth=dead_letter_queue.metric_approximate_number_of_messages_visible(
+            statistic="Maximum", period=_SHORT
+        ),
+        counts={name: own(name, "Sum") for name in COUNTS},
+        batch_duration=own(DURATION, "Maximum"),
+    )
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One alarm before it is built: what it watches and when it fires."""
+
+    key: str
+    metric: cloudwatch.IMetric
+    threshold: float
+    comparison: cloudwatch.ComparisonOperator
+    evaluation_periods: int
+    description: str
+
+    @property
+    def above(self) -> str:
+        return ">" if self.comparison == _GT else ">="
+
+
+def alarm_specs(
+    metrics: AggregatorMetrics, thresholds: AlarmThresholds, timeout: Duration
+) -> list[AlarmSpec]:
+    """Every alarm of :data:`ALARM_KEYS`, in that order."""
+    duration_ms = timeout.to_milliseconds() * thresholds.duration_percent_of_timeout / 100
+    skipped = metrics.counts["RecordsSkipped"]
+    failed = metrics.counts["FailedWrites"]
+    return [
+        AlarmSpec("errors", metrics.error_rate, thresholds.error_rate_percent, _GT, 1,
+                  "Share of aggregator invocations that failed (timeouts, crashes, a "
+                  "broken configuration). The handler never fails for bad data."),
+        AlarmSpec("duration", metrics.duration, duration_ms, _GT, 1,
+                  f"An invocation took more than {thresholds.duration_percent_of_timeout:g} "
+                  "% of the function timeout: the next one may time out."),
+        AlarmSpec("iterator_age", metrics.iterator_age,
+                  thresholds.iterator_age.to_milliseconds(), _GT, 3,
+                  "The stream is falling behind: the newest record of each batch was "
+                  "older than the critical limit for 3 minutes."),
+        AlarmSpec("iterator_age_warning", metrics.iterator_age,
+                  thresholds.iterator_age_warning.to_milliseconds(), _GT, 15,
+                  "The stream has lagged beyond the healthy range for 15 minutes."),
+        AlarmSpec("dlq_depth", metrics.dlq_depth, thresholds.dlq_depth, _GE, 1,
+                  "Batches gave up after their retries or record age; their records are "
+                  "not counted until replayed from the stream (within 24 hours)."),
+        AlarmSpec("throttles", metrics.throttles, thresholds.throttles, _GE, 1,
+                  "Invocations were throttled (reserved or account concurrency): the "
+                  "stream waits meanwhile."),
+        AlarmSpec("skipped_records", skipped, thresholds.skipped_records, _GE, 1,
+                  "Malformed stream records were logged and skipped (RecordsSkipped)."),
+        AlarmSpec("failed_writes", failed, thresholds.failed_writes, _GE, 1,
+                  "DynamoDB/S3 writes failed after the SDK's retries (FailedWrites); the "
+                  "mapping retries those records."),
+    ]
+
+
+def alarm_name(prefix: str, key: str) -> str:
+    """The stable, documented name of the alarm ``key``."""
+    return f"{prefix}-{key.replace('_', '-')}"
+
+
+def create_alarms(
+    scope: Construct,
+    specs: list[AlarmSpec],
+    *,
+    name_prefix: str,
+    topic: sns.ITopic,
+) -> dict[str, cloudwatch.Alarm]:
+    """One alarm per spec, notifying ``topic`` when it fires and when it recovers."""
+    action = cloudwatch_actions.SnsAction(topic)
+    alarms: dict[str, cloudwatch.Alarm] = {}
+    for spec in specs:
+        kwargs: dict[str, Any] = {
+            "metric": spec.metric,
+            "threshold": spec.threshold,
+            "comparison_operator": spec.comparison,
+            "evaluation_periods": spec.evaluation_periods,
+            "datapoints_to_alarm": spec.evaluation_periods,
+            "treat_missing_data": cloudwatch.TreatMissingData.NOT_BREACHING,
+            "alarm_name": alarm_name(name_prefix, spec.key),
+            "alarm_description": spec.description,
+        }
+        alarm = cloudwatch.Alarm(scope, _construct_id(spec.key), **kwargs)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        alarms[spec.key] = alarm
+    return alarms
+
+
+def _construct_id(key: str) -> str:
+    return "".join(part.capitalize() for part in key.split("_")) + "Alarm"

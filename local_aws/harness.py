@@ -1,0 +1,303 @@
+"""The exactly-once proof: a generated workload, its ground truth, and a faulty run.
+
+``generate_workload`` writes a zae-limiter-shaped stream (bucket INSERTs and MODIFYs with
+consumption and refunds, refill-only updates, audit items removed by TTL and by hand) and,
+independently of the aggregator's code, the counts it must produce: per snapshot item,
+the change of ``floor(tc / 1000)`` summed over its records, and the records that moved a
+counter. ``run`` pushes the stream through the real handler under the faults of
+``local_aws.faults`` and ``compare`` reads the resulting table and archive back.
+
+Run the full size with ``make prove`` (``python -m local_aws.harness``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import os
+import random
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from aggregator.config import AggregatorConfig
+from aggregator.handler import Runtime, build_runtime, handle
+from aggregator.pipeline import Stores
+from aggregator.stores import ArchiveStore, SnapshotStore
+from aggregator.windows import Window
+
+from local_aws.event_source_mapping import MappingReport, MappingSettings
+from local_aws.faults import (
+    DeliveryFaults,
+    FaultPlan,
+    FaultyClient,
+    FaultyEventSourceMapping,
+    SimulatedCrash,
+)
+from local_aws.memory import MemoryDynamoDB, MemoryS3
+
+NAMESPACE = "proofNs0001"
+TABLE = "rate-limits"
+BUCKET = "archive"
+START = datetime(2026, 1, 31, 21, 0, tzinfo=UTC).timestamp()
+"""Three hours before and after midnight at a month's end: day and month boundaries."""
+WINDOWS = (Window.HOURLY, Window.DAILY, Window.MONTHLY)
+_RESERVED = frozenset({"PK", "SK", "entity_id", "resource", "window", "window_start",
+                       "total_events", "GSI2PK", "GSI2SK", "GSI4PK", "GSI4SK", "ttl"})
+
+SnapshotTruth = dict[tuple[str, str, str, str], Counter[str]]
+"""(entity, resource, window, window key) → counters and ``total_events``."""
+
+
+@dataclass
+class Workload:
+    records: list[dict[str, Any]]
+    snapshots: SnapshotTruth
+    archived_event_ids: set[str]
+
+
+@dataclass
+class RunResult:
+    report: MappingReport
+    storage_faults: dict[str, int]
+    seconds: float
+    write_requests: int
+    """DynamoDB requests made (-1 when the client does not count them)."""
+    given_up: int
+    """Batches the mapping sent to its on-failure destination."""
+
+
+@dataclass
+class Differences:
+    snapshots: dict[tuple[str, str, str, str], tuple[dict[str, int], dict[str, int]]] = \
+        field(default_factory=dict)
+    missing_archive: set[str] = field(default_factory=set)
+    unexpected_archive: set[str] = field(default_factory=set)
+    conflicting_archive_lines: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.snapshots or self.missing_archive or self.unexpected_archive
+                    or self.conflicting_archive_lines)
+
+
+def generate_workload(seed: int, records: int, *, entities: int = 300, hours: float = 6.0,
+                      audit_share: float = 0.05) -> Workload:
+    rng = random.Random(seed)
+    weights = [1 / (rank ** 1.1) for rank in range(1, entities + 1)]
+    totals: dict[tuple[str, str, int], dict[str, int]] = {}
+    truth: SnapshotTruth = defaultdict(Counter)
+    out: list[dict[str, Any]] = []
+    archived: set[str] = set()
+    sequence = 10**20
+    for index in range(records):
+        sequence += rng.randint(1, 1000)
+        created = START + hours * 3600 * index / records
+        if rng.random() < audit_share:
+            event_id = f"01AUDIT{seed:04d}{index:012d}"
+            archived.add(event_id)
+            out.append(_audit_removal(event_id, rng, sequence, created))
+            continue
+        entity = f"e{rng.choices(range(entities), weights)[0]}"
+        resource = rng.choice(("gpt-4", "claude-3", "embed"))
+        shard = 1 if rng.random() < 0.1 else 0
+        key = (entity, resource, shard)
+        before = totals.get(key)
+        after = dict(before or {"rpm": 0, "tpm": 0})
+        if before is not None and rng.random() < 0.03:
+            pass  # a refill-only update: no counter moves
+        else:
+            after["rpm"] += 1000 if rng.random() < 0.8 else 0
+            after["tpm"] += rng.choice((rng.randint(1, 4000) * 250, -rng.randint(0, 999)))
+            after["tpm"] = max(after["tpm"], 0)
+        totals[key] = after
+        old = before or {"rpm": 0, "tpm": 0}
+        moved = {name: after[name] // 1000 - old[name] // 1000 for name in after}
+        if any(after[name] != old[name] for name in after):
+            for window, window_key in _windows(created):
+                counters = truth[(entity, resource, window, window_key)]
+                counters["total_events"] += 1
+                for name, amount in moved.items():
+                    counters[name] += amount
+        out.append(_bucket_record(key, before, after, sequence, created))
+    return Workload(out, dict(truth), archived)
+
+
+def run(workload: Workload, *, seed: int, throttle_rate: float = 0.01,
+        lost_response_rate: float = 0.01, crash_rate: float = 0.02,
+        redeliver_rate: float = 0.05, lanes: int = 2, batch_size: int = 100,
+        ddb: Any, s3: Any, config: AggregatorConfig | None = None) -> RunResult:
+    """Deliver the workload's records through the real handler, with faults.
+
+    ``ddb`` and ``s3`` are clients: :mod:`local_aws.memory`'s for size, moto's for realism.
+    The handler's own log and metric lines are discarded.
+    """
+    config = config or AggregatorConfig(table_name=TABLE, archive_bucket_name=BUCKET,
+                                        snapshot_windows=WINDOWS, enable_refill=False)
+    plan = FaultPlan(random.Random(seed), throttle_rate=throttle_rate,
+                     lost_response_rate=lost_response_rate, crash_rate=crash_rate)
+    containers = threading.local()
+    given_up: list[dict[str, Any]] = []
+
+    def container() -> Runtime:
+        runtime: Runtime | None = getattr(containers, "runtime", None)
+        if runtime is None:
+            runtime = build_runtime(config.to_env(), dynamodb=ddb, s3=s3)
+            containers.runtime = runtime
+        return runtime
+
+    def invoke(event: dict[str, Any]) -> Mapping[str, Any]:
+        """One invocation in this lane's container; a crash costs the container."""
+        runtime = container()
+        crash_after = plan.crash_after()
+        stores = Stores(
+            snapshots=SnapshotStore(cast(Any, FaultyClient(ddb, plan, crash_after=crash_after)),
+                                    config),
+            buckets=None,
+            archive=ArchiveStore(cast(Any, FaultyClient(s3, plan, crash_after=crash_after)),
+                                 BUCKET),
+        )
+        try:
+            return handle(event, replace(runtime, stores=stores), now_ms=int(time.time() * 1000))
+        except SimulatedCrash as crash:
+            runtime.pool.shutdown(wait=False, cancel_futures=True)
+            containers.runtime = None
+            raise RuntimeError("the invocation crashed") from crash
+
+    mapping = FaultyEventSourceMapping(
+        streams=None, stream_arn="arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x",
+        invoke=invoke,
+        settings=MappingSettings(batch_size=batch_size, bisect_on_error=True,
+                                 retry_attempts=10_000),
+        on_failure=given_up.append, clock=time.time,
+        faults=DeliveryFaults(random.Random(seed + 1), redeliver_rate=redeliver_rate,
+                              random_batch_sizes=True, lanes=lanes),
+    )
+    calls_before = _calls(ddb)
+    started = time.perf_counter()
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        report = mapping.deliver("shardId-proof", workload.records)
+    elapsed = time.perf_counter() - started
+    return RunResult(report, dict(plan.counts), elapsed, _calls(ddb) - calls_before,
+                     len(given_up))
+
+
+def compare(workload: Workload, items: Iterable[Mapping[str, Any]],
+            objects: Iterable[bytes]) -> Differences:
+    """The table's snapshot items and the archive's objects against the ground truth."""
+    found: SnapshotTruth = {}
+    for item in items:
+        if not item["SK"]["S"].startswith("#USAGE#"):
+            continue
+        key = (item["entity_id"]["S"], item["resource"]["S"], item["window"]["S"],
+               item["window_start"]["S"])
+        found[key] = Counter({name: int(value["N"]) for name, value in item.items()
+                              if "N" in value and (name not in _RESERVED
+                                                   or name == "total_events")})
+    differences = Differences()
+    for key in set(found) | set(workload.snapshots):
+        expected = {k: v for k, v in workload.snapshots.get(key, Counter()).items() if v}
+        actual = {k: v for k, v in found.get(key, Counter()).items() if v}
+        if expected != actual:
+            differences.snapshots[key] = (expected, actual)
+    lines: dict[str, str] = {}
+    for body in objects:
+        for line in gzip.decompress(body).decode().splitlines():
+            event_id = json.loads(line)["event_id"]
+            if lines.setdefault(event_id, line) != line:
+                differences.conflicting_archive_lines += 1
+    differences.missing_archive = workload.archived_event_ids - set(lines)
+    differences.unexpected_archive = set(lines) - workload.archived_event_ids
+    return differences
+
+
+def _calls(client: Any) -> int:
+    return int(getattr(client, "calls", -1))
+
+
+def _windows(created: float) -> list[tuple[str, str]]:
+    moment = datetime.fromtimestamp(created, tz=UTC)
+    return [("hourly", moment.strftime("%Y-%m-%dT%H:00:00Z")),
+            ("daily", moment.strftime("%Y-%m-%dT00:00:00Z")),
+            ("monthly", moment.strftime("%Y-%m-01T00:00:00Z"))]
+
+
+def _image(key: tuple[str, str, int], totals: Mapping[str, int]) -> dict[str, Any]:
+    entity, resource, shard = key
+    image: dict[str, Any] = {
+        "PK": {"S": f"{NAMESPACE}/BUCKET#{entity}#{resource}#{shard}"},
+        "SK": {"S": "#STATE"}, "entity_id": {"S": entity}, "resource": {"S": resource},
+        "rf": {"N": "1769893200000"}, "shard_count": {"N": "2"},
+    }
+    for name, total in totals.items():
+        image[f"b_{name}_tc"] = {"N": str(total)}
+        image[f"b_{name}_tk"] = {"N": "0"}
+    image["b_wcu_tc"] = {"N": str(sum(totals.values()) % 7919)}
+    return image
+
+
+def _bucket_record(key: tuple[str, str, int], before: Mapping[str, int] | None,
+                   after: Mapping[str, int], sequence: int, created: float) -> dict[str, Any]:
+    new = _image(key, after)
+    body: dict[str, Any] = {
+        "ApproximateCreationDateTime": created, "Keys": {"PK": new["PK"], "SK": new["SK"]},
+        "SequenceNumber": str(sequence), "NewImage": new, "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if before is not None:
+        body["OldImage"] = _image(key, before)
+    return {"eventID": f"ev{sequence}", "eventName": "MODIFY" if before else "INSERT",
+            "eventSource": "aws:dynamodb", "dynamodb": body}
+
+
+def _audit_removal(event_id: str, rng: random.Random, sequence: int,
+                   created: float) -> dict[str, Any]:
+    entity = f"e{rng.randrange(50)}"
+    stamp = datetime.fromtimestamp(created - rng.randint(0, 86_400 * 90), tz=UTC)
+    old = {
+        "PK": {"S": f"{NAMESPACE}/AUDIT#{entity}"}, "SK": {"S": f"#AUDIT#{event_id}"},
+        "entity_id": {"S": entity}, "event_id": {"S": event_id}, "action": {"S": "limits_set"},
+        "timestamp": {"S": stamp.strftime("%Y-%m-%dT%H:%M:%SZ")}, "principal": {"NULL": True},
+        "resource": {"S": "gpt-4"}, "details": {"M": {"n": {"N": str(rng.randint(1, 9))}}},
+    }
+    record: dict[str, Any] = {
+        "eventID": f"ev{sequence}", "eventName": "REMOVE", "eventSource": "aws:dynamodb",
+        "dynamodb": {"ApproximateCreationDateTime": created, "SequenceNumber": str(sequence),
+                     "Keys": {"PK": old["PK"], "SK": old["SK"]}, "OldImage": old},
+    }
+    if rng.random() < 0.8:
+        record["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    return record
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_aws.harness", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=100_000, help="records per seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    args = parser.parse_args(argv)
+    failed = 0
+    print(f"{'seed':>4} {'records':>8} {'invocations':>11} {'crashes':>7} {'throttled':>9} "
+          f"{'lost resp':>9} {'writes':>8} {'writes/rec':>10} {'seconds':>7}  result", flush=True)
+    for seed in args.seeds:
+        workload = generate_workload(seed, args.records)
+        ddb, s3 = MemoryDynamoDB(), MemoryS3()
+        result = run(workload, seed=seed, ddb=ddb, s3=s3)
+        differences = compare(workload, ddb.items(TABLE), s3.objects.values())
+        failed += bool(differences)
+        faults = result.storage_faults
+        print(f"{seed:>4} {len(workload.records):>8} {result.report.invocations:>11} "
+              f"{faults.get('crash', 0):>7} {faults.get('throttled', 0):>9} "
+              f"{faults.get('lost_response', 0):>9} {result.write_requests:>8} "
+              f"{result.write_requests / len(workload.records):>10.2f} {result.seconds:>7.1f}  "
+              f"{'differs' if differences else 'exact'}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""What the infra tests share besides fixtures: names, the variant stacks, a consumer app."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+from aggregator.config import AggregatorConfig
+from aws_cdk import App, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk.assertions import Template
+
+from infra import StreamAggregator
+from infra.alarms import AlarmThresholds
+
+STACK_NAME = "StreamAggregator-test"
+"""The app's stack in the shared synth."""
+EXISTING_BUCKET = "existing-archive-bucket"
+EXISTING_TOPIC = "arn:aws:sns:eu-west-1:123456789012:existing-alarms"
+CONSUMER_STACK = "Consumer"
+
+VARIANTS = ("Overridden", "ExistingResources", "NoArchive", "SnapshotTable")
+"""The stacks of :func:`variants_assembly`."""
+OVERRIDDEN_THRESHOLDS = AlarmThresholds(
+    error_rate_percent=5, duration_percent_of_timeout=50,
+    iterator_age=Duration.minutes(5), iterator_age_warning=Duration.seconds(60),
+    dlq_depth=10, throttles=3, skipped_records=2, failed_writes=4,
+)
+CUSTOM_FILTER = lambda_.FilterCriteria.filter({"eventName": ["INSERT"]})
+
+
+def source_table(stack: Stack, name: str = "Table") -> dynamodb.Table:
+    return dynamodb.Table(
+        stack,
+        name,
+        partition_key=dynamodb.Attribute(name="PK", type=dynamodb.AttributeType.STRING),
+        sort_key=dynamodb.Attribute(name="SK", type=dynamodb.AttributeType.STRING),
+        stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True
+        ),
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+
+
+def build_variants(app: App) -> None:
+    overridden = Stack(app, "Overridden")
+    StreamAggregator(
+        overridden, "Aggregator", table=source_table(overridden), config=AggregatorConfig(),
+        archive_bucket_props=s3.BucketProps(versioned=False),
+        batch_size=500, max_batching_window=Duration.seconds(5),
+        starting_position=lambda_.StartingPosition.LATEST, retry_attempts=3,
+        max_record_age=Duration.hours(1), parallelization_factor=4, filters=[],
+        memory_size=1024, timeout=Duration.seconds(120),
+        architecture=lambda_.Architecture.X86_64, reserved_concurrency=5,
+        log_retention=logs.RetentionDays.ONE_WEEK, alarm_thresholds=OVERRIDDEN_THRESHOLDS,
+        alarm_emails=["ops@example.com", "oncall@example.com"],
+        alarm_name_prefix="usage", dashboard_name="usage-dashboard",
+    )
+    existing = Stack(app, "ExistingResources")
+    StreamAggregator(
+        existing, "Aggregator", table=source_table(existing),
+        config=AggregatorConfig(archive_prefix="logs/"),
+        archive_bucket=s3.Bucket.from_bucket_name(existing, "Archive", EXISTING_BUCKET),
+        alarm_topic=sns.Topic.from_topic_arn(existing, "Alarms", EXISTING_TOPIC),
+        filters=[CUSTOM_FILTER],
+    )
+    no_archive = Stack(app, "NoArchive")
+    StreamAggregator(
+        no_archive, "Aggregator", table=source_table(no_archive),
+        snapshot_table=source_table(no_archive, "Snapshots"),
+        config=AggregatorConfig(enable_archival=False, enable_refill=False),
+    )
+    snapshots = Stack(app, "SnapshotTable")
+    StreamAggregator(
+        snapshots, "Aggregator", table=source_table(snapshots),
+        snapshot_table=source_table(snapshots, "Snapshots"), config=AggregatorConfig(),
+    )
+
+
+@dataclass(frozen=True)
+class Variants:
+    overridden: Template
+    existing: Template
+    no_archive: Template
+    snapshot_table: Template
+
+
+CONSUMER_APP = textwrap.dedent('''
+    """A consumer's own app: its pre-existing table, the installed construct, cdk-nag."""
+    import sys
+    from pathlib import Path
+
+    import aggregator
+    import infra
+    from aggregator.config import AggregatorConfig
+    from aws_cdk import App, Stack, Validations
+    from aws_cdk import aws_dynamodb as dynamodb
+    from cdk_nag import AwsSolutionsChecks
+    from infra import StreamAggregator
+
+    site = Path(sys.argv[1]).resolve()
+    for module in (aggregator, infra):
+        where = Path(module.__file__).resolve()
+        assert where.is_relative_to(site), f"{module.__name__} imported from {where}"
+
+    app = App(outdir="cdk.out")
+    stack = Stack(app, "Consumer")
+    table = dynamodb.Table.from_table_attributes(
+        stack, "Limits", table_name="rate-limits",
+        table_stream_arn="arn:aws:dynamodb:eu-west-1:123456789012:table/rate-limits"
+        "/stream/2025-01-01T00:00:00.000",
+    )
+    StreamAggregator(stack, "Usage", table=table, config=AggregatorConfig(), batch_size=500)
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+''')
+
+

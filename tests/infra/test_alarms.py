@@ -1,0 +1,204 @@
+"""Alarms and dashboard: each default alarm, each override, the dashboard's thresholds."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk import Duration
+from aws_cdk.assertions import Match, Template
+
+from infra.alarms import ALARM_KEYS, AlarmThresholds, alarm_name
+
+from .support import EXISTING_TOPIC, STACK_NAME, Variants
+
+PREFIX = f"{STACK_NAME}-Aggregator"
+FUNCTION = {"Name": "FunctionName", "Value": {"Ref": "AggregatorFunction65A1DE15"}}
+
+# key: (namespace, metric, statistic, period, threshold, comparison, datapoints)
+DEFAULT_ALARMS: dict[str, tuple[str, str, str, int, float, str, int]] = {
+    "duration": ("AWS/Lambda", "Duration", "Maximum", 300, 48_000, "GreaterThanThreshold", 1),
+    "iterator_age": ("AWS/Lambda", "IteratorAge", "Maximum", 60, 30_000,
+                     "GreaterThanThreshold", 3),
+    "iterator_age_warning": ("AWS/Lambda", "IteratorAge", "Maximum", 60, 1_000,
+                             "GreaterThanThreshold", 15),
+    "throttles": ("AWS/Lambda", "Throttles", "Sum", 300, 1,
+                  "GreaterThanOrEqualToThreshold", 1),
+    "skipped_records": ("StreamAggregator", "RecordsSkipped", "Sum", 300, 1,
+                        "GreaterThanOrEqualToThreshold", 1),
+    "failed_writes": ("StreamAggregator", "FailedWrites", "Sum", 300, 1,
+                      "GreaterThanOrEqualToThreshold", 1),
+}
+
+
+def _alarm(template: Template, name: str) -> dict[str, Any]:
+    found = template.find_resources("AWS::CloudWatch::Alarm", {
+        "Properties": {"AlarmName": name},
+    })
+    (alarm,) = found.values()
+    props: dict[str, Any] = alarm["Properties"]
+    return props
+
+
+def _dashboard_body(template: Template) -> dict[str, Any]:
+    """The dashboard's JSON, with every CloudFormation token replaced by ``"<token>"``."""
+    (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]
+    parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
+    text = "".join(p if isinstance(p, str) else "<token>" for p in parts)
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def test_alarm_keys_are_the_documented_ones() -> None:
+    assert ALARM_KEYS == (
+        "errors", "duration", "iterator_age", "iterator_age_warning", "dlq_depth",
+        "throttles", "skipped_records", "failed_writes",
+    )
+
+
+def test_every_alarm_has_its_stable_name(app_template: Template) -> None:
+    names = {a["Properties"]["AlarmName"]
+             for a in app_template.find_resources("AWS::CloudWatch::Alarm").values()}
+    assert names == {f"{PREFIX}-{key.replace('_', '-')}" for key in ALARM_KEYS}
+
+
+@pytest.mark.parametrize("key", sorted(DEFAULT_ALARMS))
+def test_default_alarm_watches_its_metric_at_its_threshold(
+    app_template: Template, key: str
+) -> None:
+    namespace, metric, statistic, period, threshold, comparison, points = DEFAULT_ALARMS[key]
+    alarm = _alarm(app_template, alarm_name(PREFIX, key))
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"], alarm["Period"]) == (
+        namespace, metric, statistic, period)
+    assert alarm["Dimensions"] == [FUNCTION]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (threshold, comparison)
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (points, points)
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_errors_alarm_is_error_rate_above_one_percent(app_template: Template) -> None:
+    alarm = _alarm(app_template, f"{PREFIX}-errors")
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanThreshold")
+    expression, *inputs = alarm["Metrics"]
+    assert expression["Expression"] == "IF(invocations > 0, 100 * errors / invocations, 0)"
+    assert {(m["Id"], m["MetricStat"]["Metric"]["MetricName"], m["MetricStat"]["Stat"],
+             m["MetricStat"]["Period"]) for m in inputs} == {
+        ("errors", "Errors", "Sum", 300), ("invocations", "Invocations", "Sum", 300)}
+
+
+def test_dlq_depth_alarm_fires_at_one_message(app_template: Template) -> None:
+    alarm = _alarm(app_template, f"{PREFIX}-dlq-depth")
+    (queue_id,) = app_template.find_resources("AWS::SQS::Queue")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum")
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        1, "GreaterThanOrEqualToThreshold")
+
+
+def test_alarms_notify_the_topic_on_alarm_and_on_recovery(app_template: Template) -> None:
+    (topic_id,) = app_template.find_resources("AWS::SNS::Topic")
+    for alarm in app_template.find_resources("AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+        assert alarm["Properties"]["OKActions"] == [{"Ref": topic_id}]
+
+
+def test_every_alarm_is_described(app_template: Template) -> None:
+    for alarm in app_template.find_resources("AWS::CloudWatch::Alarm").values():
+        assert len(alarm["Properties"]["AlarmDescription"]) > 20
+
+
+# --- dashboard -----------------------------------------------------------------------
+
+
+def test_dashboard_is_named_after_the_alarm_prefix(app_template: Template) -> None:
+    app_template.has_resource_properties(
+        "AWS::CloudWatch::Dashboard", {"DashboardName": PREFIX}
+    )
+
+
+def test_dashboard_lists_every_alarm(app_template: Template) -> None:
+    (status,) = [w for w in _dashboard_body(app_template)["widgets"] if w["type"] == "alarm"]
+    arns = status["properties"]["alarms"]
+    assert [arn.rsplit(":", 1)[-1] for arn in arns] == [
+        alarm_name(PREFIX, key) for key in ALARM_KEYS]
+
+
+def test_dashboard_draws_every_alarm_threshold(app_template: Template) -> None:
+    annotations = {
+        (a["label"], a["value"])
+        for w in _dashboard_body(app_template)["widgets"] if w["type"] == "metric"
+        for a in w["properties"].get("annotations", {}).get("horizontal", [])
+    }
+    assert annotations == {
+        ("errors > 1", 1), ("duration > 48000", 48_000),
+        ("iterator_age_warning > 1000", 1_000), ("iterator_age > 30000", 30_000),
+        ("dlq_depth >= 1", 1), ("throttles >= 1", 1), ("skipped_records >= 1", 1),
+        ("failed_writes >= 1", 1),
+    }
+
+
+def test_dashboard_graphs_the_aggregators_own_metrics(app_template: Template) -> None:
+    text = json.dumps(_dashboard_body(app_template))
+    for metric in ("RecordsProcessed", "RecordsCounted", "SnapshotWrites", "ArchivedRecords",
+                   "RefillsWritten", "BatchDuration", "RecordsSkipped", "FailedWrites"):
+        assert f'"StreamAggregator", "{metric}"' in text
+
+
+# --- overrides -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("key", "threshold"), [
+    ("errors", 5), ("duration", 60_000), ("iterator_age", 300_000),
+    ("iterator_age_warning", 60_000), ("dlq_depth", 10), ("throttles", 3),
+    ("skipped_records", 2), ("failed_writes", 4),
+])
+def test_overridden_thresholds_and_prefix_reach_the_alarms(
+    variants: Variants, key: str, threshold: float
+) -> None:
+    """50 % of the overridden 120 s timeout is 60 s."""
+    assert _alarm(variants.overridden, alarm_name("usage", key))["Threshold"] == threshold
+
+
+def test_overridden_dashboard_name(variants: Variants) -> None:
+    variants.overridden.has_resource_properties(
+        "AWS::CloudWatch::Dashboard", {"DashboardName": "usage-dashboard"}
+    )
+
+
+def test_alarm_emails_subscribe_to_the_new_topic(variants: Variants) -> None:
+    (topic_id,) = variants.overridden.find_resources("AWS::SNS::Topic")
+    for address in ("ops@example.com", "oncall@example.com"):
+        variants.overridden.has_resource_properties("AWS::SNS::Subscription", {
+            "Protocol": "email", "Endpoint": address, "TopicArn": {"Ref": topic_id},
+        })
+
+
+def test_existing_topic_is_notified_and_no_topic_is_created(variants: Variants) -> None:
+    variants.existing.resource_count_is("AWS::SNS::Topic", 0)
+    variants.existing.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "AlarmName": "ExistingResources-Aggregator-errors",
+        "AlarmActions": [EXISTING_TOPIC], "OKActions": [EXISTING_TOPIC],
+    })
+
+
+def test_existing_topic_gets_no_cloudwatch_key_grant(variants: Variants) -> None:
+    variants.existing.has_resource_properties("AWS::KMS::Key", {"KeyPolicy": {
+        "Statement": Match.not_(Match.array_with([Match.object_like({
+            "Sid": "AllowCloudWatchAlarmsToPublish"})])),
+    }})
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"error_rate_percent": 0}, r"error_rate_percent must be above 0"),
+    ({"duration_percent_of_timeout": 100}, r"duration_percent_of_timeout must be between"),
+    ({"dlq_depth": 0}, r"dlq_depth must be a whole number >= 1"),
+    ({"throttles": 1.5}, r"throttles must be a whole number >= 1"),
+    ({"iterator_age_warning": Duration.minutes(1)}, r"iterator_age_warning must be above 0"),
+])
+def test_bad_thresholds_are_refused_by_name(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AlarmThresholds(**kwargs)
