@@ -7,11 +7,13 @@
   read-only and every cold start compiles the sources. Median of ``runs``.
 * Asset: the directory ``infra.stream_aggregator.stage_lambda_asset()`` stages for the
   function, zipped with deflate level 9; and what it vendors besides ``aggregator``.
-* Memory: the peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) of
-  one invocation of the handler over a 10,000-record batch, less the resident size just
-  before it; the kernel's high-water mark is reset first (``/proc/self/clear_refs``), so
-  parsing the event does not hide the batch's own peak. Clients and pool are warmed up by
-  a small batch beforehand, as on a warm Lambda container.
+* Memory: the peak resident set size of one invocation of the handler over a
+  10,000-record batch, less the resident size just before it (the parsed event, which
+  Lambda's runtime holds anyway, is in both). The kernel's RSS high-water mark is reset
+  first (``/proc/self/clear_refs``) and read back as ``VmHWM`` from ``/proc/self/status``:
+  the mark ``getrusage`` reports as ``ru_maxrss``, without the parent's peak that
+  ``ru_maxrss`` inherits across (v)fork + exec. Clients and pool are warmed up by a small
+  batch beforehand, as on a warm Lambda container.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from collections.abc import Iterator
 import pytest
 from aggregator.logs import PACKAGE_LOGGER
 
+pytest_plugins = ["tests.moto_fixtures"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Fake credentials for every client, so no test can ever reach a real account."""

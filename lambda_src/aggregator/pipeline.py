@@ -181,6 +181,14 @@ def _decode(raw_records: Sequence[Any], config: AggregatorConfig, result: BatchR
                 "event_id": _event_id(raw), "sequence_number": _sequence(raw),
                 "reason": exc.reason,
             })
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+            # Decoding is pure, so an exception here can only come from a shape no check
+            # foresaw. Skipping it keeps one odd record from blocking its shard forever.
+            result.skipped_malformed += 1
+            logger.warning("skipped malformed record", exc_info=True, extra={
+                "event_id": _event_id(raw), "sequence_number": _sequence(raw),
+                "reason": f"unexpected shape: {type(exc).__name__}: {exc}",
+            })
     decoded.buckets = [state for records in buckets.values()
                        if (state := _newest_state(records)) is not None]
     return decoded

@@ -53,7 +53,7 @@ def parse_record(raw: Any, partition_key_name: str = "PK") -> StreamRecord:
     if not isinstance(event_id, str) or not event_id:
         raise MalformedRecordError("missing eventID")
     event_name = raw.get("eventName")
-    if event_name not in EVENT_NAMES:
+    if not isinstance(event_name, str) or event_name not in EVENT_NAMES:
         raise MalformedRecordError(f"unknown eventName {event_name!r}")
     body = raw.get("dynamodb")
     if not isinstance(body, dict):

@@ -15,7 +15,7 @@ from aggregator.windows import Window, window_key
 
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSettings
 from tests.factories import NS, audit_image, bucket_image, n
-from tests.integration.conftest import LocalAws
+from tests.moto_fixtures import LocalAws
 
 
 def write_bucket_traffic(aws: LocalAws, table: str) -> dict[tuple[str, str], int]:

@@ -8,7 +8,7 @@ from aggregator.config import AggregatorConfig
 from aggregator.windows import Window
 
 from local_aws.traffic import TtlEmulator, generate, remove_audit_items, zae_limiter
-from tests.integration.conftest import LocalAws
+from tests.moto_fixtures import LocalAws
 
 
 def test_zae_limiters_reader_returns_exactly_the_tokens_acquired(aws: LocalAws) -> None:
