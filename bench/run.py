@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output file")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else STANDARD
-    figures = run(sizes)
+    figures, notes = run(sizes)
     host = machine()
     print(f"Machine: {host['nproc']} CPUs ({host['cpu']}), Python {host['python']} "
           f"({host['implementation']}), {host['platform']}")
@@ -73,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
                                                      if args.quick else ""))
     print()
     print(table(figures))
+    print()
+    print("\n".join(notes))
     write_json(args.out, figures)
     progress(f"wrote {args.out}")
     return 0
 
 
-def run(sizes: Sizes) -> list[Figure]:
+def run(sizes: Sizes) -> tuple[list[Figure], list[str]]:
+    """Every figure, and the notes (item sizes, cost breakdown) printed under the table."""
     started = time.perf_counter()
     progress(f"generating the workload ({sizes.batches} x {sizes.batch_size} records)")
     workload = generate(batches=sizes.batches, batch_size=sizes.batch_size)
@@ -172,9 +175,25 @@ def run(sizes: Sizes) -> list[Figure]:
                "bytes/record"),
     ]
 
-    figures += _deployment(counts, default, slow)
+    deployment, notes = _deployment(counts, default, slow)
+    figures += deployment
+    notes.insert(0, f"Per batch: {counts.snapshot_items / counts.batches:,.0f} snapshot items "
+                 f"({counts.snapshot_requests / counts.batches:,.0f} UpdateItem), "
+                 f"{counts.buckets / counts.batches:,.0f} buckets "
+                 f"({counts.refill_requests / counts.batches:,.1f} refills), "
+                 f"{counts.partitions / counts.batches:.1f} archive partitions "
+                 f"({counts.puts / counts.batches:.1f} PUTs); the baseline sends "
+                 f"{counts.baseline_requests / counts.batches:,.0f} requests.")
+    notes.append(f"Batch of {default.records:,} records at {sizes.latency_s * 1000:g} ms per "
+                 f"call: {default.calls:,} calls, {default.seconds * 1000:,.0f} ms wall and "
+                 f"{default.cpu_seconds * 1000:,.0f} ms CPU with max_workers="
+                 f"{config.max_workers}; {wide.seconds * 1000:,.0f} ms wall with 64; "
+                 f"baseline {slow.calls:,} calls, {slow.seconds:,.1f} s.")
+    notes.append(f"Peak memory: {memory['increase_kb'] / 1024:,.1f} MiB over the "
+                 f"{memory['before_kb'] / 1024:,.0f} MiB resident before the batch (runtime, "
+                 f"clients and the parsed {sizes.memory_records:,}-record event).")
     progress(f"done in {time.perf_counter() - started:.0f} s")
-    return figures
+    return figures, notes
 
 
 def lambda_seconds(timing: latency.Timing) -> float:
@@ -184,7 +203,7 @@ def lambda_seconds(timing: latency.Timing) -> float:
 
 
 def _deployment(counts: writes.WriteCounts, ours: latency.Timing,
-                naive: latency.Timing) -> list[Figure]:
+                naive: latency.Timing) -> tuple[list[Figure], list[str]]:
     """Per million records: DynamoDB write units and the cost of the whole path."""
     per_million = 1_000_000 / counts.records
     wru = (counts.snapshot_requests * counts.wcu_per_snapshot_write
@@ -192,15 +211,30 @@ def _deployment(counts: writes.WriteCounts, ours: latency.Timing,
     naive_wru = (counts.baseline_snapshot_requests * counts.wcu_per_snapshot_write
                  + counts.baseline_refill_requests * counts.wcu_per_refill) * per_million
 
-    def cost(timing: latency.Timing, wru: float, puts: int) -> float:
+    def cost(timing: latency.Timing, wru: float, puts: int) -> tuple[float, float, float]:
         invocations = 1_000_000 / timing.records
         lambda_usd = invocations * (lambda_seconds(timing) * MEMORY_MB / 1024 * LAMBDA_GB_S_USD
                                     + LAMBDA_REQUEST_USD)
-        return lambda_usd + wru * DYNAMODB_WRU_USD + puts * per_million * S3_PUT_USD
+        return lambda_usd, wru * DYNAMODB_WRU_USD, puts * per_million * S3_PUT_USD
 
     ours_usd = cost(ours, wru, counts.puts)
     naive_usd = cost(naive, naive_wru, counts.baseline_puts)
-    return [
-        Figure("dynamodb_wru_per_million_records", wru, "WRU", None, naive_wru / wru),
-        Figure("cost_per_million_records", ours_usd, "USD", None, naive_usd / ours_usd),
+    notes = [
+        f"Items: a snapshot item is at most ~{counts.snapshot_item_bytes:,.0f} bytes and a bucket "
+        f"item ~{counts.bucket_item_bytes:,.0f} bytes, so each UpdateItem costs "
+        f"{counts.wcu_per_snapshot_write} and {counts.wcu_per_refill} write unit(s).",
+        f"Per million records at {MEMORY_MB} MB (a batch takes "
+        f"{lambda_seconds(ours) * 1000:,.0f} ms there: the larger of its wall time and its "
+        f"CPU time over {MEMORY_MB}/{FULL_VCPU_MB} of a vCPU): Lambda ${ours_usd[0]:.4f}, "
+        f"DynamoDB {wru:,.0f} WRU ${ours_usd[1]:.4f}, S3 ${ours_usd[2]:.4f}; total "
+        f"${sum(ours_usd):.4f}. Baseline: Lambda ${naive_usd[0]:.4f}, DynamoDB "
+        f"{naive_wru:,.0f} WRU ${naive_usd[1]:.4f}, S3 ${naive_usd[2]:.4f}; total "
+        f"${sum(naive_usd):.4f}.",
+        f"Prices: {PRICES}.",
     ]
+    figures = [
+        Figure("dynamodb_wru_per_million_records", wru, "WRU", None, naive_wru / wru),
+        Figure("cost_per_million_records", sum(ours_usd), "USD", None,
+               sum(naive_usd) / sum(ours_usd)),
+    ]
+    return figures, notes

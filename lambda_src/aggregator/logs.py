@@ -35,13 +35,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is when a line is logged, not when it was built.
+
+    Lambda never swaps stdout; tools that run the handler in-process (the demo, the
+    fault-injection harness) redirect it, and must not leave the logger on a closed file.
+    """
+
+    @property
+    def stream(self) -> object:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        """StreamHandler.__init__ assigns a stream; the property ignores it."""
+
+
 def configure_logging(level: str) -> logging.Logger:
     """Give the package logger one JSON handler on stdout; safe to call again."""
     logger = logging.getLogger(PACKAGE_LOGGER)
     logger.setLevel(level.upper())
     logger.propagate = False
     if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+        handler = StdoutHandler()
         handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
     return logger

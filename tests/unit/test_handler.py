@@ -1,3 +1,5 @@
+import contextlib
+import io
 import json
 import logging
 from typing import Any
@@ -103,3 +105,14 @@ def test_each_batch_emits_its_metrics_in_embedded_metric_format(
             document["SnapshotWrites"], document["FailedWrites"]) == (2, 1, 2, 0)
     names = {m["Name"] for m in directive["Metrics"]}
     assert {"BatchDuration", "RecordsSkipped", "FailedWrites"} <= names
+
+
+def test_logs_follow_stdout_when_a_tool_redirects_it() -> None:
+    logger = configure_logging("INFO")
+    first, second = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(first):
+        logger.info("one")
+    first.close()
+    with contextlib.redirect_stdout(second):
+        logger.info("two")
+    assert json.loads(second.getvalue())["message"] == "two"
