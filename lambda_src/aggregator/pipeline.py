@@ -254,14 +254,21 @@ def _newest_state(records: list[_BucketRecord]) -> tuple[BucketState, dict[str, 
 
 
 def _refill_state(record: StreamRecord) -> BucketState | None:
-    """A bucket's refill inputs; a bad one costs only the refill, never the counts."""
+    """A bucket's refill inputs; a bad one costs only the refill, never the counts.
+
+    Most states are read after the decoding loop (see ``_newest_state``), outside its
+    guard against shapes no check foresaw, so the same guard is here.
+    """
     try:
         return bucket_state(record)
     except MalformedRecordError as exc:
-        logger.info("bucket not refilled: unreadable state", extra={
-            "event_id": record.event_id, "reason": exc.reason,
-        })
-        return None
+        reason = exc.reason
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        reason = f"unexpected shape: {type(exc).__name__}: {exc}"
+    logger.info("bucket not refilled: unreadable state", extra={
+        "event_id": record.event_id, "reason": reason,
+    })
+    return None
 
 
 def _failing(result: BatchResult, carried: list[tuple[str, str]], kind: str,

@@ -69,11 +69,12 @@ class SnapshotStore:
             if not pending.by_source:
                 return len(update.records())
             request = self._request(pending)
-            logger.debug("snapshot update", extra={
-                "entity_id": update.key.entity, "resource": update.key.resource,
-                "window": update.key.window.value, "window_key": update.key.window_key,
-                "limit_names": sorted(pending.totals()[0]),
-            })
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("snapshot update", extra={
+                    "entity_id": update.key.entity, "resource": update.key.resource,
+                    "window": update.key.window.value, "window_key": update.key.window_key,
+                    "limit_names": sorted(pending.totals()[0]),
+                })
             try:
                 self._client.update_item(**request)
             except ClientError as exc:
