@@ -56,8 +56,10 @@ from infra.alarms import (
     alarm_specs,
     create_alarms,
 )
+from infra.archive_catalog import ArchiveCatalog
 from infra.dashboard import create_dashboard
 from infra.filters import default_filters
+from infra.log_queries import create_query_definitions
 from infra.suppressions import skip_checkov
 
 HANDLER = "aggregator.handler.handler"
@@ -149,6 +151,8 @@ class StreamAggregator(Construct):
         event_source_mapping: the mapping from the table's stream to ``function``.
         dead_letter_queue: receives the metadata of batches that ran out of retries.
         archive_bucket: the archive bucket, or None when archival is off.
+        archive_catalog: the archive's Glue table and Athena workgroup
+            (:class:`infra.archive_catalog.ArchiveCatalog`), or None.
         access_logs_bucket: where the new archive bucket's server access logs go; None
             when the caller passed the bucket or chose the log destination.
         log_group: the function's log group.
@@ -157,6 +161,8 @@ class StreamAggregator(Construct):
         alarms: the alarms by short name (see :data:`infra.alarms.ALARM_KEYS`).
         alarm_topic: the SNS topic the alarms notify.
         dashboard: the CloudWatch dashboard.
+        query_definitions: saved Logs Insights queries on ``log_group``, by key, named
+            ``{alarm name prefix}/{key}`` (see :mod:`infra.log_queries`).
     """
 
     def __init__(
@@ -186,6 +192,7 @@ class StreamAggregator(Construct):
         alarm_emails: Sequence[str] = (),
         alarm_name_prefix: str | None = None,
         dashboard_name: str | None = None,
+        archive_catalog: bool | None = None,
     ) -> None:
         """Args:
             table: the source table, an existing ``ITable`` with a stream (for a table
@@ -231,6 +238,9 @@ class StreamAggregator(Construct):
                 ``{stack name}-{construct_id}``.
             dashboard_name: Default the alarm name prefix, with characters a dashboard
                 name cannot hold replaced by ``-``.
+            archive_catalog: a Glue table (partition projection) and an Athena
+                workgroup over the archive, named after the alarm name prefix. Default:
+                on when archival is on. ``True`` with archival off is a ``ValueError``.
 
         Raises:
             ValueError: a prop is out of range, both archive arguments were given, an
@@ -286,6 +296,8 @@ class StreamAggregator(Construct):
             self.archive_bucket = archive_bucket or self._new_archive_bucket(
                 archive_bucket_props
             )
+        self.archive_catalog = self._archive_catalog(
+            archive_catalog, config, prefix, archive_bucket_props)
 
         self.encryption_key = kms.Key(
             self,
@@ -365,6 +377,26 @@ class StreamAggregator(Construct):
         self.dashboard = create_dashboard(
             self, "Dashboard", dashboard_name=dashboard, metrics=metrics, specs=specs,
             alarm_names={key: alarm_name(prefix, key) for key in self.alarms},
+        )
+        self.query_definitions: dict[str, logs.QueryDefinition] = create_query_definitions(
+            self, log_group=self.log_group, name_prefix=prefix
+        )
+
+    def _archive_catalog(
+        self, wanted: bool | None, config: AggregatorConfig, name_prefix: str,
+        bucket_props: s3.BucketProps | None,
+    ) -> ArchiveCatalog | None:
+        """The archive's Glue table and Athena workgroup: on with archival unless refused."""
+        if wanted and self.archive_bucket is None:
+            raise ValueError("archive_catalog is true but config.enable_archival is false: "
+                             "there is no archive to catalog")
+        if self.archive_bucket is None or wanted is False:
+            return None
+        return ArchiveCatalog(
+            self, "ArchiveCatalog", archive_bucket=self.archive_bucket,
+            archive_prefix=config.archive_prefix, name_prefix=name_prefix,
+            server_access_logs_bucket=self.access_logs_bucket
+            or getattr(bucket_props, "server_access_logs_bucket", None),
         )
 
     def _alarm_name_prefix(self, given: str | None, construct_id: str) -> str:

@@ -11,11 +11,12 @@ never the records) goes to the on-failure destination, exactly like Lambda's.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from redrive.stream import lambda_record
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -131,23 +132,14 @@ class LocalEventSourceMapping:
                 yield shard_id, records
 
     def to_lambda_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """A GetRecords record in the shape Lambda hands to the function."""
-        body = dict(record["dynamodb"])
-        created = body.get("ApproximateCreationDateTime")
-        if isinstance(created, datetime):
-            body["ApproximateCreationDateTime"] = created.timestamp()
-        converted: dict[str, Any] = {
-            "eventID": record["eventID"],
-            "eventName": record["eventName"],
-            "eventVersion": record.get("eventVersion", "1.1"),
-            "eventSource": "aws:dynamodb",
-            "awsRegion": record.get("awsRegion", self._region),
-            "dynamodb": json.loads(json.dumps(body, default=str)),
-            "eventSourceARN": self._stream_arn,
-        }
-        if "userIdentity" in record:
-            converted["userIdentity"] = dict(record["userIdentity"])
-        elif record["eventName"] == "REMOVE" and self._is_ttl_delete(body.get("Keys", {})):
+        """A GetRecords record in the shape Lambda hands to the function.
+
+        The conversion is the redrive's (:func:`redrive.stream.lambda_record`); only the
+        TTL identity, which moto never sets, is added here.
+        """
+        converted = lambda_record(record, stream_arn=self._stream_arn, region=self._region)
+        if "userIdentity" not in converted and record["eventName"] == "REMOVE" and \
+                self._is_ttl_delete(converted["dynamodb"].get("Keys", {})):
             converted["userIdentity"] = dict(TTL_IDENTITY)
         return converted
 

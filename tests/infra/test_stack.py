@@ -51,16 +51,15 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 
 def _archive_bucket_id(template: Template) -> str:
-    """The bucket that logs to another (the log bucket does not log)."""
-    (logical_id,) = template.find_resources(
-        "AWS::S3::Bucket", {"Properties": {"LoggingConfiguration": Match.any_value()}}
-    )
+    """The construct's archive bucket (the archive catalog's results bucket logs too)."""
+    (logical_id,) = (lid for lid in template.find_resources("AWS::S3::Bucket")
+                     if lid.startswith("AggregatorArchiveBucket"))
     return logical_id
 
 
 def _logs_bucket_id(template: Template) -> str:
     (logical_id,) = (lid for lid in template.find_resources("AWS::S3::Bucket")
-                     if lid != _archive_bucket_id(template))
+                     if lid.startswith("AggregatorAccessLogsBucket"))
     return logical_id
 
 
