@@ -80,8 +80,10 @@ def test_the_lambda_entry_never_raises_for_data() -> None:
     assert response == {"batchItemFailures": []}
 
 
+# Fresh containers each draw: a shared st.just({}) would be mutated by later steps.
 _leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5),
-                  st.just({}), st.just([]), st.just({"N": "x"}), st.just({"S": 1}))
+                  st.builds(dict), st.builds(list), st.builds(lambda: {"N": "x"}),
+                  st.builds(lambda: {"S": 1}))
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

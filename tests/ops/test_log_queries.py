@@ -1,0 +1,169 @@
+"""The saved Logs Insights queries: in the stack, on the function's log group, and reading
+fields the real handler writes."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aggregator.config import AggregatorConfig
+from aggregator.handler import handle
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Match, Template
+
+from infra import AggregatorStack, StreamAggregator
+from infra.log_queries import LOG_QUERIES, LogQuery, query_definition_name
+from tests.factories import bucket_image, bucket_record
+from tests.infra.support import source_table
+from tests.moto_fixtures import LocalAws
+
+REPO = Path(__file__).resolve().parents[2]
+STACK = "StreamAggregator-ops"
+PREFIX = f"{STACK}-Aggregator"
+KEYWORDS = frozenset({"fields", "filter", "stats", "sort", "limit", "by", "as", "desc", "asc",
+                      "and", "or", "not", "like", "in", "display", "parse", "dedup"})
+
+
+def referenced_fields(query: str) -> set[str]:
+    """The log fields a query reads: not @-fields, functions, aliases, keywords or literals."""
+    text = re.sub(r"/(?:\\.|[^/\\])*/", " ", query)  # regular expressions
+    text = re.sub(r'"[^"]*"|\'[^\']*\'', " ", text)  # strings
+    words = list(re.finditer(r"(?<![\w@.])([A-Za-z_][\w.]*)(\s*\()?", text))
+    aliases = {words[i + 1].group(1) for i, word in enumerate(words[:-1])
+               if word.group(1).lower() == "as"}
+    return {word.group(1) for word in words
+            if not word.group(2) and word.group(1).lower() not in KEYWORDS
+            and word.group(1) not in aliases}
+
+
+def test_the_field_parser_sees_fields_only() -> None:
+    query = ('fields @timestamp, level | filter message = "a b" or @message like /x|y\\/z/ '
+             '| stats pct(processing_time_ms, 95) as p95, count() as n by bin(1h) as hour '
+             '| sort hour desc | limit 5')
+    assert referenced_fields(query) == {"level", "message", "processing_time_ms"}
+
+
+# --- the fields, against the real handler's log lines ----------------------------------
+
+@pytest.fixture
+def handler_lines(aws: LocalAws, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """One batch through the real handler that logs every kind of line the queries read.
+
+    Snapshot writes fail (their table does not exist: ``ERROR`` lines), one record is
+    malformed (``skipped malformed record``), a busy bucket is refilled, and the batch ends
+    with ``batch completed``.
+    """
+    table, _ = aws.create_table("logs")
+    config = AggregatorConfig(table_name=table, snapshot_table_name="no-such-table",
+                              enable_archival=False)
+    now_ms = int(time.time() * 1000)
+    image = bucket_image("busy", tc={"rpm": 99_000}, tk={"rpm": 0}, rf=now_ms - 1_000)
+    aws.ddb.put_item(TableName=table, Item=image)
+    consumed = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 99_000}, entity="busy",
+                             created=time.time(), tk={"rpm": 0}, rf=now_ms - 1_000)
+    malformed = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, entity="odd")
+    del malformed["dynamodb"]["NewImage"]
+    capsys.readouterr()
+    response = handle({"Records": [consumed, malformed]}, aws.runtime(config), now_ms=now_ms)
+    assert response["batchItemFailures"]
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()
+            if line.startswith("{") and '"_aws"' not in line]
+
+
+def selected(query: LogQuery, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The JSON lines the query's filter keeps (by message, or by level)."""
+    text = query.text()
+    message = re.search(r'message = "([^"]+)"', text)
+    level = re.search(r'level = "([^"]+)"', text)
+    assert message or level, f"{query.key} filters neither on message nor on level"
+    return [line for line in lines
+            if (not message or line.get("message") == message.group(1))
+            and (not level or line.get("level") == level.group(1))]
+
+
+@pytest.mark.parametrize("query", LOG_QUERIES, ids=lambda q: q.key)
+def test_every_field_a_query_reads_is_in_the_lines_it_selects(
+    query: LogQuery, handler_lines: list[dict[str, Any]]
+) -> None:
+    lines = selected(query, handler_lines)
+    assert lines, f"the handler wrote no line {query.key} selects"
+    fields = referenced_fields(query.text())
+    assert fields
+    for line in lines:
+        assert fields <= set(line), (query.key, sorted(fields - set(line)), line)
+
+
+def test_the_handler_lines_cover_what_the_queries_are_about(
+    handler_lines: list[dict[str, Any]],
+) -> None:
+    completed = next(line for line in handler_lines if line["message"] == "batch completed")
+    assert completed["refills_written"] == 1
+    assert completed["skipped_malformed"] == 1
+    assert completed["failed_writes"] >= 1
+    skipped = next(line for line in handler_lines
+                   if line["message"] == "skipped malformed record")
+    assert "NewImage" in skipped["reason"]
+
+
+# --- the stack ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Template]:
+    """The app's stack (cdk.json context) and a construct with its own alarm name prefix."""
+    context = json.loads((REPO / "cdk.json").read_text())["context"]
+    app = App(context=context, outdir=str(tmp_path_factory.mktemp("ops.out")))
+    AggregatorStack(app, STACK)
+    custom = Stack(app, "CustomPrefix")
+    StreamAggregator(custom, "Usage", table=source_table(custom), config=AggregatorConfig(),
+                     alarm_name_prefix="usage")
+    assembly = app.synth()
+    return {name: Template.from_json(assembly.get_stack_by_name(name).template)
+            for name in (STACK, "CustomPrefix")}
+
+
+def _log_group(template: Template) -> str:
+    (logical_id,) = template.find_resources("AWS::Logs::LogGroup").keys()
+    return logical_id
+
+
+@pytest.mark.parametrize("query", LOG_QUERIES, ids=lambda q: q.key)
+def test_each_query_is_saved_on_the_functions_log_group(
+    templates: dict[str, Template], query: LogQuery
+) -> None:
+    template = templates[STACK]
+    template.has_resource_properties("AWS::Logs::QueryDefinition", {
+        "Name": f"{PREFIX}/{query.key}",
+        "QueryString": query.text(),
+        "LogGroupNames": [{"Ref": _log_group(template)}],
+    })
+
+
+def test_the_stack_has_exactly_the_documented_queries(templates: dict[str, Template]) -> None:
+    definitions = templates[STACK].find_resources("AWS::Logs::QueryDefinition")
+    assert sorted(d["Properties"]["Name"] for d in definitions.values()) == sorted(
+        query_definition_name(PREFIX, q.key) for q in LOG_QUERIES)
+    assert [q.key for q in LOG_QUERIES] == [
+        "errors", "batch-duration", "skipped-records", "refill-outcomes"]
+
+
+def test_query_names_follow_the_alarm_name_prefix(templates: dict[str, Template]) -> None:
+    templates["CustomPrefix"].has_resource_properties("AWS::Logs::QueryDefinition", {
+        "Name": "usage/batch-duration",
+        "QueryString": Match.string_like_regexp(r"pct\(processing_time_ms, 99\)"),
+    })
+
+
+def test_the_queries_read_what_the_runbook_says(templates: dict[str, Template]) -> None:
+    by_key = {q.key: q.text() for q in LOG_QUERIES}
+    assert 'filter level = "ERROR"' in by_key["errors"]
+    assert "by bin(1h)" in by_key["batch-duration"]
+    for percentile in (50, 95, 99):
+        assert f"pct(processing_time_ms, {percentile})" in by_key["batch-duration"]
+    assert referenced_fields(by_key["skipped-records"]) >= {
+        "event_id", "sequence_number", "reason"}
+    assert referenced_fields(by_key["refill-outcomes"]) >= {
+        "refills_written", "refills_lost_race", "refills_failed"}
