@@ -33,7 +33,7 @@ from aggregator.processor import (
     plan_snapshots,
 )
 from aggregator.records import SEQUENCE_WIDTH, StreamRecord, parse_record
-from aggregator.stores import watermark_attribute
+from aggregator.stores import snapshot_item_key, stored_watermarks, watermark_attribute
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import RedriveError
@@ -132,14 +132,6 @@ def _decode(records: Sequence[Mapping[str, Any]], config: AggregatorConfig,
     return changes
 
 
-def snapshot_item_key(config: AggregatorConfig, key: SnapshotKey) -> dict[str, Any]:
-    """The snapshot item's primary key, as ``aggregator.stores.SnapshotStore`` writes it."""
-    fields = {"ns": key.namespace, "entity": key.entity, "resource": key.resource,
-              "window": key.window.value, "window_key": key.window_key}
-    return {"PK": {"S": config.snapshot_pk.format(**fields)},
-            "SK": {"S": config.snapshot_sk.format(**fields)}}
-
-
 def _watermarks(dynamodb: DynamoDBClient, config: AggregatorConfig,
                 update: SnapshotUpdate) -> dict[str, str]:
     names = {f"#w{i}": watermark_attribute(source) for i, source in enumerate(update.by_source)}
@@ -151,9 +143,4 @@ def _watermarks(dynamodb: DynamoDBClient, config: AggregatorConfig,
         ).get("Item", {})
     except (ClientError, BotoCoreError) as exc:
         raise RedriveError(f"reading snapshot {update.key}: {exc}") from exc
-    found = {}
-    for source in update.by_source:
-        value = item.get(watermark_attribute(source), {}).get("S")
-        if isinstance(value, str):
-            found[source] = value
-    return found
+    return stored_watermarks(update, item)

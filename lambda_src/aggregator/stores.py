@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import AggregatorConfig
 from .errors import StoreError
-from .processor import SnapshotUpdate
+from .processor import SnapshotKey, SnapshotUpdate
 from .refill import RefillPlan
 from .windows import window_end
 
@@ -55,6 +55,29 @@ def watermark_attribute(source_key: str) -> str:
     return WATERMARK_PREFIX + hashlib.blake2b(source_key.encode(), digest_size=8).hexdigest()
 
 
+def key_fields(key: SnapshotKey) -> dict[str, str]:
+    """The fields the configured key templates may use."""
+    return {"ns": key.namespace, "entity": key.entity, "resource": key.resource,
+            "window": key.window.value, "window_key": key.window_key}
+
+
+def snapshot_item_key(config: AggregatorConfig, key: SnapshotKey) -> dict[str, Any]:
+    """A snapshot item's primary key."""
+    fields = key_fields(key)
+    return {"PK": {"S": config.snapshot_pk.format(**fields)},
+            "SK": {"S": config.snapshot_sk.format(**fields)}}
+
+
+def stored_watermarks(update: SnapshotUpdate, item: Mapping[str, Any]) -> dict[str, str]:
+    """The watermarks ``item`` holds for the sources feeding ``update``."""
+    found = {}
+    for source in update.by_source:
+        value = item.get(watermark_attribute(source), {}).get("S")
+        if isinstance(value, str):
+            found[source] = value
+    return found
+
+
 class SnapshotStore:
     """Applies coalesced snapshot updates, one UpdateItem per snapshot item."""
 
@@ -82,7 +105,7 @@ class SnapshotStore:
                     raise to_store_error(exc, "snapshot update") from exc
                 stored: Mapping[str, Any] = exc.response.get("Item") or \
                     self._read_watermarks(request["Key"])  # type: ignore[assignment]
-                pending = update.pending(self._watermarks(update, stored))
+                pending = update.pending(stored_watermarks(update, stored))
                 continue
             except BotoCoreError as exc:
                 raise to_store_error(exc, "snapshot update") from exc
@@ -92,10 +115,7 @@ class SnapshotStore:
 
     def _request(self, update: SnapshotUpdate) -> dict[str, Any]:
         config, key = self._config, update.key
-        fields = {
-            "ns": key.namespace, "entity": key.entity, "resource": key.resource,
-            "window": key.window.value, "window_key": key.window_key,
-        }
+        fields = key_fields(key)
         counters, events = update.totals()
         names: dict[str, str] = {
             "#entity": "entity_id", "#resource": "resource", "#window": "window",
@@ -136,8 +156,7 @@ class SnapshotStore:
             conditions.append(f"(attribute_not_exists(#w{i}) OR #w{i} < :f{i})")
         return {
             "TableName": config.snapshot_table,
-            "Key": {"PK": {"S": config.snapshot_pk.format(**fields)},
-                    "SK": {"S": config.snapshot_sk.format(**fields)}},
+            "Key": snapshot_item_key(config, key),
             "UpdateExpression": f"SET {', '.join(sets)} ADD {', '.join(adds)}",
             "ConditionExpression": " AND ".join(conditions),
             "ExpressionAttributeNames": names,
@@ -154,15 +173,6 @@ class SnapshotStore:
         except (ClientError, BotoCoreError) as exc:
             raise to_store_error(exc, "snapshot watermark read") from exc
         return response.get("Item", {})
-
-    @staticmethod
-    def _watermarks(update: SnapshotUpdate, item: Mapping[str, Any]) -> dict[str, str]:
-        found = {}
-        for source in update.by_source:
-            value = item.get(watermark_attribute(source), {}).get("S")
-            if isinstance(value, str):
-                found[source] = value
-        return found
 
 
 class BucketStore:
