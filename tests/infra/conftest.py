@@ -111,7 +111,7 @@ def consumer_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     source = tmp_path_factory.mktemp("source")
     shutil.copy2(REPO / "pyproject.toml", source)
-    for folder in ("infra", "lambda_src"):
+    for folder in ("infra", "lambda_src", "redrive"):
         shutil.copytree(REPO / folder, source / folder,
                         ignore=shutil.ignore_patterns("__pycache__"))
     site = tmp_path_factory.mktemp("site")
