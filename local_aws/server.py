@@ -118,6 +118,10 @@ class MotoServer:
             try:
                 with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback
                     return
+            except urllib.error.HTTPError:
+                # It answered. (An error status comes from moto failing to dump the state
+                # another server in this process left behind, not from being down.)
+                return
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"moto server at {url} did not answer") from exc
