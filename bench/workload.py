@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from local_aws.stream_records import lambda_record
+
 SEED = 20240515
 NAMESPACE = "nsA1b2C3d4E"
 ENTITIES = 1_000
@@ -202,27 +204,6 @@ def _audit_removal(rng: random.Random, entities: list[str], cumulative: list[flo
 def _record(event_name: str, keys: dict[str, Any], sequence: int, now_ms: int, *,
             old: dict[str, Any] | None = None, new: dict[str, Any] | None = None,
             identity: dict[str, str] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "ApproximateCreationDateTime": now_ms // 1000,
-        "Keys": keys,
-        "SequenceNumber": str(sequence),
-        "SizeBytes": 400,
-        "StreamViewType": "NEW_AND_OLD_IMAGES",
-    }
-    if old is not None:
-        body["OldImage"] = old
-    if new is not None:
-        body["NewImage"] = new
-    record: dict[str, Any] = {
-        "eventID": f"{sequence:x}"[-32:].rjust(32, "0"),
-        "eventName": event_name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": body,
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/rate-limits/stream/"
-                          "2024-06-01T00:00:00.000",
-    }
-    if identity is not None:
-        record["userIdentity"] = identity
-    return record
+    return lambda_record(event_name, keys=keys, sequence=str(sequence), created=now_ms // 1000,
+                         old=old, new=new, user_identity=identity, size_bytes=400,
+                         event_id=f"{sequence:x}"[-32:].rjust(32, "0"))

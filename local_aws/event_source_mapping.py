@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from local_aws.stream_records import TTL_IDENTITY
 from redrive.stream import lambda_record
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ Invoke = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 """Calls the function with a Lambda event; raises for a function error."""
 OnFailure = Callable[[dict[str, Any]], None]
 """Receives Lambda's on-failure destination message."""
-TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
 
 @dataclass(frozen=True)

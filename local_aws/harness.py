@@ -42,6 +42,7 @@ from local_aws.faults import (
     SimulatedCrash,
 )
 from local_aws.memory import MemoryDynamoDB, MemoryS3
+from local_aws.stream_records import TTL_IDENTITY, lambda_record
 
 NAMESPACE = "proofNs0001"
 TABLE = "rate-limits"
@@ -245,14 +246,10 @@ def _image(key: tuple[str, str, int], totals: Mapping[str, int]) -> dict[str, An
 def _bucket_record(key: tuple[str, str, int], before: Mapping[str, int] | None,
                    after: Mapping[str, int], sequence: int, created: float) -> dict[str, Any]:
     new = _image(key, after)
-    body: dict[str, Any] = {
-        "ApproximateCreationDateTime": created, "Keys": {"PK": new["PK"], "SK": new["SK"]},
-        "SequenceNumber": str(sequence), "NewImage": new, "StreamViewType": "NEW_AND_OLD_IMAGES",
-    }
-    if before is not None:
-        body["OldImage"] = _image(key, before)
-    return {"eventID": f"ev{sequence}", "eventName": "MODIFY" if before else "INSERT",
-            "eventSource": "aws:dynamodb", "dynamodb": body}
+    return lambda_record("MODIFY" if before else "INSERT",
+                         keys={"PK": new["PK"], "SK": new["SK"]}, sequence=str(sequence),
+                         created=created, new=new,
+                         old=_image(key, before) if before is not None else None)
 
 
 def _audit_removal(event_id: str, rng: random.Random, sequence: int,
@@ -265,14 +262,9 @@ def _audit_removal(event_id: str, rng: random.Random, sequence: int,
         "timestamp": {"S": stamp.strftime("%Y-%m-%dT%H:%M:%SZ")}, "principal": {"NULL": True},
         "resource": {"S": "gpt-4"}, "details": {"M": {"n": {"N": str(rng.randint(1, 9))}}},
     }
-    record: dict[str, Any] = {
-        "eventID": f"ev{sequence}", "eventName": "REMOVE", "eventSource": "aws:dynamodb",
-        "dynamodb": {"ApproximateCreationDateTime": created, "SequenceNumber": str(sequence),
-                     "Keys": {"PK": old["PK"], "SK": old["SK"]}, "OldImage": old},
-    }
-    if rng.random() < 0.8:
-        record["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
-    return record
+    return lambda_record("REMOVE", keys={"PK": old["PK"], "SK": old["SK"]},
+                         sequence=str(sequence), created=created, old=old,
+                         user_identity=TTL_IDENTITY if rng.random() < 0.8 else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

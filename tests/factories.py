@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from local_aws.stream_records import TTL_IDENTITY, lambda_record
+
 NS = "nsA1b2C3d4E"
 _sequence = itertools.count(1_000_000_000_000_000_000)
 
@@ -62,29 +64,8 @@ def stream_record(
     sequence: str | None = None,
     user_identity: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "ApproximateCreationDateTime": created,
-        "Keys": keys,
-        "SequenceNumber": sequence or next_sequence(),
-        "SizeBytes": 100,
-        "StreamViewType": "NEW_AND_OLD_IMAGES",
-    }
-    if old is not None:
-        body["OldImage"] = old
-    if new is not None:
-        body["NewImage"] = new
-    record: dict[str, Any] = {
-        "eventID": f"evt-{body['SequenceNumber']}",
-        "eventName": event_name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": body,
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x",
-    }
-    if user_identity is not None:
-        record["userIdentity"] = user_identity
-    return record
+    return lambda_record(event_name, keys=keys, sequence=sequence or next_sequence(),
+                         created=created, old=old, new=new, user_identity=user_identity)
 
 
 def bucket_record(
@@ -132,7 +113,7 @@ def audit_image(
     return image
 
 
-TTL = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+TTL = TTL_IDENTITY
 
 
 def audit_removal(image: dict[str, Any] | None = None, *, ttl: bool = True,
