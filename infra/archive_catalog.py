@@ -22,13 +22,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, Duration, Stack, Validations
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.buckets import SECURE_BUCKET_DEFAULTS
 from infra.suppressions import skip_checkov
 
 JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
@@ -231,12 +232,7 @@ class ArchiveCatalog(Construct):
         logs_bucket = server_access_logs_bucket or self._new_access_logs_bucket()
         self.results_bucket = s3.Bucket(
             self, "ResultsBucket",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            versioned=True,
-            removal_policy=RemovalPolicy.RETAIN,
+            **SECURE_BUCKET_DEFAULTS,
             server_access_logs_bucket=logs_bucket,
             server_access_logs_prefix="athena-results-bucket/",
             lifecycle_rules=[s3.LifecycleRule(
@@ -312,12 +308,7 @@ class ArchiveCatalog(Construct):
     def _new_access_logs_bucket(self) -> s3.Bucket:
         bucket = s3.Bucket(
             self, "AccessLogsBucket",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            versioned=True,
-            removal_policy=RemovalPolicy.RETAIN,
+            **SECURE_BUCKET_DEFAULTS,
             lifecycle_rules=[s3.LifecycleRule(
                 id="expire-access-logs",
                 expiration=CATALOG_DEFAULTS.access_logs_expiration,

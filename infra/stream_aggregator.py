@@ -57,6 +57,7 @@ from infra.alarms import (
     create_alarms,
 )
 from infra.archive_catalog import ArchiveCatalog
+from infra.buckets import SECURE_BUCKET_DEFAULTS
 from infra.dashboard import create_dashboard
 from infra.filters import default_filters
 from infra.log_queries import create_query_definitions
@@ -107,17 +108,6 @@ class StreamAggregatorDefaults:
 
 
 DEFAULTS = StreamAggregatorDefaults()
-
-_SECURE_BUCKET_DEFAULTS: dict[str, Any] = {
-    "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
-    "enforce_ssl": True,
-    "encryption": s3.BucketEncryption.S3_MANAGED,
-    "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-    "versioned": True,
-    "removal_policy": RemovalPolicy.RETAIN,
-}
-"""Every bucket the construct creates (the archive bucket and its access-log bucket)."""
-
 
 def archive_lifecycle_rules() -> list[s3.LifecycleRule]:
     """The archive bucket's default lifecycle: colder storage with age, old versions go."""
@@ -445,7 +435,7 @@ class StreamAggregator(Construct):
         bucket of their own (as AWS Solutions Constructs do by default).
         """
         kwargs: dict[str, Any] = {
-            **_SECURE_BUCKET_DEFAULTS,
+            **SECURE_BUCKET_DEFAULTS,
             "lifecycle_rules": archive_lifecycle_rules(),
         }
         user = _struct_kwargs(props)
@@ -453,7 +443,7 @@ class StreamAggregator(Construct):
             logs_bucket = s3.Bucket(
                 self,
                 "AccessLogsBucket",
-                **_SECURE_BUCKET_DEFAULTS,
+                **SECURE_BUCKET_DEFAULTS,
                 lifecycle_rules=[s3.LifecycleRule(
                     id="expire-access-logs",
                     expiration=DEFAULTS.access_logs_expiration,
