@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -25,6 +25,15 @@ from .archiver import (
 )
 from .config import AggregatorConfig
 from .ddb_json import get_string
+from .engine import (
+    UNEXPECTED_SHAPES,
+    FailedRecords,
+    Job,
+    log_skipped,
+    settle,
+    skip_reason,
+    write_failed,
+)
 from .errors import MalformedRecordError, StoreError
 from .processor import (
     CounterChange,
@@ -78,16 +87,15 @@ class BatchResult:
     archived_records: int = 0
     archive_objects: int = 0
     failed_writes: int = 0
-    failed_positions: list[tuple[str, str]] = field(default_factory=list)
-    """(position, sequence number) of every record some failed write carried."""
+    failures: FailedRecords = field(default_factory=lambda: FailedRecords(ordered=True))
+    """Every record some failed write carried (a stream: Lambda retries from the first)."""
 
     @property
     def first_failure(self) -> str | None:
-        return min(self.failed_positions)[1] if self.failed_positions else None
+        return self.failures.first
 
     def response(self) -> dict[str, list[dict[str, str]]]:
-        first = self.first_failure
-        return {"batchItemFailures": [{"itemIdentifier": first}] if first else []}
+        return self.failures.response()
 
     def summary(self) -> dict[str, int]:
         return {k: v for k, v in vars(self).items() if isinstance(v, int)}
@@ -113,7 +121,7 @@ def process_batch(
     decoded.changes.sort(key=lambda pair: pair[0].position)
     result.counted_records = len(decoded.changes)
 
-    jobs: list[tuple[Future[Any], Callable[[Any], None], Callable[[StoreError], None]]] = []
+    jobs: list[Job] = []
 
     # Per job, only bound methods and partials: what a failure needs is worked out if one
     # happens, not for every write.
@@ -143,13 +151,7 @@ def process_batch(
             jobs.append((pool.submit(stores.buckets.refill, plan),
                          partial(_count_refill, result), partial(_refill_failed, result, plan.pk)))
 
-    for future, on_success, on_failure in jobs:
-        try:
-            value = future.result()
-        except StoreError as exc:
-            on_failure(exc)
-        else:
-            on_success(value)
+    settle(jobs)
     return result
 
 
@@ -175,20 +177,9 @@ def _decode(raw_records: Sequence[Any], config: AggregatorConfig, result: BatchR
                 decoded.lines.append(extract_line(record))
             else:
                 result.ignored += 1
-        except MalformedRecordError as exc:
+        except (MalformedRecordError, *UNEXPECTED_SHAPES) as exc:
             result.skipped_malformed += 1
-            logger.warning("skipped malformed record", extra={
-                "event_id": _event_id(raw), "sequence_number": _sequence(raw),
-                "reason": exc.reason,
-            })
-        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
-            # Decoding is pure, so an exception here can only come from a shape no check
-            # foresaw. Skipping it keeps one odd record from blocking its shard forever.
-            result.skipped_malformed += 1
-            logger.warning("skipped malformed record", exc_info=True, extra={
-                "event_id": _event_id(raw), "sequence_number": _sequence(raw),
-                "reason": f"unexpected shape: {type(exc).__name__}: {exc}",
-            })
+            log_skipped(logger, exc, record_id=_event_id(raw), sequence_number=_sequence(raw))
     decoded.buckets = [state for records in buckets.values()
                        if (state := _newest_state(records)) is not None]
     return decoded
@@ -261,25 +252,20 @@ def _refill_state(record: StreamRecord) -> BucketState | None:
     """
     try:
         return bucket_state(record)
-    except MalformedRecordError as exc:
-        reason = exc.reason
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
-        reason = f"unexpected shape: {type(exc).__name__}: {exc}"
-    logger.info("bucket not refilled: unreadable state", extra={
-        "event_id": record.event_id, "reason": reason,
-    })
+    except (MalformedRecordError, *UNEXPECTED_SHAPES) as exc:
+        logger.info("bucket not refilled: unreadable state", extra={
+            "event_id": record.event_id, "reason": skip_reason(exc),
+        })
     return None
 
 
 def _failing(result: BatchResult, carried: list[tuple[str, str]], kind: str,
              target: str) -> Callable[[StoreError], None]:
+    report = write_failed(logger, result.failures, carried, kind, target)
+
     def fail(exc: StoreError) -> None:
         result.failed_writes += 1
-        result.failed_positions.extend(carried)
-        logger.error(f"{kind} write failed; its records will be retried", extra={
-            "target": target, "error_code": exc.code, "retryable": exc.retryable,
-            "records": len(carried), "error": str(exc),
-        })
+        report(exc)
     return fail
 
 

@@ -1,0 +1,55 @@
+"""The parts every pipeline shares: partial batch responses and skipped-record logs."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from aggregator.engine import FailedRecords, log_skipped, settle
+from aggregator.errors import MalformedRecordError, StoreError
+
+
+def test_a_stream_reports_only_its_first_failed_record() -> None:
+    failures = FailedRecords(ordered=True)
+    failures.add([("0003", "3"), ("0001", "1")])
+    failures.add([("0002", "2")])
+    assert failures.response() == {"batchItemFailures": [{"itemIdentifier": "1"}]}
+
+
+def test_a_queue_reports_every_failed_message_once() -> None:
+    failures = FailedRecords(ordered=False)
+    failures.add([("b", "msg-b"), ("a", "msg-a")])
+    failures.add([("b", "msg-b")])
+    assert failures.response() == {"batchItemFailures": [
+        {"itemIdentifier": "msg-a"}, {"itemIdentifier": "msg-b"}]}
+
+
+def test_no_failure_is_an_empty_list() -> None:
+    assert FailedRecords(ordered=True).response() == {"batchItemFailures": []}
+
+
+def test_a_skipped_record_is_logged_with_its_id_and_reason(
+        caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.engine")
+    with caplog.at_level(logging.WARNING, logger="test.engine"):
+        log_skipped(logger, MalformedRecordError("missing entity_id"), record_id="evt-1")
+        log_skipped(logger, KeyError("x"), record_id="evt-2")
+    first, second = caplog.records
+    assert (first.event_id, first.reason, first.exc_info) == (  # type: ignore[attr-defined]
+        "evt-1", "missing entity_id", None)
+    assert second.event_id == "evt-2"  # type: ignore[attr-defined]
+    assert second.reason == "unexpected shape: KeyError: 'x'"  # type: ignore[attr-defined]
+    assert second.exc_info is not None
+
+
+def test_settle_routes_store_errors_to_their_job_and_results_to_theirs() -> None:
+    seen: list[object] = []
+
+    def fail() -> None:
+        raise StoreError("throttled", retryable=True, code="ThrottlingException")
+
+    with ThreadPoolExecutor(2) as pool:
+        settle([(pool.submit(lambda: 7), seen.append, seen.append),
+                (pool.submit(fail), seen.append, lambda exc: seen.append(exc.code))])
+    assert seen == [7, "ThrottlingException"]
