@@ -37,7 +37,7 @@ def test_a_skipped_record_is_logged_with_its_id_and_reason(
         log_skipped(logger, KeyError("x"), record_id="evt-2")
     first, second = caplog.records
     assert (first.event_id, first.reason, first.exc_info) == (  # type: ignore[attr-defined]
-        "evt-1", "missing entity_id", None)
+        "evt-1", "missing entity_id", False)
     assert second.event_id == "evt-2"  # type: ignore[attr-defined]
     assert second.reason == "unexpected shape: KeyError: 'x'"  # type: ignore[attr-defined]
     assert second.exc_info is not None
