@@ -85,7 +85,7 @@ def _seconds(code: str, env: dict[str, str], cwd: str) -> float:
 
 
 def asset() -> Asset:
-    code = ("from infra.stream_aggregator import stage_lambda_asset\n"
+    code = ("from infra.parts import stage_lambda_asset\n"
             "print(stage_lambda_asset())")
     env = {**os.environ, **_QUIET_JSII}
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,

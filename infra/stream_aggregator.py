@@ -22,33 +22,23 @@ metrics the alarms read.
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import os
-import re
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import aggregator
-import jsii
 from aggregator.config import ENV_NAMES, AggregatorConfig
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra import parts
 from infra.alarms import (
     AlarmThresholds,
     aggregator_metrics,
@@ -61,18 +51,26 @@ from infra.buckets import SECURE_BUCKET_DEFAULTS
 from infra.dashboard import create_dashboard
 from infra.filters import default_filters
 from infra.log_queries import create_query_definitions
+from infra.parts import (
+    DLQ_RETENTION,
+    LOGGING_FORMAT,
+    RUNTIME,
+    S3_ACCESS_LOGS_USE_BUCKET_POLICY,
+    SqsOnFailureDestination,
+    acknowledge_wildcard,
+    check_emails,
+    check_range,
+    check_seconds,
+    dead_letter_queue,
+    encryption_key,
+    stage_lambda_asset,
+    struct_kwargs,
+)
 from infra.suppressions import skip_checkov
 
 HANDLER = "aggregator.handler.handler"
-RUNTIME = lambda_.Runtime.PYTHON_3_14
-"""The newest Python runtime aws-cdk-lib 2.275 knows."""
-LOGGING_FORMAT = lambda_.LoggingFormat.TEXT
-"""See the module docstring: keeps the handler's JSON lines and EMF lines intact."""
 _REQUIRED_STREAM_VIEW = "NEW_AND_OLD_IMAGES"
-_S3_ACCESS_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
 _STREAM_STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
-_DASHBOARD_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 @dataclass(frozen=True)
@@ -95,8 +93,7 @@ class StreamAggregatorDefaults:
     timeout: Duration = Duration.seconds(60)
     architecture: lambda_.Architecture = lambda_.Architecture.ARM_64
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
-    dlq_retention: Duration = Duration.days(14)
-    """The longest SQS allows: time to notice, investigate and replay a failed batch."""
+    dlq_retention: Duration = DLQ_RETENTION
     archive_infrequent_access_after: Duration = Duration.days(90)
     """Archive objects move to S3 Standard-IA after this."""
     archive_glacier_after: Duration = Duration.days(365)
@@ -241,16 +238,16 @@ class StreamAggregator(Construct):
         super().__init__(scope, construct_id)
         # Access logs are delivered under a bucket policy, not an ACL: the log bucket
         # keeps ACLs disabled (BUCKET_OWNER_ENFORCED).
-        self.node.set_context(_S3_ACCESS_LOGS_USE_BUCKET_POLICY, True)
-        _check_range("batch_size", batch_size, 1, 10_000)
-        _check_range("retry_attempts", retry_attempts, -1, 10_000)
-        _check_range("parallelization_factor", parallelization_factor, 1, 10)
-        _check_range("memory_size", memory_size, 128, 10_240)
+        self.node.set_context(S3_ACCESS_LOGS_USE_BUCKET_POLICY, True)
+        check_range("batch_size", batch_size, 1, 10_000)
+        check_range("retry_attempts", retry_attempts, -1, 10_000)
+        check_range("parallelization_factor", parallelization_factor, 1, 10)
+        check_range("memory_size", memory_size, 128, 10_240)
         if reserved_concurrency is not None:
-            _check_range("reserved_concurrency", reserved_concurrency, 1, 100_000)
-        _check_seconds("max_batching_window", max_batching_window, 0, 300)
-        _check_seconds("max_record_age", max_record_age, 60, 604_800)
-        _check_seconds("timeout", timeout, 1, 900)
+            check_range("reserved_concurrency", reserved_concurrency, 1, 100_000)
+        check_seconds("max_batching_window", max_batching_window, 0, 300)
+        check_seconds("max_record_age", max_record_age, 60, 604_800)
+        check_seconds("timeout", timeout, 1, 900)
         if starting_position.value not in _STREAM_STARTING_POSITIONS:
             raise ValueError(
                 f"starting_position must be TRIM_HORIZON or LATEST for a DynamoDB stream, "
@@ -266,19 +263,11 @@ class StreamAggregator(Construct):
                 "archive_bucket/archive_bucket_props given but config.enable_archival is "
                 "false: enable archival or drop the bucket argument"
             )
-        if alarm_topic is not None and alarm_emails:
-            raise ValueError(
-                "alarm_topic and alarm_emails are mutually exclusive: the construct "
-                "subscribes e-mails only to the topic it creates; subscribe them to your "
-                "own topic yourself"
-            )
-        for email in alarm_emails:
-            if not isinstance(email, str) or not _EMAIL.fullmatch(email):
-                raise ValueError(f"alarm_emails: {email!r} is not an e-mail address")
+        check_emails(alarm_emails, alarm_topic)
         thresholds = alarm_thresholds or AlarmThresholds()
         stream_arn = _require_stream(table)
-        prefix = self._alarm_name_prefix(alarm_name_prefix, construct_id)
-        dashboard = _dashboard_name(dashboard_name, prefix)
+        prefix = parts.alarm_name_prefix(self, alarm_name_prefix, construct_id)
+        dashboard = parts.dashboard_name(dashboard_name, prefix)
 
         self.archive_bucket: s3.IBucket | None = None
         self.access_logs_bucket: s3.IBucket | None = None
@@ -289,26 +278,13 @@ class StreamAggregator(Construct):
         self.archive_catalog = self._archive_catalog(
             archive_catalog, config, prefix, archive_bucket_props)
 
-        self.encryption_key = kms.Key(
-            self,
-            "Key",
-            description="Stream aggregator: dead-letter queue and alarm topic",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.encryption_key,
-            enforce_ssl=True,
-            retention_period=DEFAULTS.dlq_retention,
-        )
-        Validations.of(self.dead_letter_queue).acknowledge(Acknowledgment(
-            id="AwsSolutions-SQS3",
-            reason="This queue is the dead-letter queue (on-failure destination) of the "
+        self.encryption_key = encryption_key(
+            self, "Stream aggregator: dead-letter queue and alarm topic")
+        self.dead_letter_queue: sqs.Queue = dead_letter_queue(
+            self, self.encryption_key,
+            purpose="This queue is the dead-letter queue (on-failure destination) of the "
             "stream's event source mapping; it needs no DLQ of its own.",
-        ))
+        )
         self.log_group = logs.LogGroup(
             self,
             "LogGroup",
@@ -358,7 +334,8 @@ class StreamAggregator(Construct):
         self.event_source_mapping.node.add_dependency(role)
         self._skip_checkov(reserved_concurrency)
 
-        self.alarm_topic: sns.ITopic = alarm_topic or self._new_alarm_topic(alarm_emails)
+        self.alarm_topic: sns.ITopic = alarm_topic or parts.alarm_topic(
+            self, self.encryption_key, alarm_emails, display_name="Stream aggregator alarms")
         metrics = aggregator_metrics(self.function, self.dead_letter_queue)
         specs = alarm_specs(metrics, thresholds, timeout)
         self.alarms: dict[str, cloudwatch.Alarm] = create_alarms(
@@ -389,45 +366,6 @@ class StreamAggregator(Construct):
             or getattr(bucket_props, "server_access_logs_bucket", None),
         )
 
-    def _alarm_name_prefix(self, given: str | None, construct_id: str) -> str:
-        if given is not None:
-            if not given or Token.is_unresolved(given) or len(given) > 200:
-                raise ValueError(
-                    f"alarm_name_prefix must be a plain string of 1 to 200 characters, "
-                    f"got {given!r}"
-                )
-            return given
-        stack_name = Stack.of(self).stack_name
-        if Token.is_unresolved(stack_name):
-            raise ValueError(
-                "the stack name is not known at synth: pass alarm_name_prefix so the "
-                "alarm names are stable"
-            )
-        return f"{stack_name}-{construct_id}"
-
-    def _new_alarm_topic(self, emails: Sequence[str]) -> sns.Topic:
-        """An SSL-only topic under the construct's key, which CloudWatch may use."""
-        topic = sns.Topic(
-            self,
-            "AlarmTopic",
-            display_name="Stream aggregator alarms",
-            master_key=self.encryption_key,
-            enforce_ssl=True,
-        )
-        # CloudWatch publishes alarm notifications with its own service principal; an
-        # encrypted topic needs it to be allowed to use the key (an AWS-managed SNS key
-        # cannot grant that, hence the construct's own key).
-        self.encryption_key.add_to_resource_policy(iam.PolicyStatement(
-            sid="AllowCloudWatchAlarmsToPublish",
-            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-            actions=["kms:Decrypt", "kms:GenerateDataKey"],
-            resources=["*"],
-            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
-        ))
-        for email in emails:
-            topic.add_subscription(subscriptions.EmailSubscription(email))
-        return topic
-
     def _new_archive_bucket(self, props: s3.BucketProps | None) -> s3.Bucket:
         """Secure defaults, then the caller's props over them (overrides are allowed).
 
@@ -438,7 +376,7 @@ class StreamAggregator(Construct):
             **SECURE_BUCKET_DEFAULTS,
             "lifecycle_rules": archive_lifecycle_rules(),
         }
-        user = _struct_kwargs(props)
+        user = struct_kwargs(props)
         if "server_access_logs_bucket" not in user:
             logs_bucket = s3.Bucket(
                 self,
@@ -493,7 +431,7 @@ class StreamAggregator(Construct):
         role = self.function.role
         assert role is not None  # the construct always passes its own role
         table.grant_stream_read(self.function)
-        self._acknowledge(role, "*", "dynamodb:ListStreams has no resource-level "
+        acknowledge_wildcard(role, "*", "dynamodb:ListStreams has no resource-level "
                           "permissions; Lambda checks for it when the mapping is created.")
         writes: list[tuple[dynamodb.ITable, list[str]]] = [
             (snapshot_table or table, ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
@@ -514,7 +452,7 @@ class StreamAggregator(Construct):
             iam.Grant.add_to_principal(
                 grantee=self.function, actions=["s3:PutObject"], resource_arns=[objects]
             )
-            self._acknowledge(role, objects, "Archive object keys are derived from the "
+            acknowledge_wildcard(role, objects, "Archive object keys are derived from the "
                               "records; puts are limited to the archive prefix.")
             if bucket.encryption_key is not None:
                 bucket.encryption_key.grant_encrypt(self.function)
@@ -541,51 +479,6 @@ class StreamAggregator(Construct):
                          "bucket's server access log destination; logging it into itself "
                          "would loop.")
 
-    @staticmethod
-    def _acknowledge(role: iam.IRole, resource: str, reason: str) -> None:
-        """Acknowledge cdk-nag's IAM5 finding for one wildcard resource of ``role``."""
-        rendered = _nag_resource(Stack.of(role).resolve(resource))
-        if rendered is not None:
-            Validations.of(role).acknowledge(Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{rendered}]", reason=reason
-            ))
-
-
-def _dashboard_name(given: str | None, prefix: str) -> str:
-    name = given if given is not None else re.sub(r"[^A-Za-z0-9_-]", "-", prefix)
-    if not _DASHBOARD_NAME.fullmatch(name):
-        raise ValueError(
-            f"dashboard_name must be 1 to 255 letters, digits, '-' or '_', got {name!r}"
-        )
-    return name
-
-
-@jsii.implements(lambda_.IEventSourceDlq)
-class SqsOnFailureDestination:
-    """An SQS on-failure destination granting only what sending to it needs.
-
-    CDK's ``SqsDlq`` grants ``sqs:GetQueueAttributes``/``GetQueueUrl`` and, for a
-    KMS-encrypted queue, ``kms:Encrypt``, ``kms:ReEncrypt*`` and ``kms:GenerateDataKey*``.
-    The mapping only sends: ``sqs:SendMessage`` on the queue, plus ``kms:GenerateDataKey``
-    and ``kms:Decrypt`` on its key.
-    """
-
-    def __init__(self, queue: sqs.IQueue) -> None:
-        self.queue = queue
-
-    def bind(
-        self, target: lambda_.IEventSourceMapping, target_handler: lambda_.IFunction
-    ) -> lambda_.DlqDestinationConfig:
-        iam.Grant.add_to_principal(
-            grantee=target_handler, actions=["sqs:SendMessage"],
-            resource_arns=[self.queue.queue_arn],
-        )
-        key = self.queue.encryption_master_key
-        if key is not None:
-            key.grant(target_handler, "kms:GenerateDataKey", "kms:Decrypt")
-        return lambda_.DlqDestinationConfig(destination=self.queue.queue_arn)
-
-
 def _require_stream(table: dynamodb.ITable) -> str:
     stream_arn = table.table_stream_arn
     if not stream_arn:
@@ -603,89 +496,3 @@ def _require_stream(table: dynamodb.ITable) -> str:
     return stream_arn
 
 
-def _nag_resource(resolved: object) -> str | None:
-    """A resolved ARN as cdk-nag writes it in a finding id (``<Logical.Arn>/audit/*``).
-
-    None for shapes this does not know; the finding then stays visible, unacknowledged.
-    """
-    if isinstance(resolved, str):
-        return resolved
-    if not isinstance(resolved, dict) or len(resolved) != 1:
-        return None
-    ((fn, arg),) = resolved.items()
-    if fn == "Ref" and isinstance(arg, str):
-        return f"<{arg}>"
-    if fn == "Fn::GetAtt" and isinstance(arg, list):
-        return "<" + ".".join(str(a) for a in arg) + ">"
-    if fn == "Fn::Join" and isinstance(arg, list) and arg[0] == "":
-        parts = [_nag_resource(part) for part in arg[1]]
-        return None if None in parts else "".join(p for p in parts if p is not None)
-    return None
-
-
-def _struct_kwargs(struct: object | None) -> dict[str, Any]:
-    """The properties a jsii struct was given, as keyword arguments."""
-    if struct is None:
-        return {}
-    names = [p for p in inspect.signature(type(struct).__init__).parameters if p != "self"]
-    values = {name: getattr(struct, name) for name in names}
-    return {name: value for name, value in values.items() if value is not None}
-
-
-def _check_range(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-
-
-def _check_seconds(name: str, value: Duration, low: int, high: int) -> None:
-    if value.is_unresolved():
-        return
-    seconds = value.to_seconds()
-    if not low <= seconds <= high:
-        raise ValueError(f"{name} must be from {low} to {high} seconds, got {seconds}")
-
-
-def aggregator_package_dir() -> Path:
-    """Where the installed ``aggregator`` package lives (works for namespace packages too)."""
-    if aggregator.__file__:
-        return Path(aggregator.__file__).parent
-    for entry in aggregator.__path__:
-        path = Path(entry)
-        if path.is_dir():
-            return path
-    raise RuntimeError("cannot locate the aggregator package on disk")
-
-
-def stage_lambda_asset(package_dir: Path | None = None) -> Path:
-    """A directory holding ``aggregator/*.py`` only, named by a hash of their contents.
-
-    The asset is found from the installed package, not the working directory, so synth
-    works from anywhere. Only ``.py`` files are copied (no ``__pycache__``, no boto3:
-    the runtime provides it); the same sources always give the same directory and so
-    the same asset hash.
-    """
-    source = package_dir or aggregator_package_dir()
-    files = sorted(
-        path.relative_to(source)
-        for path in source.rglob("*.py")
-        if "__pycache__" not in path.relative_to(source).parts
-    )
-    digest = hashlib.sha256()
-    for relative in files:
-        digest.update(relative.as_posix().encode() + b"\0")
-        digest.update((source / relative).read_bytes() + b"\0")
-    root = Path(tempfile.gettempdir()) / "stream-aggregator-assets"
-    staged = root / f"aggregator-{digest.hexdigest()[:20]}"
-    if staged.is_dir():
-        return staged
-    root.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
-    for relative in files:
-        target = building / "aggregator" / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / relative, target)
-    try:
-        os.rename(building, staged)
-    except OSError:  # another process staged the same sources first
-        shutil.rmtree(building, ignore_errors=True)
-    return staged

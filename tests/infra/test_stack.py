@@ -13,8 +13,9 @@ from aws_cdk import App
 from aws_cdk.assertions import Match, Template
 
 from infra import AggregatorStack
+from infra.parts import RUNTIME
 from infra.stacks.aggregator_stack import config_from_context
-from infra.stream_aggregator import DEFAULTS, RUNTIME
+from infra.stream_aggregator import DEFAULTS
 
 RESOURCE_ENV = {"TABLE_NAME", "SNAPSHOT_TABLE_NAME", "ARCHIVE_BUCKET_NAME"}
 

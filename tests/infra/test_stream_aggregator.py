@@ -20,7 +20,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
 from infra import StreamAggregator
-from infra.stream_aggregator import aggregator_package_dir, stage_lambda_asset
+from infra.parts import aggregator_package_dir, stage_lambda_asset
 
 from .support import CUSTOM_FILTER, EXISTING_BUCKET, EXISTING_TOPIC, Variants
 

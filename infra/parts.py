@@ -1,0 +1,239 @@
+"""Parts every construct of the engine shares: the Lambda asset, prop checks, the
+on-failure destination, alarm plumbing and cdk-nag acknowledgements.
+
+``StreamAggregator`` and its sibling constructs (other sources, other pipelines) build
+their functions, dead-letter queues and alarm topics from these, so a secure default
+or a check exists once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aggregator
+import jsii
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+"""The newest Python runtime aws-cdk-lib 2.275 knows."""
+LOGGING_FORMAT = lambda_.LoggingFormat.TEXT
+"""Text format keeps the handlers' own JSON lines and EMF lines intact (see
+:mod:`infra.stream_aggregator`)."""
+S3_ACCESS_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
+DASHBOARD_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+DLQ_RETENTION = Duration.days(14)
+"""The longest SQS allows: time to notice, investigate and replay a failed batch."""
+
+
+def check_emails(emails: Sequence[str], alarm_topic: sns.ITopic | None) -> None:
+    if alarm_topic is not None and emails:
+        raise ValueError(
+            "alarm_topic and alarm_emails are mutually exclusive: the construct "
+            "subscribes e-mails only to the topic it creates; subscribe them to your "
+            "own topic yourself"
+        )
+    for email in emails:
+        if not isinstance(email, str) or not EMAIL.fullmatch(email):
+            raise ValueError(f"alarm_emails: {email!r} is not an e-mail address")
+
+
+def alarm_name_prefix(scope: Construct, given: str | None, construct_id: str) -> str:
+    """``given`` checked, or ``{stack name}-{construct_id}``."""
+    if given is not None:
+        if not given or Token.is_unresolved(given) or len(given) > 200:
+            raise ValueError(
+                f"alarm_name_prefix must be a plain string of 1 to 200 characters, "
+                f"got {given!r}"
+            )
+        return given
+    stack_name = Stack.of(scope).stack_name
+    if Token.is_unresolved(stack_name):
+        raise ValueError(
+            "the stack name is not known at synth: pass alarm_name_prefix so the "
+            "alarm names are stable"
+        )
+    return f"{stack_name}-{construct_id}"
+
+
+def encryption_key(scope: Construct, description: str) -> kms.Key:
+    """A rotated, retained key for a construct's queue and topic."""
+    return kms.Key(scope, "Key", description=description, enable_key_rotation=True,
+                   removal_policy=RemovalPolicy.RETAIN)
+
+
+def dead_letter_queue(scope: Construct, key: kms.IKey, *, purpose: str,
+                      construct_id: str = "DeadLetterQueue") -> sqs.Queue:
+    """A KMS-encrypted, SSL-only queue kept 14 days; ``purpose`` explains why it has no DLQ."""
+    queue = sqs.Queue(scope, construct_id, encryption=sqs.QueueEncryption.KMS,
+                      encryption_master_key=key, enforce_ssl=True,
+                      retention_period=DLQ_RETENTION)
+    Validations.of(queue).acknowledge(Acknowledgment(id="AwsSolutions-SQS3", reason=purpose))
+    return queue
+
+
+def alarm_topic(scope: Construct, key: kms.Key, emails: Sequence[str], *,
+                display_name: str) -> sns.Topic:
+    """An SSL-only topic under ``key``, which CloudWatch may use to publish alarms."""
+    topic = sns.Topic(scope, "AlarmTopic", display_name=display_name, master_key=key,
+                      enforce_ssl=True)
+    # CloudWatch publishes alarm notifications with its own service principal; an
+    # encrypted topic needs it to be allowed to use the key (an AWS-managed SNS key
+    # cannot grant that, hence the construct's own key).
+    key.add_to_resource_policy(iam.PolicyStatement(
+        sid="AllowCloudWatchAlarmsToPublish",
+        principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions=["kms:Decrypt", "kms:GenerateDataKey"],
+        resources=["*"],
+        conditions={"StringEquals": {"aws:SourceAccount": Stack.of(scope).account}},
+    ))
+    for email in emails:
+        topic.add_subscription(subscriptions.EmailSubscription(email))
+    return topic
+
+
+def acknowledge_wildcard(role: iam.IRole, resource: str, reason: str) -> None:
+    """Acknowledge cdk-nag's IAM5 finding for one wildcard resource of ``role``."""
+    rendered = nag_resource(Stack.of(role).resolve(resource))
+    if rendered is not None:
+        Validations.of(role).acknowledge(Acknowledgment(
+            id=f"AwsSolutions-IAM5[Resource::{rendered}]", reason=reason
+        ))
+
+
+def dashboard_name(given: str | None, prefix: str) -> str:
+    name = given if given is not None else re.sub(r"[^A-Za-z0-9_-]", "-", prefix)
+    if not DASHBOARD_NAME.fullmatch(name):
+        raise ValueError(
+            f"dashboard_name must be 1 to 255 letters, digits, '-' or '_', got {name!r}"
+        )
+    return name
+
+
+@jsii.implements(lambda_.IEventSourceDlq)
+class SqsOnFailureDestination:
+    """An SQS on-failure destination granting only what sending to it needs.
+
+    CDK's ``SqsDlq`` grants ``sqs:GetQueueAttributes``/``GetQueueUrl`` and, for a
+    KMS-encrypted queue, ``kms:Encrypt``, ``kms:ReEncrypt*`` and ``kms:GenerateDataKey*``.
+    The mapping only sends: ``sqs:SendMessage`` on the queue, plus ``kms:GenerateDataKey``
+    and ``kms:Decrypt`` on its key.
+    """
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self.queue = queue
+
+    def bind(
+        self, target: lambda_.IEventSourceMapping, target_handler: lambda_.IFunction
+    ) -> lambda_.DlqDestinationConfig:
+        iam.Grant.add_to_principal(
+            grantee=target_handler, actions=["sqs:SendMessage"],
+            resource_arns=[self.queue.queue_arn],
+        )
+        key = self.queue.encryption_master_key
+        if key is not None:
+            key.grant(target_handler, "kms:GenerateDataKey", "kms:Decrypt")
+        return lambda_.DlqDestinationConfig(destination=self.queue.queue_arn)
+
+
+def nag_resource(resolved: object) -> str | None:
+    """A resolved ARN as cdk-nag writes it in a finding id (``<Logical.Arn>/audit/*``).
+
+    None for shapes this does not know; the finding then stays visible, unacknowledged.
+    """
+    if isinstance(resolved, str):
+        return resolved
+    if not isinstance(resolved, dict) or len(resolved) != 1:
+        return None
+    ((fn, arg),) = resolved.items()
+    if fn == "Ref" and isinstance(arg, str):
+        return f"<{arg}>"
+    if fn == "Fn::GetAtt" and isinstance(arg, list):
+        return "<" + ".".join(str(a) for a in arg) + ">"
+    if fn == "Fn::Join" and isinstance(arg, list) and arg[0] == "":
+        parts = [nag_resource(part) for part in arg[1]]
+        return None if None in parts else "".join(p for p in parts if p is not None)
+    return None
+
+
+def struct_kwargs(struct: object | None) -> dict[str, Any]:
+    """The properties a jsii struct was given, as keyword arguments."""
+    if struct is None:
+        return {}
+    names = [p for p in inspect.signature(type(struct).__init__).parameters if p != "self"]
+    values = {name: getattr(struct, name) for name in names}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def check_range(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+
+
+def check_seconds(name: str, value: Duration, low: int, high: int) -> None:
+    if value.is_unresolved():
+        return
+    seconds = value.to_seconds()
+    if not low <= seconds <= high:
+        raise ValueError(f"{name} must be from {low} to {high} seconds, got {seconds}")
+
+
+def aggregator_package_dir() -> Path:
+    """Where the installed ``aggregator`` package lives (works for namespace packages too)."""
+    if aggregator.__file__:
+        return Path(aggregator.__file__).parent
+    for entry in aggregator.__path__:
+        path = Path(entry)
+        if path.is_dir():
+            return path
+    raise RuntimeError("cannot locate the aggregator package on disk")
+
+
+def stage_lambda_asset(package_dir: Path | None = None) -> Path:
+    """A directory holding ``aggregator/*.py`` only, named by a hash of their contents.
+
+    The asset is found from the installed package, not the working directory, so synth
+    works from anywhere. Only ``.py`` files are copied (no ``__pycache__``, no boto3:
+    the runtime provides it); the same sources always give the same directory and so
+    the same asset hash.
+    """
+    source = package_dir or aggregator_package_dir()
+    files = sorted(
+        path.relative_to(source)
+        for path in source.rglob("*.py")
+        if "__pycache__" not in path.relative_to(source).parts
+    )
+    digest = hashlib.sha256()
+    for relative in files:
+        digest.update(relative.as_posix().encode() + b"\0")
+        digest.update((source / relative).read_bytes() + b"\0")
+    root = Path(tempfile.gettempdir()) / "stream-aggregator-assets"
+    staged = root / f"aggregator-{digest.hexdigest()[:20]}"
+    if staged.is_dir():
+        return staged
+    root.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    for relative in files:
+        target = building / "aggregator" / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / relative, target)
+    try:
+        os.rename(building, staged)
+    except OSError:  # another process staged the same sources first
+        shutil.rmtree(building, ignore_errors=True)
+    return staged
