@@ -21,6 +21,7 @@ from typing import Any
 import aggregator
 import jsii
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -114,6 +115,24 @@ def acknowledge_wildcard(role: iam.IRole, resource: str, reason: str) -> None:
         Validations.of(role).acknowledge(Acknowledgment(
             id=f"AwsSolutions-IAM5[Resource::{rendered}]", reason=reason
         ))
+
+
+def require_stream(table: dynamodb.ITable, *, prop: str, needs: str) -> str:
+    """The table's stream ARN; a stream without old and new images fails synth.
+
+    Only a table defined in this app shows its view type; an imported one is trusted.
+    ``needs`` says why both images are needed, in the error.
+    """
+    stream_arn = table.table_stream_arn
+    if not stream_arn:
+        raise ValueError(
+            f"{prop} has no stream: enable stream=NEW_AND_OLD_IMAGES on {table.node.path}")
+    spec = getattr(table.node.default_child, "stream_specification", None)
+    view = getattr(spec, "stream_view_type", None)
+    if isinstance(view, str) and view != "NEW_AND_OLD_IMAGES":
+        raise ValueError(f"{prop} stream view type is {view}: enable "
+                         f"stream=NEW_AND_OLD_IMAGES ({needs})")
+    return stream_arn
 
 
 def dashboard_name(given: str | None, prefix: str) -> str:

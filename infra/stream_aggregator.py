@@ -69,7 +69,6 @@ from infra.parts import (
 from infra.suppressions import skip_checkov
 
 HANDLER = "aggregator.handler.handler"
-_REQUIRED_STREAM_VIEW = "NEW_AND_OLD_IMAGES"
 _STREAM_STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 
 
@@ -265,7 +264,8 @@ class StreamAggregator(Construct):
             )
         check_emails(alarm_emails, alarm_topic)
         thresholds = alarm_thresholds or AlarmThresholds()
-        stream_arn = _require_stream(table)
+        stream_arn = parts.require_stream(
+            table, prop="table", needs="snapshots need new images, the archive needs old ones")
         prefix = parts.alarm_name_prefix(self, alarm_name_prefix, construct_id)
         dashboard = parts.dashboard_name(dashboard_name, prefix)
 
@@ -478,21 +478,4 @@ class StreamAggregator(Construct):
             skip_checkov(self.access_logs_bucket, "CKV_AWS_18", "This is the archive "
                          "bucket's server access log destination; logging it into itself "
                          "would loop.")
-
-def _require_stream(table: dynamodb.ITable) -> str:
-    stream_arn = table.table_stream_arn
-    if not stream_arn:
-        raise ValueError(
-            f"table has no stream: enable stream=NEW_AND_OLD_IMAGES on {table.node.path}"
-        )
-    # Only a table defined in this app shows its view type; an imported one is trusted.
-    spec = getattr(table.node.default_child, "stream_specification", None)
-    view = getattr(spec, "stream_view_type", None)
-    if isinstance(view, str) and view != _REQUIRED_STREAM_VIEW:
-        raise ValueError(
-            f"table stream view type is {view}: enable stream=NEW_AND_OLD_IMAGES "
-            "(snapshots need new images, the archive needs old ones)"
-        )
-    return stream_arn
-
 

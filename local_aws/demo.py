@@ -9,7 +9,10 @@
    with the deployed function's environment, through a local event source mapping with
    the deployed mapping's settings;
 5. prints the snapshot items, what zae-limiter's reader makes of them, the archive
-   objects and the mapping's figures, and exits non-zero if anything disagrees.
+   objects and the mapping's figures;
+6. then runs each other seed system's example stack the same way (deployed from the
+   same assembly, its own traffic, its real handler; see ``local_aws/*_demo.py``),
+   and exits non-zero if anything disagrees anywhere.
 """
 
 from __future__ import annotations
@@ -29,28 +32,34 @@ from typing import Any
 
 from local_aws.deploy import DeployedStack, deploy_synthesized_stack
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSettings
+from local_aws.projection_demo import run_demo as run_projection_demo
 from local_aws.server import FAKE_CREDENTIALS, FAKE_REGION, MotoServer, client
 from local_aws.traffic import Traffic, TtlEmulator, generate, remove_audit_items, zae_limiter
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_TABLE = "rate-limits"
+STACK_PREFIXES = ("StreamAggregator", "SentimentProjection")
+"""The app's stacks, by the name prefix ``app.py`` gives them."""
 
 
 def say(message: str) -> None:
     print(message, flush=True)
 
 
-def synthesize(outdir: Path) -> str:
-    """Run the CDK CLI as a user would; returns the name of the one stack it made."""
+def synthesize(outdir: Path) -> dict[str, str]:
+    """Run the CDK CLI as a user would; returns the stacks it made, by name prefix."""
     command = ["npx", "--no-install", "cdk", "synth", "--quiet", "--output", str(outdir),
                "--context", f"table_name={DEMO_TABLE}"]
     subprocess.run(command, cwd=ROOT, check=True)  # noqa: S603 - fixed argv, no shell
     manifest = json.loads((outdir / "manifest.json").read_text())
     stacks = [name for name, artifact in manifest["artifacts"].items()
               if artifact["type"] == "aws:cloudformation:stack"]
-    if len(stacks) != 1:
-        raise SystemExit(f"expected one stack in {outdir}, found {stacks}")
-    return str(stacks[0])
+    found = {prefix: name for prefix in STACK_PREFIXES for name in stacks
+             if name.startswith(prefix + "-")}
+    missing = sorted(set(STACK_PREFIXES) - set(found))
+    if missing:
+        raise SystemExit(f"no {', '.join(missing)} stack in {outdir}; it holds {stacks}")
+    return found
 
 
 def use_local_aws(endpoint_url: str) -> None:
@@ -67,7 +76,8 @@ def use_local_aws(endpoint_url: str) -> None:
 def run(args: argparse.Namespace) -> int:
     outdir = Path(args.output).resolve()
     say("== 1/5 synthesizing the app (npx cdk synth)")
-    stack_name = synthesize(outdir)
+    stacks = synthesize(outdir)
+    stack_name = stacks["StreamAggregator"]
     with MotoServer() as moto:
         use_local_aws(moto.endpoint_url)
         say(f"== 2/5 deploying {stack_name} to moto at {moto.endpoint_url}")
@@ -96,10 +106,15 @@ def run(args: argparse.Namespace) -> int:
         say("== 5/5 results")
         problems = report(stack, moto.endpoint_url, limiter, traffic)
         problems += failures
+
+        say(f"\n== projection (seed 004): {stacks['SentimentProjection']} on moto")
+        problems += run_projection_demo(outdir, stacks["SentimentProjection"],
+                                        moto.endpoint_url, say)
     if problems:
         say(f"\nFAILED: {problems} problem(s), see above")
         return 1
-    say("\nOK: snapshots equal the traffic, every removed audit item is archived once")
+    say("\nOK: snapshots equal the traffic, every removed audit item is archived once, "
+        "the dashboard equals the projection of its source table")
     return 0
 
 

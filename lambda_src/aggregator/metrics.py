@@ -29,21 +29,22 @@ DURATION = "BatchDuration"
 
 
 def emf_line(summary: Mapping[str, int], duration_ms: float, *, function_name: str,
-             timestamp_ms: int) -> str:
-    """The EMF document for one batch."""
+             timestamp_ms: int, counts: Mapping[str, str] = COUNTS) -> str:
+    """The EMF document for one batch; ``counts`` maps metric names to summary fields
+    (each pipeline has its own set, under the same namespace and dimension)."""
     document: dict[str, object] = {
         "_aws": {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": [[DIMENSION]],
-                "Metrics": [{"Name": name, "Unit": "Count"} for name in COUNTS]
+                "Metrics": [{"Name": name, "Unit": "Count"} for name in counts]
                 + [{"Name": DURATION, "Unit": "Milliseconds"}],
             }],
         },
         DIMENSION: function_name,
         DURATION: duration_ms,
     }
-    for name, field in COUNTS.items():
+    for name, field in counts.items():
         document[name] = summary.get(field, 0)
     return json.dumps(document, separators=(",", ":"))

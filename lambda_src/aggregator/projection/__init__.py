@@ -1,0 +1,1 @@
+"""The projection pipeline: a source table's stream -> a read-optimised dashboard table."""

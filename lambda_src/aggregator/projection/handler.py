@@ -1,0 +1,81 @@
+"""Lambda entry point of the projection: ``aggregator.projection.handler.handler``.
+
+Configuration, client and thread pool once per container; nothing at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from ..logs import configure_logging
+from ..metrics import emf_line
+from .config import ProjectionConfig
+from .metrics import COUNTS
+from .pipeline import BatchWriter, process_batch
+from .store import DashboardStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    config: ProjectionConfig
+    store: BatchWriter
+    pool: ThreadPoolExecutor
+    function_name: str
+
+
+def build_runtime(env: Mapping[str, str], *, dynamodb: Any = None) -> Runtime:
+    """Everything an invocation needs; the client may be passed in (tests, local runs)."""
+    config = ProjectionConfig.from_env(env)
+    configure_logging(config.log_level)
+    if dynamodb is None:
+        dynamodb = boto3.client("dynamodb", config=Config(
+            retries={"mode": "standard", "max_attempts": 5},
+            max_pool_connections=config.max_workers, connect_timeout=3, read_timeout=10,
+        ))
+    return Runtime(
+        config=config, store=DashboardStore(dynamodb, config),
+        pool=ThreadPoolExecutor(max_workers=config.max_workers,
+                                thread_name_prefix="projection"),
+        function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", "local"),
+    )
+
+
+_runtime: Runtime | None = None
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """DynamoDB Streams batch in, partial batch response out."""
+    global _runtime  # noqa: PLW0603 - one runtime per container is the point
+    if _runtime is None:
+        _runtime = build_runtime(os.environ)
+    return handle(event, _runtime, now_ms=int(time.time() * 1000))
+
+
+def handle(event: Mapping[str, Any], runtime: Runtime, *, now_ms: int) -> dict[str, Any]:
+    """``now_ms`` only stamps the metrics line: no item depends on the clock."""
+    records = event.get("Records") or []
+    if not records:
+        return {"batchItemFailures": []}
+    started = time.perf_counter()
+    result = process_batch(records, config=runtime.config, store=runtime.store,
+                           pool=runtime.pool)
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+    logger.info("projection batch completed", extra={
+        **result.summary(), "processing_time_ms": elapsed_ms,
+        "first_failed_sequence_number": result.failures.first,
+    })
+    print(emf_line(result.summary(), elapsed_ms, counts=COUNTS,
+                   function_name=runtime.function_name,
+                   timestamp_ms=now_ms), flush=True)
+    return result.response()

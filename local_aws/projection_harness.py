@@ -1,0 +1,362 @@
+"""The projection's convergence proof: a generated source history, its ground truth, faults.
+
+``generate_workload`` plays a history of source items (pending inserts, analyses, tag
+changes, re-scores, moves to another day, back to pending, malformed analyses, deletions,
+re-creations) as Lambda-shaped stream records, and keeps the items' final state. The
+ground truth is the dashboard that final state projects, computed here from plain
+Python values, independently of :mod:`aggregator.projection`. ``run`` pushes the records
+through the real handler under faults: throttled calls, UnprocessedItems, lost responses,
+crashes mid-batch (:class:`local_aws.faults.SimulatedCrash`), random batch sizes,
+duplicate deliveries, parallel lanes per item key and bisection
+(:class:`local_aws.faults.FaultyEventSourceMapping`). ``compare`` reads the dashboard back.
+
+The source table here is keyed by ``source_id`` alone, so ``ingested_at`` (and with it
+the day partition) can change in a MODIFY: the hardest case for stale items.
+
+Run bigger with ``python -m local_aws.projection_harness --records 50000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from aggregator.projection.config import ProjectionConfig
+from aggregator.projection.handler import Runtime, build_runtime, handle
+from aggregator.projection.store import DashboardStore
+from botocore.exceptions import ClientError
+
+from local_aws.event_source_mapping import MappingReport, MappingSettings
+from local_aws.faults import DeliveryFaults, FaultPlan, FaultyEventSourceMapping, SimulatedCrash
+from local_aws.stream_records import lambda_record
+
+DASHBOARD = "dashboard"
+START = datetime(2026, 3, 1, 20, 0, tzinfo=UTC).timestamp()
+SENTIMENTS = ("positive", "neutral", "negative")
+TAGS = ("AI", "regulation", "europe", "climate", "markets", "health", "sports")
+TTL_DAYS = 7
+
+Expected = dict[tuple[str, str], dict[str, Any]]
+"""(day_partition, sk) -> the attributes the dashboard item must have."""
+
+
+@dataclass
+class Workload:
+    records: list[dict[str, Any]]
+    final: dict[str, dict[str, Any] | None]
+    """source_id -> its final plain state (None: deleted)."""
+    expected: Expected
+
+
+@dataclass
+class RunResult:
+    report: MappingReport
+    storage_faults: dict[str, int]
+    seconds: float
+    write_calls: int
+    given_up: int
+
+
+@dataclass
+class Differences:
+    missing: set[tuple[str, str]] = field(default_factory=set)
+    stale: set[tuple[str, str]] = field(default_factory=set)
+    wrong: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = \
+        field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.stale or self.wrong)
+
+
+# --- the history and its ground truth ------------------------------------------------
+
+def generate_workload(seed: int, records: int, *, items: int = 200) -> Workload:
+    rng = random.Random(seed)
+    weights = [1 / (rank ** 0.8) for rank in range(1, items + 1)]
+    state: dict[str, dict[str, Any] | None] = {}
+    out: list[dict[str, Any]] = []
+    sequence = 10**20
+    for index in range(records):
+        sequence += rng.randint(1, 1000)
+        created = START + 6 * 3600 * index / records
+        source_id = f"newsapi#story-{rng.choices(range(items), weights)[0]}"
+        before = state.get(source_id)
+        after = _next_state(rng, source_id, before, created)
+        state[source_id] = after
+        name = "INSERT" if before is None else "REMOVE" if after is None else "MODIFY"
+        keys = {"source_id": {"S": source_id}}
+        out.append(lambda_record(name, keys=keys, sequence=str(sequence), created=created,
+                                 old=_image(before), new=_image(after)))
+    return Workload(out, state, expected_dashboard(state))
+
+
+def _next_state(rng: random.Random, source_id: str, before: dict[str, Any] | None,
+                created: float) -> dict[str, Any] | None:
+    """What one write does to a source item (None: it is deleted)."""
+    if before is None:
+        fresh = {"source_id": source_id, "ingested_at": _timestamp(created),
+                 "status": "pending", "source_type": "newsapi"}
+        return _analysed(rng, fresh) if rng.random() < 0.4 else fresh
+    roll = rng.random()
+    state = dict(before)
+    if roll < 0.08:
+        return None
+    if roll < 0.2:
+        state["status"] = "pending"
+    elif roll < 0.4 and state["status"] == "analyzed":
+        state["tags"] = sorted(set(state.get("tags", ())) ^ {rng.choice(TAGS)})
+    elif roll < 0.5:
+        state["ingested_at"] = _timestamp(created - rng.choice((0, 3600, 86_400)))
+    elif roll < 0.55:
+        state = _analysed(rng, state)
+        state.pop(rng.choice(("score", "sentiment")))  # a malformed analysis
+    else:
+        state = _analysed(rng, state)
+    return state
+
+
+def _analysed(rng: random.Random, state: dict[str, Any]) -> dict[str, Any]:
+    return {**state, "status": "analyzed", "sentiment": rng.choice(SENTIMENTS),
+            "score": f"{rng.randint(0, 1000) / 1000:g}",
+            "tags": sorted(rng.sample(TAGS, rng.randint(0, 3)))}
+
+
+def _timestamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _image(state: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    image: dict[str, Any] = {name: {"S": state[name]} for name in
+                             ("source_id", "ingested_at", "status", "source_type", "sentiment")
+                             if name in state}
+    if "score" in state:
+        image["score"] = {"N": state["score"]}
+    if state.get("tags"):
+        image["matched_tags"] = {"SS": list(state["tags"])}
+    return image
+
+
+def expected_dashboard(final: Mapping[str, Mapping[str, Any] | None]) -> Expected:
+    """What the dashboard must hold for these source items, from the docs' table design."""
+    expected: Expected = {}
+    for state in final.values():
+        if state is None or state.get("status") != "analyzed" or \
+                "score" not in state or "sentiment" not in state:
+            continue
+        at, source_id = state["ingested_at"], state["source_id"]
+        day = at[:10]
+        expires = int(datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.000Z").replace(
+            tzinfo=UTC).timestamp()) + TTL_DAYS * 86_400
+        common = {"sentiment": state["sentiment"], "score": state["score"],
+                  "expires_at": str(expires), "tags": tuple(state.get("tags", ()))}
+        expected[(day, f"{at}#{source_id}")] = {
+            **common, "combined": f"{state['sentiment']}#{float(state['score']):.2f}",
+            "tag": None}
+        for tag in state.get("tags", ()):
+            expected[(day, f"TAG#{tag}#{at}#{source_id}")] = {
+                **common, "combined": None, "tag": tag}
+    return expected
+
+
+def compare(expected: Expected, items: Iterable[Mapping[str, Any]]) -> Differences:
+    found: Expected = {}
+    for item in items:
+        key = (item["day_partition"]["S"], item["sk"]["S"])
+        found[key] = {
+            "sentiment": item["sentiment"]["S"], "score": item["score"]["N"],
+            "expires_at": item["expires_at"]["N"],
+            "tags": tuple(sorted(item.get("matched_tags", {}).get("SS", ()))),
+            "combined": item.get("sentiment_score_combined", {}).get("S"),
+            "tag": item.get("tag", {}).get("S"),
+        }
+    differences = Differences(missing=set(expected) - set(found),
+                              stale=set(found) - set(expected))
+    for key in set(expected) & set(found):
+        if expected[key] != found[key]:
+            differences.wrong[key] = (expected[key], found[key])
+    return differences
+
+
+# --- storage and its faults ----------------------------------------------------------
+
+class MemoryDashboard:
+    """BatchWriteItem into a dict, with DynamoDB's checks: <= 25 requests, no key twice."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def batch_write_item(self, *, RequestItems: Mapping[str, list[dict[str, Any]]]  # noqa: N803
+                         ) -> dict[str, Any]:
+        ((_, requests),) = RequestItems.items()
+        keys = [_key(r) for r in requests]
+        if not 0 < len(requests) <= 25 or len(set(keys)) != len(keys):
+            raise ClientError({"Error": {"Code": "ValidationException", "Message":
+                               "Provided list of item keys contains duplicates"}},
+                              "BatchWriteItem")
+        with self._lock:
+            self.calls += 1
+            for key, request in zip(keys, requests, strict=True):
+                if "PutRequest" in request:
+                    self.items[key] = dict(request["PutRequest"]["Item"])
+                else:
+                    self.items.pop(key, None)
+        return {"UnprocessedItems": {}}
+
+
+class FaultyDashboardClient:
+    """BatchWriteItem as on a bad day: throttled, partly unprocessed, lost, or crashed."""
+
+    def __init__(self, inner: MemoryDashboard, plan: FaultPlan, *, unprocessed_rate: float,
+                 crash_after: int | None) -> None:
+        self._inner = inner
+        self._plan = plan
+        self._unprocessed_rate = unprocessed_rate
+        self._crash_after = crash_after
+        self._writes = 0
+        self._dead = False
+        self._lock = threading.Lock()
+
+    def batch_write_item(self, *, RequestItems: Mapping[str, list[dict[str, Any]]]  # noqa: N803
+                         ) -> dict[str, Any]:
+        with self._lock:
+            if not self._dead and self._crash_after is not None \
+                    and self._writes >= self._crash_after:
+                self._dead = True
+                self._plan.count("crash")
+            self._writes += 1
+            if self._dead:
+                raise SimulatedCrash("invocation died before batch_write_item")
+        plan = self._plan
+        roll = plan.draw()
+        if roll < plan.throttle_rate:
+            plan.count("throttled")
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                         "Message": "injected"}}, "BatchWriteItem")
+        roll -= plan.throttle_rate
+        if roll < plan.lost_response_rate:
+            plan.count("lost_response")
+            self._inner.batch_write_item(RequestItems=RequestItems)
+            if plan.draw() < 0.5:
+                return self._inner.batch_write_item(RequestItems=RequestItems)
+            raise ClientError({"Error": {"Code": "InternalServerError",
+                                         "Message": "injected: response lost"}},
+                              "BatchWriteItem")
+        roll -= plan.lost_response_rate
+        if roll < self._unprocessed_rate:
+            plan.count("unprocessed")
+            ((table, requests),) = RequestItems.items()
+            done = [r for r in requests if plan.draw() < 0.5]
+            left = [r for r in requests if r not in done]
+            if done:
+                self._inner.batch_write_item(RequestItems={table: done})
+            return {"UnprocessedItems": {table: left} if left else {}}
+        return self._inner.batch_write_item(RequestItems=RequestItems)
+
+
+def _key(request: Mapping[str, Any]) -> tuple[str, str]:
+    body = request["PutRequest"]["Item"] if "PutRequest" in request \
+        else request["DeleteRequest"]["Key"]
+    return (body["day_partition"]["S"], body["sk"]["S"])
+
+
+# --- the faulty run ------------------------------------------------------------------
+
+def run(workload: Workload, *, seed: int, dashboard: MemoryDashboard,
+        throttle_rate: float = 0.02, unprocessed_rate: float = 0.1,
+        lost_response_rate: float = 0.02, crash_rate: float = 0.1,
+        redeliver_rate: float = 0.05, lanes: int = 3, batch_size: int = 100) -> RunResult:
+    """Deliver the workload's records through the real handler, with faults."""
+    config = ProjectionConfig(dashboard_table_name=DASHBOARD, ttl_days=TTL_DAYS,
+                              write_attempts=3)
+    plan = FaultPlan(random.Random(seed), throttle_rate=throttle_rate,
+                     lost_response_rate=lost_response_rate, crash_rate=crash_rate)
+    containers = threading.local()
+    given_up: list[dict[str, Any]] = []
+
+    def container() -> Runtime:
+        runtime: Runtime | None = getattr(containers, "runtime", None)
+        if runtime is None:
+            runtime = build_runtime(config.to_env(), dynamodb=dashboard)
+            containers.runtime = runtime
+        return runtime
+
+    def invoke(event: dict[str, Any]) -> Mapping[str, Any]:
+        """One invocation in this lane's container; a crash costs the container."""
+        runtime = container()
+        client = FaultyDashboardClient(dashboard, plan, unprocessed_rate=unprocessed_rate,
+                                       crash_after=plan.crash_after())
+        store = DashboardStore(cast(Any, client), config, sleep=lambda _: None,
+                               rng=random.Random(seed))
+        try:
+            return handle(event, replace(runtime, store=store), now_ms=int(time.time() * 1000))
+        except SimulatedCrash as crash:
+            # The sandbox is gone: whatever it had in flight ends before Lambda retries.
+            runtime.pool.shutdown(wait=True, cancel_futures=True)
+            containers.runtime = None
+            raise RuntimeError("the invocation crashed") from crash
+
+    mapping = FaultyEventSourceMapping(
+        streams=None, stream_arn="arn:aws:dynamodb:us-east-1:123456789012:table/s/stream/x",
+        invoke=invoke,
+        settings=MappingSettings(batch_size=batch_size, bisect_on_error=True,
+                                 retry_attempts=10_000),
+        on_failure=given_up.append, clock=time.time,
+        faults=DeliveryFaults(random.Random(seed + 1), redeliver_rate=redeliver_rate,
+                              random_batch_sizes=True, lanes=lanes),
+    )
+    calls_before = dashboard.calls
+    started = time.perf_counter()
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        report = mapping.deliver("shardId-projection", workload.records)
+    return RunResult(report, dict(plan.counts), time.perf_counter() - started,
+                     dashboard.calls - calls_before, len(given_up))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_aws.projection_harness",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=20_000, help="records per seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--crash-rate", type=float, default=0.1,
+                        help="share of invocations that die after 0-29 of their writes")
+    args = parser.parse_args(argv)
+    failed = 0
+    print(f"{'seed':>4} {'records':>8} {'expected':>8} {'invocations':>11} {'fn errors':>9} "
+          f"{'partial':>7} {'crashes':>7} {'throttled':>9} {'unprocessed':>11} "
+          f"{'lost resp':>9} {'calls':>7} {'seconds':>7}  result", flush=True)
+    for seed in args.seeds:
+        workload = generate_workload(seed, args.records)
+        dashboard = MemoryDashboard()
+        result = run(workload, seed=seed, dashboard=dashboard, crash_rate=args.crash_rate)
+        differences = compare(workload.expected, dashboard.items.values())
+        failed += bool(differences) or bool(result.given_up)
+        if differences:
+            print(f"     missing {len(differences.missing)}, stale {len(differences.stale)}, "
+                  f"wrong {len(differences.wrong)}", flush=True)
+        faults = result.storage_faults
+        report = result.report
+        print(f"{seed:>4} {len(workload.records):>8} {len(workload.expected):>8} "
+              f"{report.invocations:>11} {report.function_errors:>9} "
+              f"{report.partial_failures:>7} {faults.get('crash', 0):>7} "
+              f"{faults.get('throttled', 0):>9} {faults.get('unprocessed', 0):>11} "
+              f"{faults.get('lost_response', 0):>9} {result.write_calls:>7} "
+              f"{result.seconds:>7.1f}  {'differs' if differences else 'exact'}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
