@@ -32,13 +32,14 @@ from typing import Any
 
 from local_aws.deploy import DeployedStack, deploy_synthesized_stack
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSettings
+from local_aws.events_demo import run_demo as run_events_demo
 from local_aws.projection_demo import run_demo as run_projection_demo
 from local_aws.server import FAKE_CREDENTIALS, FAKE_REGION, MotoServer, client
 from local_aws.traffic import Traffic, TtlEmulator, generate, remove_audit_items, zae_limiter
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_TABLE = "rate-limits"
-STACK_PREFIXES = ("StreamAggregator", "SentimentProjection")
+STACK_PREFIXES = ("StreamAggregator", "EventMetrics", "SentimentProjection")
 """The app's stacks, by the name prefix ``app.py`` gives them."""
 
 
@@ -107,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
         problems = report(stack, moto.endpoint_url, limiter, traffic)
         problems += failures
 
+        say(f"\n== Kinesis event metrics (seed 003): {stacks['EventMetrics']} on moto")
+        problems += run_events_demo(outdir, stacks["EventMetrics"], moto.endpoint_url, say)
+
         say(f"\n== projection (seed 004): {stacks['SentimentProjection']} on moto")
         problems += run_projection_demo(outdir, stacks["SentimentProjection"],
                                         moto.endpoint_url, say)
@@ -114,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         say(f"\nFAILED: {problems} problem(s), see above")
         return 1
     say("\nOK: snapshots equal the traffic, every removed audit item is archived once, "
-        "the dashboard equals the projection of its source table")
+        "the event counters equal their ground truth, the dashboard equals the projection "
+        "of its source table")
     return 0
 
 

@@ -10,17 +10,21 @@ Three things are the same for all of them and live here, once:
   failed message.
 * :func:`log_skipped`: the one log line of a record that cannot be used, with its id.
 * :func:`settle`: waits on submitted writes and routes each result or failure.
+* :func:`run_batch`: the invocation around a pipeline: start and completion logs with
+  the processing time, one metrics line, the partial batch response.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import StoreError
+from .metrics import emf_line
 
 UNEXPECTED_SHAPES = (TypeError, ValueError, KeyError, AttributeError, IndexError)
 """What pure decoding can raise on a shape no check foresaw; such a record is skipped,
@@ -99,3 +103,40 @@ def write_failed(logger: logging.Logger, failures: FailedRecords,
             "records": len(carried), "error": str(exc),
         })
     return fail
+
+
+class BatchOutcome(Protocol):
+    """What a pipeline's ``process_batch`` returns."""
+
+    @property
+    def failures(self) -> FailedRecords: ...
+
+    def summary(self) -> dict[str, int]: ...
+
+
+def run_batch(event: Mapping[str, Any], process: Callable[[Sequence[Any]], BatchOutcome], *,
+              logger: logging.Logger, counts: Mapping[str, str], function_name: str,
+              now_ms: int) -> dict[str, list[dict[str, str]]]:
+    """One invocation: ``process`` the records, log and measure it, answer Lambda.
+
+    An empty batch returns at once without calling ``process``. The completion line and
+    the EMF line carry the same counts, so logs and metrics never disagree.
+    """
+    records = event.get("Records") or []
+    if not records:
+        logger.info("empty batch", extra={"record_count": 0, "processing_time_ms": 0.0})
+        return {"batchItemFailures": []}
+    started = time.perf_counter()
+    logger.info("batch started", extra={"record_count": len(records)})
+    result = process(records)
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+    summary = result.summary()
+    failures = result.failures
+    logger.info("batch completed", extra={
+        **summary, "processing_time_ms": elapsed_ms,
+        ("first_failed_sequence_number" if failures.ordered else "failed_message_ids"):
+            failures.first if failures.ordered else failures.identifiers(),
+    })
+    print(emf_line(summary, elapsed_ms, function_name=function_name, timestamp_ms=now_ms,
+                   counts=counts), flush=True)
+    return failures.response()

@@ -11,13 +11,14 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
+from ..engine import run_batch
 from ..logs import configure_logging
-from ..metrics import emf_line
 from .config import ProjectionConfig
 from .metrics import COUNTS
 from .pipeline import BatchWriter, process_batch
@@ -64,18 +65,7 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
 
 def handle(event: Mapping[str, Any], runtime: Runtime, *, now_ms: int) -> dict[str, Any]:
     """``now_ms`` only stamps the metrics line: no item depends on the clock."""
-    records = event.get("Records") or []
-    if not records:
-        return {"batchItemFailures": []}
-    started = time.perf_counter()
-    result = process_batch(records, config=runtime.config, store=runtime.store,
-                           pool=runtime.pool)
-    elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-    logger.info("projection batch completed", extra={
-        **result.summary(), "processing_time_ms": elapsed_ms,
-        "first_failed_sequence_number": result.failures.first,
-    })
-    print(emf_line(result.summary(), elapsed_ms, counts=COUNTS,
-                   function_name=runtime.function_name,
-                   timestamp_ms=now_ms), flush=True)
-    return result.response()
+    return run_batch(
+        event,
+        partial(process_batch, config=runtime.config, store=runtime.store, pool=runtime.pool),
+        logger=logger, counts=COUNTS, function_name=runtime.function_name, now_ms=now_ms)

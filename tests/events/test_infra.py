@@ -1,0 +1,208 @@
+"""The event-metrics construct and example stack: defaults, overrides, grants, alarms, checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aggregator.errors import ConfigError
+from aggregator.events.config import EventMetricsConfig
+from aws_cdk import App, Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk.assertions import Match, Template
+from cfnlint.api import ManualArgs, lint_file
+
+from infra.event_metrics import EventMetricsAggregator
+from infra.stacks.event_metrics_stack import EventMetricsStack
+
+from .conftest import EXAMPLE, STACKS
+
+
+def _policy_statements(template: Template) -> list[dict[str, Any]]:
+    policies = template.find_resources("AWS::IAM::Policy")
+    return [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def test_the_mapping_bisects_reports_item_failures_and_has_a_dlq(
+        templates: dict[str, Template]) -> None:
+    templates[EXAMPLE].has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "StartingPosition": "TRIM_HORIZON", "BatchSize": 100,
+        "BisectBatchOnFunctionError": True, "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "MaximumRetryAttempts": 10, "MaximumRecordAgeInSeconds": 21600,
+        "ParallelizationFactor": 1,
+        "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [
+            Match.string_like_regexp("DeadLetterQueue"), "Arn"]}}},
+        "EventSourceArn": {"Fn::GetAtt": [Match.string_like_regexp("Events"), "Arn"]},
+    })
+    templates[EXAMPLE].has_resource_properties("AWS::SQS::Queue", {
+        "KmsMasterKeyId": Match.any_value(), "MessageRetentionPeriod": 1_209_600})
+
+
+def test_overridden_props_reach_the_mapping_and_function(templates: dict[str, Template]) -> None:
+    template = templates["Overridden"]
+    template.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "StartingPosition": "LATEST", "BatchSize": 500, "MaximumBatchingWindowInSeconds": 5,
+        "MaximumRetryAttempts": 3, "MaximumRecordAgeInSeconds": 3600,
+        "ParallelizationFactor": 4,
+        "EventSourceArn": "arn:aws:kinesis:eu-west-1:123456789012:stream/clicks"})
+    template.has_resource_properties("AWS::Lambda::Function", {
+        "Handler": "aggregator.events.handler.handler", "Timeout": 120,
+        "ReservedConcurrentExecutions": 5,
+        "Environment": {"Variables": Match.object_like({
+            "EVENTS_METRICS_TABLE_NAME": "metrics", "EVENTS_LOOKUP_TABLE_NAME": "lookups",
+            "EVENTS_ARCHIVE_BUCKET_NAME": "existing-archive", "EVENTS_WINDOWS": "daily",
+            "EVENTS_ARCHIVE_PREFIX": "raw/"})}})
+    template.resource_count_is("AWS::DynamoDB::Table", 0)
+    template.resource_count_is("AWS::S3::Bucket", 0)
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "AlarmName": "clicks-iterator-age",
+        "AlarmActions": ["arn:aws:sns:eu-west-1:123456789012:alarms"]})
+
+
+def test_the_example_stream_is_encrypted_and_the_metrics_table_is_safe(
+        templates: dict[str, Template]) -> None:
+    template = templates[EXAMPLE]
+    template.has_resource_properties("AWS::Kinesis::Stream", {
+        "StreamEncryption": {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"},
+        "RetentionPeriodHours": 24})
+    template.has_resource_properties("AWS::DynamoDB::Table", {
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                      {"AttributeName": "sk", "KeyType": "RANGE"}],
+        "BillingMode": "PAY_PER_REQUEST", "SSESpecification": {"SSEEnabled": True},
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
+        "DeletionProtectionEnabled": True})
+    template.has_resource("AWS::DynamoDB::Table", {"DeletionPolicy": "Retain"})
+
+
+def test_the_archive_bucket_has_the_secure_defaults(templates: dict[str, Template]) -> None:
+    templates[EXAMPLE].has_resource_properties("AWS::S3::Bucket", {
+        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                           "IgnorePublicAcls": True,
+                                           "RestrictPublicBuckets": True},
+        "VersioningConfiguration": {"Status": "Enabled"},
+        "LoggingConfiguration": Match.object_like({"LogFilePrefix": "archive-bucket/"}),
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}})
+
+
+def test_the_function_may_do_only_what_the_pipeline_needs(
+        templates: dict[str, Template]) -> None:
+    statements = _policy_statements(templates[EXAMPLE])
+    by_action = {json.dumps(s["Action"]): s["Resource"] for s in statements}
+    tables = templates[EXAMPLE].find_resources("AWS::DynamoDB::Table")
+    metrics = next(k for k in tables if k.startswith("EventMetricsMetricsTable"))
+    lookup = next(k for k in tables if k.startswith("Lookups"))
+    assert by_action[json.dumps(["dynamodb:PutItem", "dynamodb:UpdateItem",
+                                 "dynamodb:BatchGetItem"])] == {"Fn::GetAtt": [metrics, "Arn"]}
+    assert by_action['"dynamodb:BatchGetItem"'] == {"Fn::GetAtt": [lookup, "Arn"]}
+    s3_resource = by_action['"s3:PutObject"']
+    assert s3_resource["Fn::Join"][1][1] == "/events/*"
+    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str)
+                                               else s["Action"])}
+    assert not {a for a in actions if a.endswith("*")}
+    assert {a for a in actions if a.startswith("dynamodb:")} == {
+        "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"}
+    assert all(s["Effect"] == "Allow" for s in statements)
+    templates[EXAMPLE].resource_count_is("AWS::IAM::ManagedPolicy", 0)
+
+
+def test_every_alarm_exists_and_notifies_the_topic(templates: dict[str, Template]) -> None:
+    alarms = templates[EXAMPLE].find_resources("AWS::CloudWatch::Alarm")
+    names = {a["Properties"]["AlarmName"] for a in alarms.values()}
+    assert names == {f"{EXAMPLE}-EventMetrics-{key}" for key in (
+        "errors", "duration", "iterator-age", "iterator-age-warning", "dlq-depth", "throttles",
+        "skipped-records", "failed-writes")}
+    templates[EXAMPLE].has_resource_properties("AWS::CloudWatch::Alarm", {
+        "AlarmName": f"{EXAMPLE}-EventMetrics-skipped-records",
+        "Namespace": "StreamAggregator", "MetricName": "RecordsSkipped"})
+    assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
+
+
+def test_archival_off_builds_no_bucket_and_an_empty_bucket_setting(
+        templates: dict[str, Template]) -> None:
+    template = templates["NoArchive"]
+    template.resource_count_is("AWS::S3::Bucket", 0)
+    template.has_resource_properties("AWS::Lambda::Function", {"Environment": {
+        "Variables": Match.object_like({"EVENTS_ARCHIVE_BUCKET_NAME": "",
+                                        "EVENTS_ENABLE_ARCHIVAL": "false"})}})
+
+
+def test_cdk_nag_finds_nothing_unacknowledged(events_assembly: Path) -> None:
+    report = json.loads((events_assembly / "validation-report.json").read_text())
+    assert report["pluginReports"] == []
+    metadata = json.loads((events_assembly / f"{EXAMPLE}.metadata.json").read_text())
+    acknowledged = {rule: reason for entries in metadata.values() for entry in entries
+                    if entry["type"] == "aws:cdk:acknowledged-rules"
+                    for rule, reason in entry["data"].items()}
+    assert {r.removeprefix("Annotation::") for r in acknowledged} == {
+        "AwsSolutions-SQS3", "AwsSolutions-S1",
+        "AwsSolutions-IAM5[Resource::<EventMetricsArchiveBucket988E6C06.Arn>/events/*]"}
+    assert all(len(reason.split()) >= 8 for reason in acknowledged.values())
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_cfn_lint_finds_no_errors(events_assembly: Path, name: str) -> None:
+    findings = lint_file(events_assembly / f"{name}.template.json",
+                         ManualArgs(regions=["us-east-1"]))
+    assert [(m.rule.id, m.message) for m in findings if m.rule.severity == "error"] == []
+
+
+def test_checkov_fails_nothing_and_every_skip_has_a_reason(events_assembly: Path) -> None:
+    template = events_assembly / f"{EXAMPLE}.template.json"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("checkov")), "-f", str(template),
+         "--framework", "cloudformation", "-o", "json", "--skip-download"],
+        capture_output=True, text=True, check=False, cwd=events_assembly)
+    report = json.loads(result.stdout)
+    assert report["results"]["failed_checks"] == []
+    assert report["summary"]["passed"] > 30
+    skipped = report["results"]["skipped_checks"]
+    assert {c["check_id"] for c in skipped} == {
+        "CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173", "CKV_AWS_158",
+        "CKV_AWS_18", "CKV_AWS_119"}
+    assert all(len(c["check_result"]["suppress_comment"].split()) >= 8 for c in skipped)
+
+
+def _construct(**props: Any) -> None:
+    stack = Stack(App(), "Check")
+    stream = props.pop("stream", None) or kinesis.Stream.from_stream_arn(
+        stack, "S", "arn:aws:kinesis:us-east-1:123456789012:stream/s")
+    EventMetricsAggregator(stack, "E", stream=stream,
+                           lookup_table=dynamodb.Table.from_table_name(stack, "L", "lookups"),
+                           **props)
+
+
+@pytest.mark.parametrize(("props", "message"), [
+    ({"batch_size": 0}, "batch_size must be a whole number from 1 to 10000"),
+    ({"parallelization_factor": 11}, "parallelization_factor must be"),
+    ({"max_record_age": Duration.days(8)}, "max_record_age must be from 60 to 604800"),
+    ({"starting_position": lambda_.StartingPosition.AT_TIMESTAMP}, "starting_position must"),
+    ({"config": EventMetricsConfig(marker_ttl_days=2), "max_record_age": Duration.days(3)},
+     r"config.marker_ttl_days \(2\) must exceed max_record_age"),
+    ({"config": EventMetricsConfig(enable_archival=False),
+      "archive_bucket_props": s3.BucketProps()}, "config.enable_archival is false"),
+    ({"alarm_emails": ["not-an-address"]}, "alarm_emails: 'not-an-address'"),
+])
+def test_a_bad_prop_fails_at_synth_naming_it(props: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _construct(**props)
+
+
+def test_a_stream_kept_longer_than_the_markers_is_refused() -> None:
+    stack = Stack(App(), "Long")
+    stream = kinesis.Stream(stack, "S", retention_period=Duration.days(10))
+    with pytest.raises(ValueError, match=r"must exceed the stream's retention \(240 h\)"):
+        _construct(stream=stream, config=EventMetricsConfig(marker_ttl_days=8))
+
+
+def test_a_bad_context_setting_fails_the_example_stack_naming_it() -> None:
+    app = App(context={"events_windows": "hourly,weekly"})
+    with pytest.raises(ConfigError, match=r"windows \(EVENTS_WINDOWS\): unknown window"):
+        EventMetricsStack(app, "Bad")
