@@ -47,8 +47,10 @@ clean:
 	rm -rf $(VENV) $(STAMPS) node_modules cdk.out
 
 # The exactly-once proofs at full size, under faults: usage snapshots and event metrics
-# 5 seeds x 100,000 records, the projection 5 x 50,000 (`make test` runs them smaller).
+# 5 seeds x 100,000 records, the projection 5 x 50,000, bundles 3 x 500 objects on moto
+# (`make test` runs them smaller).
 prove: setup
 	$(PY) -m local_aws.harness --records 100000 --seeds 1 2 3 4 5
 	$(PY) -m local_aws.events_harness --events 100000 --seeds 1 2 3 4 5
 	$(PY) -m local_aws.projection_harness --records 50000 --seeds 1 2 3 4 5 --crash-rate 0.8
+	$(PY) -m local_aws.bundles_harness --objects 500 --seeds 1 2 3

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from local_aws.bundles_demo import run_demo as run_bundles_demo
 from local_aws.deploy import DeployedStack, deploy_synthesized_stack
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSettings
 from local_aws.events_demo import run_demo as run_events_demo
@@ -39,7 +40,7 @@ from local_aws.traffic import Traffic, TtlEmulator, generate, remove_audit_items
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_TABLE = "rate-limits"
-STACK_PREFIXES = ("StreamAggregator", "EventMetrics", "SentimentProjection")
+STACK_PREFIXES = ("StreamAggregator", "EventMetrics", "Bundles", "SentimentProjection")
 """The app's stacks, by the name prefix ``app.py`` gives them."""
 
 
@@ -111,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
         say(f"\n== Kinesis event metrics (seed 003): {stacks['EventMetrics']} on moto")
         problems += run_events_demo(outdir, stacks["EventMetrics"], moto.endpoint_url, say)
 
+        say(f"\n== S3-object bundles from SQS (seed 001): {stacks['Bundles']} on moto")
+        problems += run_bundles_demo(outdir, stacks["Bundles"], moto.endpoint_url, say)
+
         say(f"\n== projection (seed 004): {stacks['SentimentProjection']} on moto")
         problems += run_projection_demo(outdir, stacks["SentimentProjection"],
                                         moto.endpoint_url, say)
@@ -118,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
         say(f"\nFAILED: {problems} problem(s), see above")
         return 1
     say("\nOK: snapshots equal the traffic, every removed audit item is archived once, "
-        "the event counters equal their ground truth, the dashboard equals the projection "
-        "of its source table")
+        "the event counters equal their ground truth, every source object is in exactly "
+        "one bundle, the dashboard equals the projection of its source table")
     return 0
 
 

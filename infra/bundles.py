@@ -1,0 +1,516 @@
+"""``ObjectBundler``: S3 object-created events -> SQS -> the bundler Lambda -> bundles.
+
+The second configuration of the engine (seed 001). It shares :mod:`infra.parts` with
+``StreamAggregator`` (runtime, asset, KMS key, dead-letter queue, alarm topic, prop
+checks) and builds:
+
+* the **ingest bucket** (new, with :data:`infra.buckets.SECURE_BUCKET_DEFAULTS`, or an
+  existing ``IBucket``) notifying the queue of every object created (optionally only
+  under ``notification_filters``);
+* the **queue**, encrypted with the construct's KMS key (S3 may use the key to send:
+  SQS-managed SSE would need no key policy, but a customer key keeps the data key under
+  the account's control and the queue, DLQ and alarm topic under one rotated key), SSL
+  only, with its own **DLQ** through a redrive policy (``max_receive_count``) and a
+  visibility timeout of at least six times the function timeout, as Lambda advises;
+* the **function** (``aggregator.bundles.handler.handler``) fed by an ``SqsEventSource``
+  reporting batch item failures, with inline, resource-scoped grants only;
+* the **idempotency table** (on demand, TTL on ``expires_at``, point-in-time recovery,
+  encrypted with the construct's key, deletion protection, retained);
+* the **distribution bucket** (versioned) replicated by S3 to the **archive bucket**
+  (versioned; new or existing) through a least-privilege replication role, with
+  replication metrics on, so ``ReplicationLatency`` can be alarmed on;
+* the **alarms** (:data:`ALARM_KEYS`) through :func:`infra.alarms.create_alarms`.
+
+Settings the Lambda reads are validated by :class:`aggregator.bundles.config.BundlerConfig`
+at synth, so a bad value fails ``cdk synth`` with the variable's name
+(``MAX_BUNDLE_INPUT_MB``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aggregator.bundles.config import ENV_NAMES, BundlerConfig
+from aggregator.metrics import DIMENSION, NAMESPACE
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Stack, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3_notifications
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import parts
+from infra.alarms import AlarmSpec, create_alarms
+from infra.buckets import SECURE_BUCKET_DEFAULTS
+from infra.parts import (
+    DLQ_RETENTION,
+    LOGGING_FORMAT,
+    RUNTIME,
+    S3_ACCESS_LOGS_USE_BUCKET_POLICY,
+    acknowledge_wildcard,
+    check_emails,
+    check_range,
+    check_seconds,
+    dead_letter_queue,
+    encryption_key,
+    stage_lambda_asset,
+    struct_kwargs,
+)
+from infra.suppressions import skip_checkov
+
+HANDLER = "aggregator.bundles.handler.handler"
+REPLICATION_RULE_ID = "archive"
+ALARM_KEYS = ("queue_age", "dlq_depth", "replication_latency", "errors", "throttles",
+              "skipped_messages", "failed_writes", "oversized_objects")
+"""The keys of :attr:`ObjectBundler.alarms`."""
+_GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+_GE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+_SYNTH_NAME = "validated-at-synth"
+"""Stands in for the resource names while the settings are validated."""
+_LEASE_MARGIN_SECONDS = 60
+_NOTIFICATIONS_HANDLER = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+_NOTIFICATIONS_HANDLER_SKIPS = {
+    "CKV_AWS_115": "aws-cdk-lib's bucket-notifications handler runs only during "
+    "CloudFormation deployments; reserving concurrency for it would waste the account's.",
+    "CKV_AWS_116": "aws-cdk-lib's bucket-notifications handler is invoked synchronously by "
+    "CloudFormation, which reports its failures; a DLQ would never receive anything.",
+    "CKV_AWS_117": "aws-cdk-lib's bucket-notifications handler only calls the S3 API over "
+    "TLS during deployments; a VPC would add endpoints and no isolation.",
+    "CKV_AWS_173": "aws-cdk-lib's bucket-notifications handler has no environment "
+    "variables holding secrets; CDK owns its definition.",
+}
+_EPHEMERAL_HEADROOM_MB = 64
+
+
+@dataclass(frozen=True)
+class BundlerAlarmThresholds:
+    """When each alarm fires."""
+
+    queue_age: Duration = Duration.minutes(15)
+    """The oldest message waited longer than this (3 minutes running)."""
+    replication_latency: Duration = Duration.minutes(15)
+    """Bundles took longer than this to reach the archive bucket."""
+    dlq_depth: int = 1
+    errors: int = 1
+    throttles: int = 1
+    skipped_messages: int = 1
+    failed_writes: int = 1
+    oversized_objects: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("dlq_depth", "errors", "throttles", "skipped_messages", "failed_writes",
+                     "oversized_objects"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"alarm_thresholds.{name} must be a whole number >= 1, "
+                                 f"got {value!r}")
+
+
+@dataclass(frozen=True)
+class ObjectBundlerDefaults:
+    batch_size: int = 100
+    max_batching_window: Duration = Duration.seconds(30)
+    """Gather up to this long: fewer, larger bundles."""
+    timeout: Duration = Duration.minutes(5)
+    memory_size: int = 1024
+    max_receive_count: int = 5
+    queue_retention: Duration = Duration.days(4)
+    architecture: lambda_.Architecture = lambda_.Architecture.ARM_64
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    noncurrent_version_expiration: Duration = Duration.days(30)
+    access_logs_expiration: Duration = Duration.days(365)
+
+
+DEFAULTS = ObjectBundlerDefaults()
+
+
+class ObjectBundler(Construct):
+    """Bundles the objects created in an ingest bucket, once each, into a distribution
+    bucket that S3 replicates to an archive bucket.
+
+    Attributes:
+        ingest_bucket, queue, dead_letter_queue, function, event_source,
+        idempotency_table, distribution_bucket, archive_bucket, replication_role,
+        access_logs_bucket (None when nothing new needs one), log_group,
+        encryption_key, alarm_topic, alarms (by :data:`ALARM_KEYS`), config (the
+        validated settings, resource names as placeholders).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        ingest_bucket: s3.IBucket | None = None,
+        ingest_bucket_props: s3.BucketProps | None = None,
+        notification_filters: Sequence[s3.NotificationKeyFilter] = (),
+        archive_bucket: s3.IBucket | None = None,
+        bundle_prefix: str = "",
+        max_bundle_input_mb: int = 100,
+        max_bundle_objects: int = 99,
+        idempotency_ttl_days: int = 30,
+        spool_memory_mb: int = 8,
+        max_workers: int = 4,
+        log_level: str = "INFO",
+        batch_size: int = DEFAULTS.batch_size,
+        max_batching_window: Duration = DEFAULTS.max_batching_window,
+        max_concurrency: int | None = None,
+        timeout: Duration = DEFAULTS.timeout,
+        memory_size: int = DEFAULTS.memory_size,
+        architecture: lambda_.Architecture = DEFAULTS.architecture,
+        visibility_timeout: Duration | None = None,
+        max_receive_count: int = DEFAULTS.max_receive_count,
+        queue_retention: Duration = DEFAULTS.queue_retention,
+        log_retention: logs.RetentionDays = DEFAULTS.log_retention,
+        alarm_thresholds: BundlerAlarmThresholds | None = None,
+        alarm_topic: sns.ITopic | None = None,
+        alarm_emails: Sequence[str] = (),
+        alarm_name_prefix: str | None = None,
+    ) -> None:
+        """Args:
+            ingest_bucket: an existing bucket whose new objects are bundled. Default: a
+                new one (secure defaults, ``ingest_bucket_props`` merged over them).
+            notification_filters: only keys matching these notify the queue.
+            archive_bucket: an existing, *versioned* replication destination. Default: a
+                new versioned bucket.
+            bundle_prefix .. log_level: the bundler's settings (see
+                :class:`aggregator.bundles.config.BundlerConfig`; the Lambda reads them as
+                ``BUNDLE_PREFIX``, ``MAX_BUNDLE_INPUT_MB``, ``IDEMPOTENCY_TTL_DAYS`` ...).
+            batch_size: messages per invocation, 1..10000 (above 10 needs a batching
+                window). Default 100.
+            max_batching_window: 0..300 s. Default 30 s.
+            max_concurrency: the event source's maximum concurrency, 2..1000. Default none.
+            timeout: function timeout, 30..900 s. Default 5 minutes.
+            memory_size: MB, 128..10240. Default 1024.
+            visibility_timeout: of the queue; at least 6 x ``timeout``. Default 6 x timeout.
+            max_receive_count: receives before a message moves to the DLQ, 1..1000.
+            queue_retention: how long the queue keeps a message, 60 s..14 days. Default 4
+                days. ``idempotency_ttl_days`` must cover it plus the DLQ's 14 days, so a
+                redriven message still finds its claim.
+            alarm_thresholds, alarm_topic, alarm_emails, alarm_name_prefix: as in
+                ``StreamAggregator``.
+
+        Raises:
+            aggregator.errors.ConfigError: a bundler setting is invalid (names it).
+            ValueError: a prop is invalid or two exclusive props were both given.
+        """
+        super().__init__(scope, construct_id)
+        self.node.set_context(S3_ACCESS_LOGS_USE_BUCKET_POLICY, True)
+        if ingest_bucket is not None and ingest_bucket_props is not None:
+            raise ValueError("ingest_bucket and ingest_bucket_props are mutually exclusive: "
+                             "pass an existing bucket or props for a new one, not both")
+        _check_props(batch_size=batch_size, memory_size=memory_size,
+                     max_receive_count=max_receive_count, max_concurrency=max_concurrency,
+                     timeout=timeout, max_batching_window=max_batching_window,
+                     queue_retention=queue_retention)
+        visibility = visibility_timeout or Duration.seconds(6 * timeout.to_seconds())
+        check_seconds("visibility_timeout", visibility, 6 * int(timeout.to_seconds()), 43_200)
+        check_emails(alarm_emails, alarm_topic)
+        thresholds = alarm_thresholds or BundlerAlarmThresholds()
+        prefix = parts.alarm_name_prefix(self, alarm_name_prefix, construct_id)
+
+        self.config = BundlerConfig(
+            distribution_bucket_name=_SYNTH_NAME, idempotency_table_name=_SYNTH_NAME,
+            bundle_prefix=bundle_prefix, max_bundle_input_mb=max_bundle_input_mb,
+            max_bundle_objects=max_bundle_objects, idempotency_ttl_days=idempotency_ttl_days,
+            claim_lease_seconds=int(timeout.to_seconds()) + _LEASE_MARGIN_SECONDS,
+            spool_memory_mb=spool_memory_mb, max_workers=max_workers, log_level=log_level)
+        message_life_days = math.ceil(
+            (queue_retention.to_seconds() + DLQ_RETENTION.to_seconds()) / 86_400)
+        if idempotency_ttl_days < message_life_days:
+            raise ValueError(
+                f"idempotency_ttl_days (IDEMPOTENCY_TTL_DAYS) is {idempotency_ttl_days}, "
+                f"shorter than a message can live (queue_retention + 14 days of DLQ = "
+                f"{message_life_days} days): a redriven duplicate would be bundled again")
+        ephemeral_mb = max_workers * max_bundle_input_mb + _EPHEMERAL_HEADROOM_MB
+        if ephemeral_mb > 10_240:
+            raise ValueError(
+                f"max_workers x max_bundle_input_mb (MAX_WORKERS x MAX_BUNDLE_INPUT_MB) needs "
+                f"{ephemeral_mb} MB of /tmp; Lambda offers at most 10240")
+
+        self.access_logs_bucket: s3.Bucket | None = None
+        self.encryption_key = encryption_key(
+            self, "Object bundler: queues, idempotency table and alarm topic")
+        self.ingest_bucket = ingest_bucket or self._bucket("IngestBucket", ingest_bucket_props)
+        self.archive_bucket = archive_bucket or self._bucket("ArchiveBucket", None)
+        self.replication_role = self._replication_role()
+        self.distribution_bucket = self._distribution_bucket()
+        self._grant_replication()
+
+        self.dead_letter_queue: sqs.Queue = dead_letter_queue(
+            self, self.encryption_key,
+            purpose="This queue is the bundle queue's dead-letter queue (redrive "
+            "target); it needs no DLQ of its own.")
+        self.queue = sqs.Queue(
+            self, "Queue", encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.encryption_key, enforce_ssl=True,
+            visibility_timeout=visibility, retention_period=queue_retention,
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue,
+                                                  max_receive_count=max_receive_count))
+        self.ingest_bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED, s3_notifications.SqsDestination(self.queue),
+            *notification_filters)
+        self._review_notifications_handler()
+
+        self.idempotency_table = self._idempotency_table()
+
+        self.log_group = logs.LogGroup(self, "LogGroup", retention=log_retention,
+                                       removal_policy=RemovalPolicy.RETAIN)
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                        description="Object bundler Lambda: source reads, bundle puts, claims")
+        env = self.config.to_env()
+        env[ENV_NAMES["distribution_bucket_name"]] = self.distribution_bucket.bucket_name
+        env[ENV_NAMES["idempotency_table_name"]] = self.idempotency_table.table_name
+        self.function = lambda_.Function(
+            self, "Function", runtime=RUNTIME, architecture=architecture, handler=HANDLER,
+            code=lambda_.Code.from_asset(str(stage_lambda_asset())),
+            memory_size=memory_size, timeout=timeout, role=role, log_group=self.log_group,
+            logging_format=LOGGING_FORMAT, environment=env,
+            ephemeral_storage_size=Size.mebibytes(max(512, ephemeral_mb)),
+            description="Bundles S3 objects announced on SQS into gzip tarballs, once each",
+        )
+        self._grant(role, bundle_prefix)
+        self.event_source = event_sources.SqsEventSource(
+            self.queue, batch_size=batch_size, max_batching_window=max_batching_window,
+            max_concurrency=max_concurrency, report_batch_item_failures=True)
+        self.function.add_event_source(self.event_source)
+        self._skip_checkov()
+
+        self.alarm_topic: sns.ITopic = alarm_topic or parts.alarm_topic(
+            self, self.encryption_key, alarm_emails, display_name="Object bundler alarms")
+        self.alarms: dict[str, cloudwatch.Alarm] = create_alarms(
+            self, self._alarm_specs(thresholds), name_prefix=prefix, topic=self.alarm_topic)
+
+    def _idempotency_table(self) -> dynamodb.Table:
+        """Claims and bundle records: losing it would lose deduplication, so it is kept."""
+        return dynamodb.Table(
+            self, "IdempotencyTable",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute="expires_at",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.encryption_key,
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def _bucket(self, construct_id: str, props: s3.BucketProps | None) -> s3.Bucket:
+        """Secure defaults, then the caller's props (overrides are allowed)."""
+        kwargs: dict[str, Any] = {
+            **SECURE_BUCKET_DEFAULTS,
+            "server_access_logs_bucket": self._access_logs(),
+            "server_access_logs_prefix": f"{construct_id}/",
+            "lifecycle_rules": [s3.LifecycleRule(
+                id="expire-noncurrent",
+                noncurrent_version_expiration=DEFAULTS.noncurrent_version_expiration,
+                abort_incomplete_multipart_upload_after=Duration.days(7))],
+        }
+        kwargs.update(struct_kwargs(props))
+        return s3.Bucket(self, construct_id, **kwargs)
+
+    def _access_logs(self) -> s3.Bucket:
+        if self.access_logs_bucket is None:
+            self.access_logs_bucket = s3.Bucket(
+                self, "AccessLogsBucket", **SECURE_BUCKET_DEFAULTS,
+                lifecycle_rules=[s3.LifecycleRule(
+                    id="expire-access-logs", expiration=DEFAULTS.access_logs_expiration,
+                    noncurrent_version_expiration=DEFAULTS.noncurrent_version_expiration)])
+            Validations.of(self.access_logs_bucket).acknowledge(Acknowledgment(
+                id="AwsSolutions-S1", reason="This is the server access log destination of "
+                "the construct's buckets; logging it into itself would loop."))
+        return self.access_logs_bucket
+
+    def _replication_role(self) -> iam.Role:
+        """Only what S3 replication of new objects needs (no deletes are replicated)."""
+        return iam.Role(self, "ReplicationRole",
+                        assumed_by=iam.ServicePrincipal("s3.amazonaws.com"),
+                        description="S3 replication: distribution bucket to archive bucket")
+
+    def _distribution_bucket(self) -> s3.Bucket:
+        bucket = s3.Bucket(
+            self, "DistributionBucket", **{**SECURE_BUCKET_DEFAULTS, "versioned": True},
+            server_access_logs_bucket=self._access_logs(),
+            server_access_logs_prefix="DistributionBucket/",
+            replication_role=self.replication_role,
+            replication_rules=[s3.ReplicationRule(
+                id=REPLICATION_RULE_ID, destination=self.archive_bucket, priority=0,
+                delete_marker_replication=False,
+                metrics=s3.ReplicationTimeValue.FIFTEEN_MINUTES)],
+            lifecycle_rules=[s3.LifecycleRule(
+                id="expire-noncurrent",
+                noncurrent_version_expiration=DEFAULTS.noncurrent_version_expiration,
+                abort_incomplete_multipart_upload_after=Duration.days(7))],
+        )
+        return bucket
+
+    def _grant_replication(self) -> None:
+        """What S3 needs to replicate new object versions, on these two buckets only.
+
+        Source bucket: read its replication configuration and list it. Source objects:
+        read a version, its ACL and its tags for replication. Destination objects:
+        replicate objects, delete markers and tags. A key-encrypted archive bucket also
+        lets the role encrypt with its key.
+        """
+        role, source, target = self.replication_role, self.distribution_bucket, \
+            self.archive_bucket
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:GetReplicationConfiguration", "s3:ListBucket"],
+            resources=[source.bucket_arn]))
+        source_objects = source.arn_for_objects("*")
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
+                     "s3:GetObjectVersionTagging"],
+            resources=[source_objects]))
+        target_objects = target.arn_for_objects("*")
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+            resources=[target_objects]))
+        for resource in (source_objects, target_objects):
+            acknowledge_wildcard(role, resource, "S3 replication copies every new object "
+                                 "version of the distribution bucket into the archive bucket.")
+        if target.encryption_key is not None:
+            target.encryption_key.grant_encrypt(role)
+
+    def _grant(self, role: iam.Role, bundle_prefix: str) -> None:
+        """Least privilege, inline only, each grant scoped to its resource.
+
+        ``s3:ListBucket`` on the distribution bucket makes HeadObject answer 404 (not 403)
+        for a bundle that does not exist yet, which the takeover of an abandoned bundle
+        relies on. DynamoDB: GetItem, PutItem (claims, in a transaction) and UpdateItem
+        (takeover, completion) on the table only.
+        """
+        sources = self.ingest_bucket.arn_for_objects("*")
+        iam.Grant.add_to_principal(grantee=self.function,
+                                   actions=["s3:GetObject", "s3:GetObjectVersion"],
+                                   resource_arns=[sources])
+        acknowledge_wildcard(role, sources, "Source object keys are whatever producers "
+                             "upload; the function reads only objects of the ingest bucket.")
+        if self.ingest_bucket.encryption_key is not None:
+            self.ingest_bucket.encryption_key.grant_decrypt(self.function)
+        bundles = self.distribution_bucket.arn_for_objects(f"{bundle_prefix}*")
+        iam.Grant.add_to_principal(grantee=self.function,
+                                   actions=["s3:GetObject", "s3:PutObject"],
+                                   resource_arns=[bundles])
+        acknowledge_wildcard(role, bundles, "Bundle keys are derived from their members; "
+                             "reads and puts are limited to the bundle prefix.")
+        iam.Grant.add_to_principal(grantee=self.function, actions=["s3:ListBucket"],
+                                   resource_arns=[self.distribution_bucket.bucket_arn])
+        iam.Grant.add_to_principal(
+            grantee=self.function,
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            resource_arns=[self.idempotency_table.table_arn])
+        self.encryption_key.grant(self.function, "kms:Decrypt", "kms:Encrypt",
+                                  "kms:GenerateDataKey")
+        self.log_group.grant_write(self.function)
+
+    def _alarm_specs(self, thresholds: BundlerAlarmThresholds) -> list[AlarmSpec]:
+        five, one = Duration.minutes(5), Duration.minutes(1)
+
+        def own(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(namespace=NAMESPACE, metric_name=name,
+                                     dimensions_map={DIMENSION: self.function.function_name},
+                                     statistic="Sum", period=five)
+
+        replication = cloudwatch.Metric(
+            namespace="AWS/S3", metric_name="ReplicationLatency", statistic="Maximum",
+            period=five, dimensions_map={
+                "SourceBucket": self.distribution_bucket.bucket_name,
+                "DestinationBucket": self.archive_bucket.bucket_name,
+                "RuleId": REPLICATION_RULE_ID})
+        return [
+            AlarmSpec("queue_age", self.queue.metric_approximate_age_of_oldest_message(
+                statistic="Maximum", period=one), thresholds.queue_age.to_seconds(), _GT, 3,
+                "The oldest message waited too long: the bundler is failing or behind."),
+            AlarmSpec("dlq_depth", self.dead_letter_queue
+                      .metric_approximate_number_of_messages_visible(statistic="Maximum",
+                                                                     period=one),
+                      thresholds.dlq_depth, _GE, 1,
+                      "Messages ran out of receives; redrive them after the fix "
+                      "(aws sqs start-message-move-task)."),
+            AlarmSpec("replication_latency", replication,
+                      thresholds.replication_latency.to_seconds(), _GT, 1,
+                      "Bundles are slow to reach the archive bucket (S3 replication)."),
+            AlarmSpec("errors", self.function.metric_errors(statistic="Sum", period=five),
+                      thresholds.errors, _GE, 1,
+                      "Invocations failed (timeouts, crashes, configuration): whole "
+                      "batches are redelivered."),
+            AlarmSpec("throttles", self.function.metric_throttles(statistic="Sum",
+                                                                 period=five),
+                      thresholds.throttles, _GE, 1, "Invocations were throttled."),
+            AlarmSpec("skipped_messages", own("MessagesSkipped"), thresholds.skipped_messages,
+                      _GE, 1, "Malformed messages were logged with their id and dropped "
+                      "(MessagesSkipped)."),
+            AlarmSpec("failed_writes", own("FailedWrites"), thresholds.failed_writes, _GE, 1,
+                      "Bundle claims, reads or puts failed after retries (FailedWrites); "
+                      "their messages are retried."),
+            AlarmSpec("oversized_objects", own("ObjectsOversized"),
+                      thresholds.oversized_objects, _GE, 1,
+                      "An object exceeds MAX_BUNDLE_INPUT_MB; its message goes to the DLQ."),
+        ]
+
+    def _review_notifications_handler(self) -> None:
+        """Findings on aws-cdk-lib's bucket-notifications handler, with their reasons.
+
+        ``add_event_notification`` configures the notification through a custom resource
+        backed by a stack-wide Lambda that aws-cdk-lib owns (one per stack, whatever the
+        number of buckets). Its role and function are not ours to change.
+        """
+        handler = Stack.of(self).node.try_find_child(_NOTIFICATIONS_HANDLER)
+        if handler is None:
+            return
+        role = handler.node.try_find_child("Role")
+        if role is not None:
+            Validations.of(role).acknowledge(Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                "service-role/AWSLambdaBasicExecutionRole]",
+                reason="aws-cdk-lib's bucket-notifications custom-resource handler uses the "
+                "AWS managed basic execution policy (log writes only); CDK owns its role."))
+        for check, reason in _NOTIFICATIONS_HANDLER_SKIPS.items():
+            skip_checkov(handler, check, reason)
+
+    def _skip_checkov(self) -> None:
+        function = self.function
+        skip_checkov(function, "CKV_AWS_116", "Invoked by an SQS event source mapping, not "
+                     "asynchronously: failed messages go to the queue's own dead-letter "
+                     "queue through its redrive policy.")
+        skip_checkov(function, "CKV_AWS_117", "Calls only AWS APIs (S3, DynamoDB) over TLS "
+                     "with IAM auth; a VPC would add NAT or endpoints and no isolation.")
+        skip_checkov(function, "CKV_AWS_173", "The environment holds the bundler's "
+                     "configuration only, no secrets; Lambda encrypts it at rest.")
+        skip_checkov(function, "CKV_AWS_115", "Concurrency is bounded by the event source's "
+                     "max_concurrency when set; a reservation would throttle the queue.")
+        skip_checkov(self.log_group, "CKV_AWS_158", "Operational JSON logs without "
+                     "secrets; CloudWatch Logs encrypts them at rest. A KMS key would need "
+                     "a key-policy grant to the Logs service and could stop logging.")
+        if self.access_logs_bucket is not None:
+            skip_checkov(self.access_logs_bucket, "CKV_AWS_18", "This is the server access "
+                         "log destination; logging it into itself would loop.")
+
+
+def _check_props(*, batch_size: int, memory_size: int, max_receive_count: int,
+                 max_concurrency: int | None, timeout: Duration, max_batching_window: Duration,
+                 queue_retention: Duration) -> None:
+    check_range("batch_size", batch_size, 1, 10_000)
+    check_range("memory_size", memory_size, 128, 10_240)
+    check_range("max_receive_count", max_receive_count, 1, 1000)
+    if max_concurrency is not None:
+        check_range("max_concurrency", max_concurrency, 2, 1000)
+    # A claim's lease is the timeout plus a minute; from 30 s on, the visibility timeout
+    # (6 x timeout) outlasts it, so a deferred message comes back after the lease ends.
+    check_seconds("timeout", timeout, 30, 900)
+    check_seconds("max_batching_window", max_batching_window, 0, 300)
+    check_seconds("queue_retention", queue_retention, 60, 1_209_600)
+    if batch_size > 10 and max_batching_window.to_seconds() == 0:
+        raise ValueError("batch_size above 10 needs a max_batching_window of at least "
+                         "1 second (an SQS event source rule)")

@@ -1,0 +1,515 @@
+"""The bundler's exactly-once proof: real objects, their S3 events, a faulty delivery.
+
+``upload_workload`` puts source objects into moto's S3 (a versioned and an unversioned
+bucket; keys with spaces, ``+``, ``%`` and non-ASCII, so the URL-encoding of S3 events
+matters) and keeps the ground truth: every object version that must end up in exactly
+one bundle. ``run`` announces each object in an S3 event message and delivers the
+messages through the real handler (``aggregator.bundles.handler.handle``) under:
+
+- storage faults (:mod:`local_aws.faults`): throttled and lost-response writes, and
+  invocations that crash (``SimulatedCrash``) after a random number of writes, claims
+  and PUTs included;
+- delivery faults (:class:`LocalQueue`, SQS's semantics): S3 announcing an object twice
+  (two messages), SQS delivering one message twice (the copies may run concurrently in
+  two consumers), deletions lost after success (a visibility-timeout redelivery),
+  failed messages redelivered after the visibility timeout, and messages moved to the
+  DLQ after ``max_receive_count`` receives and redriven, as the runbook says.
+
+A simulated clock advances by the visibility timeout whenever only delayed messages
+are left, so claim leases expire the way they do in Lambda; with several consumers
+running at once a lease may even expire while its holder still runs, the worst case.
+``compare`` then lists every version of every bundle and checks each ground-truth
+object is in exactly one bundle, nothing else is, and no bundle key was written twice.
+
+``python -m local_aws.bundles_harness --objects 2000 --seeds 1 2 3`` runs it bigger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import itertools
+import json
+import os
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+from urllib.parse import quote_plus
+
+from aggregator.bundles.bundler import Ports
+from aggregator.bundles.config import BundlerConfig
+from aggregator.bundles.events import object_identity
+from aggregator.bundles.handler import Runtime, build_runtime, handle
+from aggregator.bundles.storage import ClaimTable, DistributionBucket, SourceObjects
+from aggregator.bundles.tarball import read_manifest
+
+from local_aws.faults import FaultPlan, FaultyClient, SimulatedCrash
+from local_aws.server import MotoServer, client
+
+VERSIONED_BUCKET = "ingest-versioned"
+PLAIN_BUCKET = "ingest-plain"
+DISTRIBUTION_BUCKET = "distribution"
+TABLE = "bundle-claims"
+START = datetime(2026, 3, 31, 22, 30, tzinfo=UTC)
+"""Half an hour before a day and month boundary: bundles land in several partitions."""
+_KEY_WORDS = ("raw", "data file", "a+b", "100%", "zoë", "日本", "x=1&y=2", "../up")
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """One object version as S3 announced it, and what its event says."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    version_id: str | None
+    sequencer: str
+    event_time: datetime
+
+    @property
+    def identity(self) -> str:
+        return object_identity(self.bucket, self.key, self.version_id, self.etag)
+
+
+def create_buckets(s3: Any, *, distribution: str = DISTRIBUTION_BUCKET,
+                   sources: Sequence[str] = (VERSIONED_BUCKET, PLAIN_BUCKET)) -> None:
+    for bucket in (*sources, distribution):
+        s3.create_bucket(Bucket=bucket)
+    for bucket in (sources[0], distribution):
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
+def create_claim_table(ddb: Any, name: str = TABLE) -> None:
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+
+
+def upload_workload(s3: Any, *, seed: int, count: int, max_size: int = 64 * 1024,
+                    buckets: Sequence[str] = (VERSIONED_BUCKET, PLAIN_BUCKET),
+                    overwrite_share: float = 0.1) -> list[Uploaded]:
+    """Put ``count`` object versions (some keys twice: two versions, two objects)."""
+    rng = random.Random(seed)
+    uploaded: list[Uploaded] = []
+    keys: list[tuple[str, str]] = []
+    for index in range(count):
+        if keys and rng.random() < overwrite_share and keys[-1][0] == buckets[0]:
+            bucket, key = keys[-1]  # a new version of a key: a second object to bundle
+        else:
+            bucket = buckets[index % len(buckets)]
+            key = f"in/{rng.choice(_KEY_WORDS)}/{seed}-{index:06d}.csv"
+            keys.append((bucket, key))
+        body = rng.randbytes(rng.randint(0, max_size))
+        response = s3.put_object(Bucket=bucket, Key=key, Body=body)
+        uploaded.append(Uploaded(
+            bucket=bucket, key=key, size=len(body), etag=response["ETag"].strip('"'),
+            version_id=response.get("VersionId"), sequencer=f"{index:016X}",
+            event_time=START + timedelta(seconds=5 * index)))
+    return uploaded
+
+
+def s3_event_body(objects: Sequence[Uploaded]) -> str:
+    """The body S3 sends to SQS for these objects (keys URL-encoded, ``+`` for space)."""
+    records = []
+    for obj in objects:
+        s3_object: dict[str, Any] = {"key": quote_plus(obj.key, safe="/"), "size": obj.size,
+                                     "eTag": obj.etag, "sequencer": obj.sequencer}
+        if obj.version_id is not None:
+            s3_object["versionId"] = obj.version_id
+        records.append({
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": obj.event_time.isoformat(timespec="milliseconds").replace(
+                "+00:00", "Z"),
+            "eventName": "ObjectCreated:Put",
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "bundles",
+                   "bucket": {"name": obj.bucket, "arn": f"arn:aws:s3:::{obj.bucket}"},
+                   "object": s3_object},
+        })
+    return json.dumps({"Records": records})
+
+
+TEST_EVENT_BODY = json.dumps({
+    "Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-03-31T22:00:00.000Z",
+    "Bucket": VERSIONED_BUCKET, "RequestId": "5582815E1AEA5ADF", "HostId": "8cLeGAmw",
+})
+
+
+def sqs_record(message_id: str, body: str, *, receive_count: int = 1,
+               queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:ingest") -> dict[str, Any]:
+    """An SQS message as Lambda hands it to the function."""
+    return {
+        "messageId": message_id, "receiptHandle": f"handle-{message_id}-{receive_count}",
+        "body": body, "md5OfBody": "", "messageAttributes": {},
+        "attributes": {"ApproximateReceiveCount": str(receive_count),
+                       "SentTimestamp": "1774996200000", "SenderId": "AIDAEXAMPLE",
+                       "ApproximateFirstReceiveTimestamp": "1774996200001"},
+        "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1",
+    }
+
+
+def receive_lambda_event(sqs: Any, queue_url: str, queue_arn: str, *,
+                         max_messages: int = 10) -> dict[str, Any]:
+    """Receive from a (moto) SQS queue and shape the messages as Lambda's SQS event."""
+    response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=max_messages,
+                                   MessageSystemAttributeNames=["All"], WaitTimeSeconds=0)
+    records = []
+    for message in response.get("Messages", []):
+        record = sqs_record(message["MessageId"], message["Body"], queue_arn=queue_arn,
+                            receive_count=int(message["Attributes"]["ApproximateReceiveCount"]))
+        record["receiptHandle"] = message["ReceiptHandle"]
+        record["md5OfBody"] = message["MD5OfBody"]
+        record["attributes"].update(message["Attributes"])
+        records.append(record)
+    return {"Records": records}
+
+
+def delete_succeeded(sqs: Any, queue_url: str, event: dict[str, Any],
+                     response: dict[str, Any]) -> int:
+    """What Lambda's SQS poller does with a partial batch response; returns deletions."""
+    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    entries = [{"Id": str(index), "ReceiptHandle": record["receiptHandle"]}
+               for index, record in enumerate(event["Records"])
+               if record["messageId"] not in failed]
+    if entries:
+        sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    return len(entries)
+
+
+@dataclass
+class _Message:
+    message_id: str
+    body: str
+    receives: int = 0
+
+
+@dataclass
+class QueueFigures:
+    sent: int = 0
+    deliveries: int = 0
+    duplicate_deliveries: int = 0
+    lost_deletes: int = 0
+    redelivered: int = 0
+    moved_to_dlq: int = 0
+    redriven: int = 0
+    clock_jumps: int = 0
+
+
+class LocalQueue:
+    """An SQS standard queue with a DLQ: at-least-once, unordered, redelivery on timeout."""
+
+    def __init__(self, rng: random.Random, *, max_receive_count: int,
+                 duplicate_rate: float, lost_delete_rate: float) -> None:
+        self._rng = rng
+        self._max_receive_count = max_receive_count
+        self._duplicate_rate = duplicate_rate
+        self._lost_delete_rate = lost_delete_rate
+        self._visible: list[_Message] = []
+        self._in_flight: dict[str, _Message] = {}
+        self._delayed: list[_Message] = []
+        self.dead: list[_Message] = []
+        self.figures = QueueFigures()
+        self._lock = threading.Condition()
+        self._ids = itertools.count(1)
+
+    def send(self, body: str) -> None:
+        with self._lock:
+            self._visible.append(_Message(f"msg-{next(self._ids):06d}", body))
+            self.figures.sent += 1
+
+    def receive(self, batch_size: int, on_idle: Callable[[], None]) -> list[dict[str, Any]]:
+        """Up to ``batch_size`` visible messages; empty once the queue has drained."""
+        with self._lock:
+            while not self._visible:
+                if self._delayed and not self._in_flight:
+                    self._visible, self._delayed = self._delayed, []
+                    self.figures.clock_jumps += 1
+                    on_idle()  # the visibility timeout passes
+                elif not self._in_flight:
+                    return []
+                else:
+                    self._lock.wait(0.05)
+            self._rng.shuffle(self._visible)
+            batch: list[dict[str, Any]] = []
+            while self._visible and len(batch) < batch_size:
+                message = self._visible.pop()
+                if message.receives >= self._max_receive_count:
+                    self.dead.append(message)
+                    self.figures.moved_to_dlq += 1
+                    continue
+                message.receives += 1
+                self._in_flight[message.message_id] = message
+                if self._rng.random() < self._duplicate_rate:
+                    self._visible.append(message)  # SQS hands out a second copy
+                    self.figures.duplicate_deliveries += 1
+                batch.append(sqs_record(message.message_id, message.body,
+                                        receive_count=message.receives))
+            self.figures.deliveries += len(batch)
+            return batch
+
+    def settle(self, batch: Sequence[dict[str, Any]], failed: set[str]) -> None:
+        """Delete what succeeded (unless the delete is lost); the rest comes back later."""
+        with self._lock:
+            for record in batch:
+                identifier = record["messageId"]
+                message = self._in_flight.pop(identifier, None)
+                if message is None:
+                    continue  # the other copy of a duplicate delivery settled it
+                copy_visible = any(m.message_id == identifier for m in self._visible)
+                if identifier in failed or self._rng.random() < self._lost_delete_rate:
+                    if identifier not in failed:
+                        self.figures.lost_deletes += 1
+                    self.figures.redelivered += 1
+                    if not copy_visible:
+                        self._delayed.append(message)
+                elif copy_visible:
+                    self._visible = [m for m in self._visible if m.message_id != identifier]
+            self._lock.notify_all()
+
+    def redrive(self) -> int:
+        """``aws sqs start-message-move-task``: the DLQ back into the queue."""
+        with self._lock:
+            moved = len(self.dead)
+            for message in self.dead:
+                message.receives = 0
+            self._visible.extend(self.dead)
+            self.dead = []
+            self.figures.redriven += moved
+            return moved
+
+
+class FaultyBundleClient(FaultyClient):
+    """FaultyClient, with DynamoDB transactions counted as writes too."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "transact_write_items":
+            call = getattr(self._inner, name)
+            return lambda **kwargs: self._write(name, call, kwargs)
+        return super().__getattr__(name)
+
+
+class _BundleFaultPlan(FaultPlan):
+    """Crashes within an invocation's first few writes: a bundle takes only 3 or 4."""
+
+    def crash_after(self) -> int | None:
+        with self._lock:
+            if self.rng.random() >= self.crash_rate:
+                return None
+            return self.rng.randrange(0, 5)
+
+
+class _SerialTransactions:
+    """moto deep-copies a table during TransactWriteItems without a lock, so two at once
+    can fail with a 500; DynamoDB itself has no such limit, so the harness queues them."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._inner.transact_write_items(**kwargs)
+
+
+@dataclass
+class RunResult:
+    queue: QueueFigures
+    storage_faults: dict[str, int]
+    invocations: int
+    crashed_invocations: int
+    seconds: float
+    redrives: int
+
+
+@dataclass
+class Differences:
+    missing: set[str] = field(default_factory=set)
+    """Ground-truth objects in no bundle."""
+    repeated: dict[str, int] = field(default_factory=dict)
+    """Objects in more than one bundle (or twice in one), with their count."""
+    unexpected: set[str] = field(default_factory=set)
+    """Bundled objects that are not in the ground truth."""
+    rewritten_keys: list[str] = field(default_factory=list)
+    """Bundle keys with more than one version: a bundle written twice."""
+    bundles: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.repeated or self.unexpected or self.rewritten_keys)
+
+
+class SimClock:
+    def __init__(self) -> None:
+        self._offset_ms = 0
+        self._lock = threading.Lock()
+
+    def now_ms(self) -> int:
+        with self._lock:
+            return int(time.time() * 1000) + self._offset_ms
+
+    def advance(self, seconds: int) -> None:
+        with self._lock:
+            self._offset_ms += seconds * 1000
+
+
+def run(objects: Sequence[Uploaded], *, seed: int, ddb: Any, s3: Any, config: BundlerConfig,
+        throttle_rate: float = 0.02, lost_response_rate: float = 0.02, crash_rate: float = 0.15,
+        s3_duplicate_rate: float = 0.1, sqs_duplicate_rate: float = 0.05,
+        lost_delete_rate: float = 0.05, consumers: int = 3, batch_size: int = 10,
+        max_receive_count: int = 5, visibility_timeout_seconds: int = 5400,
+        malformed_messages: int = 2) -> RunResult:
+    """Announce ``objects`` and deliver the messages through the handler, with faults."""
+    rng = random.Random(seed)
+    queue = LocalQueue(random.Random(seed + 1), max_receive_count=max_receive_count,
+                       duplicate_rate=sqs_duplicate_rate, lost_delete_rate=lost_delete_rate)
+    for obj in objects:
+        queue.send(s3_event_body([obj]))
+        if rng.random() < s3_duplicate_rate:
+            queue.send(s3_event_body([obj]))  # S3 announces the object twice
+    queue.send(TEST_EVENT_BODY)
+    for index in range(malformed_messages):
+        queue.send("{not json" if index % 2 == 0 else json.dumps({"Records": [{"x": 1}]}))
+    plan = _BundleFaultPlan(random.Random(seed + 2), throttle_rate=throttle_rate,
+                     lost_response_rate=lost_response_rate, crash_rate=crash_rate)
+    ddb = _SerialTransactions(ddb)
+    clock = SimClock()
+    counters: Counter[str] = Counter()
+    lock = threading.Lock()
+    requests = itertools.count(1)
+
+    def consume(lane: int) -> None:
+        runtime: Runtime | None = None
+        batch_rng = random.Random(seed * 100 + lane)
+        while True:
+            batch = queue.receive(batch_rng.randint(1, batch_size),
+                                  lambda: clock.advance(visibility_timeout_seconds))
+            if not batch:
+                return
+            if runtime is None:
+                runtime = build_runtime(config.to_env(), dynamodb=ddb, s3=s3)
+            crash_after = plan.crash_after()
+            faulty_ddb = cast(Any, FaultyBundleClient(ddb, plan, crash_after=crash_after))
+            faulty_s3 = cast(Any, FaultyBundleClient(s3, plan, crash_after=crash_after))
+            ports = Ports(
+                claims=ClaimTable(faulty_ddb, config.idempotency_table_name,
+                                  config.idempotency_ttl_days),
+                sources=SourceObjects(s3),
+                bundles=DistributionBucket(faulty_s3, config.distribution_bucket_name))
+            with lock:
+                counters["invocations"] += 1
+            try:
+                response = handle({"Records": batch}, replace(runtime, ports=ports),
+                                  now_ms=clock.now_ms(), owner=f"request-{next(requests)}")
+            except SimulatedCrash:
+                runtime.pool.shutdown(wait=False, cancel_futures=True)
+                runtime = None
+                with lock:
+                    counters["crashed"] += 1
+                queue.settle(batch, {record["messageId"] for record in batch})
+                continue
+            failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+            queue.settle(batch, failed)
+
+    started = time.perf_counter()
+    redrives = 0
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        while True:
+            threads = [threading.Thread(target=consume, args=(lane,), daemon=True)
+                       for lane in range(consumers)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            if not queue.dead:
+                break
+            queue.redrive()
+            redrives += 1
+    return RunResult(queue.figures, dict(plan.counts), counters["invocations"],
+                     counters["crashed"], time.perf_counter() - started, redrives)
+
+
+def bundles(s3: Any, bucket: str) -> Iterator[tuple[str, list[str], dict[str, Any]]]:
+    """Every bundle key, its version ids and the manifest of its latest version."""
+    versions: dict[str, list[str]] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for version in page.get("Versions", []):
+            versions.setdefault(version["Key"], []).append(version["VersionId"])
+    for key in sorted(versions):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        yield key, versions[key], read_manifest(io.BytesIO(body))
+
+
+def compare(objects: Sequence[Uploaded], s3: Any, bucket: str) -> Differences:
+    expected = {obj.identity for obj in objects}
+    seen: Counter[str] = Counter()
+    differences = Differences()
+    for key, versions, manifest in bundles(s3, bucket):
+        differences.bundles += 1
+        if len(versions) > 1:
+            differences.rewritten_keys.append(key)
+        for entry in manifest["objects"]:
+            seen[object_identity(entry["bucket"], entry["key"], entry["version_id"],
+                                 entry["etag"])] += 1
+    differences.missing = expected - set(seen)
+    differences.unexpected = set(seen) - expected
+    differences.repeated = {identity: n for identity, n in seen.items() if n > 1}
+    return differences
+
+
+def harness_config(**overrides: Any) -> BundlerConfig:
+    settings: dict[str, Any] = {"distribution_bucket_name": DISTRIBUTION_BUCKET,
+                                "idempotency_table_name": TABLE, "bundle_prefix": "bundles/",
+                                "max_bundle_input_mb": 1, "max_bundle_objects": 8}
+    return BundlerConfig(**{**settings, **overrides})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_aws.bundles_harness",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", type=int, default=300, help="object versions per seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--crash-rate", type=float, default=0.15,
+                        help="share of invocations that crash within their first writes")
+    parser.add_argument("--max-receive-count", type=int, default=5,
+                        help="receives before a message moves to the DLQ (then redriven)")
+    args = parser.parse_args(argv)
+    failed = 0
+    print(f"{'seed':>4} {'objects':>7} {'messages':>8} {'deliveries':>10} {'invocations':>11} "
+          f"{'crashes':>7} {'throttled':>9} {'lost resp':>9} {'dup deliv':>9} "
+          f"{'redriven':>8} {'bundles':>7} {'seconds':>7}  result", flush=True)
+    with MotoServer() as moto:
+        for seed in args.seeds:
+            s3, ddb = client("s3", moto.endpoint_url), client("dynamodb", moto.endpoint_url)
+            sources = (f"versioned-{seed}", f"plain-{seed}")
+            create_buckets(s3, distribution=f"distribution-{seed}", sources=sources)
+            create_claim_table(ddb, f"claims-{seed}")
+            config = harness_config(distribution_bucket_name=f"distribution-{seed}",
+                                    idempotency_table_name=f"claims-{seed}")
+            objects = upload_workload(s3, seed=seed, count=args.objects, buckets=sources)
+            result = run(objects, seed=seed, ddb=ddb, s3=s3, config=config,
+                         crash_rate=args.crash_rate,
+                         max_receive_count=args.max_receive_count)
+            differences = compare(objects, s3, config.distribution_bucket_name)
+            failed += bool(differences)
+            faults, queue = result.storage_faults, result.queue
+            print(f"{seed:>4} {len(objects):>7} {queue.sent:>8} {queue.deliveries:>10} "
+                  f"{result.invocations:>11} {result.crashed_invocations:>7} "
+                  f"{faults.get('throttled', 0):>9} {faults.get('lost_response', 0):>9} "
+                  f"{queue.duplicate_deliveries:>9} {queue.redriven:>8} "
+                  f"{differences.bundles:>7} {result.seconds:>7.1f}  "
+                  f"{'differs' if differences else 'exact'}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The bundler's settings: one variable each, and a bad one named in the error."""
+
+from __future__ import annotations
+
+import pytest
+from aggregator.bundles.config import BundlerConfig
+from aggregator.errors import ConfigError
+
+REQUIRED = {"DISTRIBUTION_BUCKET_NAME": "distribution", "IDEMPOTENCY_TABLE_NAME": "claims"}
+
+
+def test_the_environment_round_trips() -> None:
+    config = BundlerConfig(distribution_bucket_name="dist", idempotency_table_name="claims",
+                           bundle_prefix="bundles/", max_bundle_input_mb=7,
+                           idempotency_ttl_days=21)
+    assert BundlerConfig.from_env(config.to_env()) == config
+
+
+def test_defaults_follow_the_seed() -> None:
+    config = BundlerConfig.from_env(REQUIRED)
+    assert config.max_bundle_input_mb == 100
+    assert config.max_input_bytes == 100 * 1024 * 1024
+    assert config.bundle_prefix == ""
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_a_missing_required_setting_is_named(missing: str) -> None:
+    env = {k: v for k, v in REQUIRED.items() if k != missing}
+    with pytest.raises(ConfigError, match=f"\\({missing}\\): is required"):
+        BundlerConfig.from_env(env)
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("MAX_BUNDLE_INPUT_MB", "0", "MAX_BUNDLE_INPUT_MB.*from 1 to 4096"),
+    ("MAX_BUNDLE_INPUT_MB", "5000", "MAX_BUNDLE_INPUT_MB.*from 1 to 4096"),
+    ("MAX_BUNDLE_INPUT_MB", "lots", "MAX_BUNDLE_INPUT_MB.*not a whole number"),
+    ("MAX_BUNDLE_OBJECTS", "100", "MAX_BUNDLE_OBJECTS.*from 1 to 99"),
+    ("IDEMPOTENCY_TTL_DAYS", "0", "IDEMPOTENCY_TTL_DAYS"),
+    ("BUNDLE_PREFIX", "bundles", "BUNDLE_PREFIX.*ending with '/'"),
+    ("BUNDLE_PREFIX", "/bundles/", "BUNDLE_PREFIX"),
+    ("DISTRIBUTION_BUCKET_NAME", "Not_A_Bucket", "DISTRIBUTION_BUCKET_NAME"),
+    ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
+])
+def test_a_bad_value_fails_naming_its_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        BundlerConfig.from_env({**REQUIRED, variable: value})

@@ -1,0 +1,78 @@
+"""The fault-injection proof, small: every object in exactly one bundle, under faults.
+
+``python -m local_aws.bundles_harness`` runs it bigger.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from aggregator.bundles.plan import PlannedBundle
+
+from local_aws import bundles_harness as harness
+from local_aws.server import MotoServer, client
+
+_runs = itertools.count(1)
+
+
+@pytest.fixture
+def clients(moto: MotoServer) -> tuple[Any, Any, str]:
+    s3, ddb = client("s3", moto.endpoint_url), client("dynamodb", moto.endpoint_url)
+    return s3, ddb, f"proof-{next(_runs)}"
+
+
+def _setup(s3: Any, ddb: Any, suffix: str, seed: int, count: int) -> tuple[
+        list[harness.Uploaded], Any]:
+    sources = (f"v-{suffix}", f"p-{suffix}")
+    harness.create_buckets(s3, distribution=f"d-{suffix}", sources=sources)
+    harness.create_claim_table(ddb, f"claims-{suffix}")
+    objects = harness.upload_workload(s3, seed=seed, count=count, buckets=sources)
+    config = harness.harness_config(distribution_bucket_name=f"d-{suffix}",
+                                    idempotency_table_name=f"claims-{suffix}")
+    return objects, config
+
+
+@pytest.mark.parametrize(("seed", "max_receive_count"), [(11, 5), (12, 2)])
+def test_every_object_is_in_exactly_one_bundle_under_faults(
+        clients: tuple[Any, Any, str], seed: int, max_receive_count: int) -> None:
+    s3, ddb, suffix = clients
+    objects, config = _setup(s3, ddb, suffix, seed, 200)
+
+    result = harness.run(objects, seed=seed, ddb=ddb, s3=s3, config=config,
+                         throttle_rate=0.05, lost_response_rate=0.05, crash_rate=0.25,
+                         max_receive_count=max_receive_count)
+
+    differences = harness.compare(objects, s3, config.distribution_bucket_name)
+    assert not differences, differences
+    assert differences.bundles >= len(objects) // config.max_bundle_objects
+    # The faults did happen: a run without them proves nothing.
+    assert result.crashed_invocations > 0
+    assert result.storage_faults.get("throttled", 0) > 0
+    assert result.storage_faults.get("lost_response", 0) > 0
+    assert result.queue.duplicate_deliveries > 0
+    assert result.queue.lost_deletes > 0
+    if max_receive_count == 2:  # messages reached the DLQ and were redriven
+        assert result.queue.redriven > 0
+
+
+def test_the_harness_catches_a_bundler_without_claims(
+        clients: tuple[Any, Any, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Negative control: with claims that always succeed, duplicates must be reported."""
+    s3, ddb, suffix = clients
+    objects, config = _setup(s3, ddb, suffix, 13, 40)
+
+    def claim_everything(self: Any, bundle: PlannedBundle, **_: Any) -> dict[str, set[str]]:
+        return {}
+
+    def nothing_recorded(self: Any, bundle_key: str) -> None:
+        return None
+
+    monkeypatch.setattr("aggregator.bundles.storage.ClaimTable.claim", claim_everything)
+    monkeypatch.setattr("aggregator.bundles.storage.ClaimTable.complete", nothing_recorded)
+    harness.run(objects, seed=13, ddb=ddb, s3=s3, config=config, crash_rate=0.0,
+                s3_duplicate_rate=0.5)
+
+    differences = harness.compare(objects, s3, config.distribution_bucket_name)
+    assert differences.repeated
