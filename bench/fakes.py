@@ -43,16 +43,20 @@ class CallLog:
 
 
 def answering_client(service: Literal["dynamodb", "s3"], *, latency_s: float = 0.0,
-                     log: CallLog | None = None, max_pool_connections: int = 64) -> Any:
-    """A botocore client for ``service`` answering every call with an empty 200 response."""
+                     log: CallLog | None = None, config: Config | None = None) -> Any:
+    """A botocore client for ``service`` answering every call with an empty 200 response.
+
+    ``config`` is the client's botocore configuration: pass the handler's
+    (``aggregator.clients.sdk_config``) to measure what the Lambda's clients cost; the
+    default is botocore's own, as a straightforward implementation would use.
+    """
     session = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing",
         aws_session_token="testing", region_name="us-east-1",
     )
     client: Any = session.client(
         service, endpoint_url=_ENDPOINT,
-        config=Config(retries={"mode": "standard", "max_attempts": 5},
-                      max_pool_connections=max_pool_connections),
+        config=config or Config(retries={"mode": "standard", "max_attempts": 5}),
     )
 
     def answer(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:

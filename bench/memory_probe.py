@@ -10,6 +10,7 @@ import resource
 from pathlib import Path
 from typing import Any
 
+from aggregator.clients import sdk_config
 from aggregator.config import AggregatorConfig
 from aggregator.handler import build_runtime, handle
 
@@ -35,10 +36,11 @@ def _reset_peak() -> bool:
 
 
 def probe(batch_path: str) -> dict[str, Any]:
-    env = AggregatorConfig(archive_bucket_name="archive", log_level="WARNING").to_env()
+    config = AggregatorConfig(archive_bucket_name="archive", log_level="WARNING")
+    sdk = sdk_config(config.max_workers)
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        runtime = build_runtime(env, dynamodb=answering_client("dynamodb"),
-                                s3=answering_client("s3"))
+        runtime = build_runtime(config.to_env(), dynamodb=answering_client("dynamodb", config=sdk),
+                                s3=answering_client("s3", config=sdk))
         records = json.loads(Path(batch_path).read_text())
         warm = records[:100]
         handle({"Records": warm}, runtime, now_ms=now_after(warm))

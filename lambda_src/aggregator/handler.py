@@ -12,14 +12,16 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
+from .clients import sdk_config
 from .config import AggregatorConfig
+from .engine import run_batch
 from .logs import configure_logging
-from .metrics import emf_line
+from .metrics import COUNTS
 from .pipeline import Stores, process_batch
 from .stores import ArchiveStore, BucketStore, SnapshotStore
 
@@ -40,12 +42,7 @@ def build_runtime(env: Mapping[str, str], *, dynamodb: Any = None, s3: Any = Non
     config = AggregatorConfig.from_env(env)
     configure_logging(config.log_level)
     if dynamodb is None or (s3 is None and config.archival_enabled):
-        client_config = Config(
-            retries={"mode": "standard", "max_attempts": 5},
-            max_pool_connections=config.max_workers,
-            connect_timeout=3,
-            read_timeout=10,
-        )
+        client_config = sdk_config(config.max_workers, env.get("AWS_EXECUTION_ENV", ""))
         dynamodb = dynamodb or boto3.client("dynamodb", config=client_config)
         if config.archival_enabled and s3 is None:
             s3 = boto3.client("s3", config=client_config)
@@ -71,20 +68,8 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
 
 
 def handle(event: Mapping[str, Any], runtime: Runtime, *, now_ms: int) -> dict[str, Any]:
-    records = event.get("Records") or []
-    if not records:
-        logger.info("empty batch", extra={"record_count": 0, "processing_time_ms": 0.0})
-        return {"batchItemFailures": []}
-    started = time.perf_counter()
-    logger.info("batch started", extra={"record_count": len(records)})
-    result = process_batch(
-        records, config=runtime.config, stores=runtime.stores, pool=runtime.pool, now_ms=now_ms
-    )
-    elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-    logger.info("batch completed", extra={
-        **result.summary(), "processing_time_ms": elapsed_ms,
-        "first_failed_sequence_number": result.first_failure,
-    })
-    print(emf_line(result.summary(), elapsed_ms, function_name=runtime.function_name,
-                   timestamp_ms=now_ms), flush=True)
-    return result.response()
+    return run_batch(
+        event,
+        partial(process_batch, config=runtime.config, stores=runtime.stores,
+                pool=runtime.pool, now_ms=now_ms),
+        logger=logger, counts=COUNTS, function_name=runtime.function_name, now_ms=now_ms)

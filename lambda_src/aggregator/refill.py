@@ -17,19 +17,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .ddb_json import Image, get_integer, get_string
 from .errors import MalformedRecordError
 from .records import StreamRecord
 
 _PREFIX = "b_"
-_FIELDS = ("tk", "cp", "ra", "rp")
 _UNSUPPORTED_ITEM = ("sched", "rsched", "vu", "disabled", "bypass")
 _UNSUPPORTED_LIMIT = ("sched", "rsched", "ws", "rsa", "gc", "tu", "soft")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LimitState:
+    """One limit of a bucket as read (never changed; not frozen, as it is read per bucket)."""
+
     tokens: int
     capacity: int
     refill_amount: int
@@ -82,33 +84,56 @@ def bucket_state(record: StreamRecord) -> BucketState | None:
     refilled_at = get_integer(image, "rf")
     if refilled_at is None:
         raise MalformedRecordError("bucket has no rf (refill time)")
-    limits = {name: state for name, state in _limits(image).items() if state is not None}
-    unsupported = next((a for a in _UNSUPPORTED_ITEM if a in image), "")
-    if not unsupported:
-        unsupported = next(
-            (a for a in image if a.startswith(_PREFIX)
-             and a.rpartition("_")[2] in _UNSUPPORTED_LIMIT), ""
-        )
+    layout = _layout(image)
+    limits = {}
+    for name, (tk, cp, ra, rp) in layout.limits:
+        tokens, capacity = get_integer(image, tk), get_integer(image, cp)
+        amount, period = get_integer(image, ra), get_integer(image, rp)
+        if tokens is not None and capacity is not None and amount is not None \
+                and period is not None:
+            limits[name] = LimitState(tokens, capacity, amount, period)
+    # Positional, in field order: pk, sk, refilled_at, shard_count, limits, consumed,
+    # unsupported (one per bucket and batch; keywords cost a third more).
     return BucketState(
-        pk=record.partition_key,
-        sk=get_string(record.keys, "SK") or "",
-        refilled_at=refilled_at,
-        shard_count=max(1, get_integer(image, "shard_count") or 1),
-        limits=limits,
-        unsupported=unsupported,
+        record.partition_key, get_string(record.keys, "SK") or "", refilled_at,
+        max(1, get_integer(image, "shard_count") or 1), limits, {}, layout.unsupported,
     )
 
 
-def _limits(image: Image) -> dict[str, LimitState | None]:
-    names = {a[len(_PREFIX):-3] for a in image if a.startswith(_PREFIX) and a.endswith("_tk")}
-    found: dict[str, LimitState | None] = {}
-    for name in names:
-        values = [get_integer(image, f"{_PREFIX}{name}_{f}") for f in _FIELDS]
-        tokens, capacity, amount, period = values
-        if tokens is None or capacity is None or amount is None or period is None:
-            found[name] = None
-            continue
-        found[name] = LimitState(tokens, capacity, amount, period)
+class _Layout(NamedTuple):
+    limits: tuple[tuple[str, tuple[str, str, str, str]], ...]
+    """Each limit's name and the attributes of its ``tk``, ``cp``, ``ra`` and ``rp``."""
+    unsupported: str
+    """The first attribute of a feature the refill leaves to the client, or empty."""
+
+
+_LAYOUTS: dict[tuple[str, ...], _Layout] = {}
+_MAX_LAYOUTS = 256
+
+
+def _layout(image: Image) -> _Layout:
+    """Where an image keeps its limits, worked out once per attribute-name *shape*.
+
+    Every bucket item of a table has the same few attribute names, so scanning and
+    splitting them for each bucket of each batch is wasted work; only values are read.
+    """
+    shape = tuple(image)
+    found = _LAYOUTS.get(shape)
+    if found is None:
+        if len(_LAYOUTS) >= _MAX_LAYOUTS:
+            _LAYOUTS.clear()
+        names = dict.fromkeys(
+            a[len(_PREFIX):-3] for a in shape if a.startswith(_PREFIX) and a.endswith("_tk")
+        )
+        unsupported = next((a for a in _UNSUPPORTED_ITEM if a in image), "") or next(
+            (a for a in shape if a.startswith(_PREFIX)
+             and a.rpartition("_")[2] in _UNSUPPORTED_LIMIT), ""
+        )
+        found = _LAYOUTS[shape] = _Layout(
+            tuple((name, (f"{_PREFIX}{name}_tk", f"{_PREFIX}{name}_cp",
+                          f"{_PREFIX}{name}_ra", f"{_PREFIX}{name}_rp")) for name in names),
+            unsupported,
+        )
     return found
 
 

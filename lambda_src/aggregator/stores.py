@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -51,7 +52,9 @@ def to_store_error(exc: Exception, action: str) -> StoreError:
     return StoreError(f"{action}: {exc}", retryable=True, code=type(exc).__name__)
 
 
+@lru_cache(maxsize=16_384)
 def watermark_attribute(source_key: str) -> str:
+    """Cached: a source feeds one item per window, batch after batch."""
     return WATERMARK_PREFIX + hashlib.blake2b(source_key.encode(), digest_size=8).hexdigest()
 
 
@@ -64,8 +67,8 @@ def key_fields(key: SnapshotKey) -> dict[str, str]:
 def snapshot_item_key(config: AggregatorConfig, key: SnapshotKey) -> dict[str, Any]:
     """A snapshot item's primary key."""
     fields = key_fields(key)
-    return {"PK": {"S": config.snapshot_pk.format(**fields)},
-            "SK": {"S": config.snapshot_sk.format(**fields)}}
+    return {"PK": {"S": config.snapshot_pk.format_map(fields)},
+            "SK": {"S": config.snapshot_sk.format_map(fields)}}
 
 
 def stored_watermarks(update: SnapshotUpdate, item: Mapping[str, Any]) -> dict[str, str]:
@@ -84,6 +87,22 @@ class SnapshotStore:
     def __init__(self, client: DynamoDBClient, config: AggregatorConfig) -> None:
         self._client = client
         self._config = config
+        # What every request of this configuration shares, worked out once.
+        names = {
+            "#entity": "entity_id", "#resource": "resource", "#window": "window",
+            "#start": "window_start", "#events": "total_events",
+            "#g2pk": "GSI2PK", "#g2sk": "GSI2SK",
+        }
+        sets = ["#entity = :entity", "#resource = :resource", "#window = :window",
+                "#start = :start", "#g2pk = :g2pk", "#g2sk = :g2sk"]
+        if config.snapshot_gsi4pk:
+            names.update({"#g4pk": "GSI4PK", "#g4sk": "GSI4SK"})
+            sets += ["#g4pk = :g4pk", "#g4sk = :g4sk"]
+        if config.snapshot_ttl_days:
+            names["#ttl"] = "ttl"
+            sets.append("#ttl = if_not_exists(#ttl, :ttl)")
+        self._names = names
+        self._sets = "SET " + ", ".join(sets)
 
     def apply(self, update: SnapshotUpdate) -> int:
         """Apply what is new in ``update``; returns how many records were duplicates."""
@@ -117,47 +136,38 @@ class SnapshotStore:
         config, key = self._config, update.key
         fields = key_fields(key)
         counters, events = update.totals()
-        names: dict[str, str] = {
-            "#entity": "entity_id", "#resource": "resource", "#window": "window",
-            "#start": "window_start", "#events": "total_events",
-            "#g2pk": "GSI2PK", "#g2sk": "GSI2SK",
-        }
+        names = self._names.copy()
         values: dict[str, Any] = {
             ":entity": {"S": key.entity}, ":resource": {"S": key.resource},
             ":window": {"S": key.window.value}, ":start": {"S": key.window_key},
             ":events": {"N": str(events)},
-            ":g2pk": {"S": config.snapshot_gsi2pk.format(**fields)},
-            ":g2sk": {"S": config.snapshot_gsi2sk.format(**fields)},
+            ":g2pk": {"S": config.snapshot_gsi2pk.format_map(fields)},
+            ":g2sk": {"S": config.snapshot_gsi2sk.format_map(fields)},
         }
-        sets = ["#entity = :entity", "#resource = :resource", "#window = :window",
-                "#start = :start", "#g2pk = :g2pk", "#g2sk = :g2sk"]
         if config.snapshot_gsi4pk:
-            names.update({"#g4pk": "GSI4PK", "#g4sk": "GSI4SK"})
-            values[":g4pk"] = {"S": config.snapshot_gsi4pk.format(**fields)}
-            values[":g4sk"] = {"S": config.snapshot_gsi4sk.format(**fields)}
-            sets += ["#g4pk = :g4pk", "#g4sk = :g4sk"]
+            values[":g4pk"] = {"S": config.snapshot_gsi4pk.format_map(fields)}
+            values[":g4sk"] = {"S": config.snapshot_gsi4sk.format_map(fields)}
         if config.snapshot_ttl_days:
             expires = int(window_end(key.window_key, key.window).timestamp())
-            names["#ttl"] = "ttl"
             values[":ttl"] = {"N": str(expires + config.snapshot_ttl_days * 86_400)}
-            sets.append("#ttl = if_not_exists(#ttl, :ttl)")
         adds = ["#events :events"]
         for i, (name, amount) in enumerate(sorted(counters.items())):
             names[f"#c{i}"] = name
             values[f":c{i}"] = {"N": str(amount)}
             adds.append(f"#c{i} :c{i}")
+        sets = [self._sets]
         conditions = []
-        for i, (source, position) in enumerate(sorted(update.watermarks().items())):
-            first = update.by_source[source][0].position
+        for i, source in enumerate(sorted(update.by_source)):
+            contributions = update.by_source[source]
             names[f"#w{i}"] = watermark_attribute(source)
-            values[f":w{i}"] = {"S": position}
-            values[f":f{i}"] = {"S": first}
+            values[f":w{i}"] = {"S": contributions[-1].position}
+            values[f":f{i}"] = {"S": contributions[0].position}
             sets.append(f"#w{i} = :w{i}")
             conditions.append(f"(attribute_not_exists(#w{i}) OR #w{i} < :f{i})")
         return {
             "TableName": config.snapshot_table,
             "Key": snapshot_item_key(config, key),
-            "UpdateExpression": f"SET {', '.join(sets)} ADD {', '.join(adds)}",
+            "UpdateExpression": f"{', '.join(sets)} ADD {', '.join(adds)}",
             "ConditionExpression": " AND ".join(conditions),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,

@@ -10,7 +10,8 @@ KEYS = {"name", "value", "unit", "goal", "meets_goal", "baseline_ratio"}
 FIGURES = {
     "decode_aggregate_throughput", "batch_cpu_throughput", "snapshot_requests_per_item",
     "refill_requests_per_bucket_max", "write_requests_per_record", "batch_wall_time",
-    "shard_lane_throughput", "cold_start_import", "lambda_asset_zipped", "vendored_packages",
+    "shard_lane_throughput", "batch_wall_time_over_http", "shard_lane_throughput_over_http",
+    "cold_start_import", "lambda_asset_zipped", "vendored_packages",
     "peak_rss_increase", "archive_puts_per_partition", "archive_gzip_ratio",
     "archive_bytes_per_record", "dynamodb_wru_per_million_records", "cost_per_million_records",
 }

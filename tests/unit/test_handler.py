@@ -6,8 +6,10 @@ from typing import Any
 
 import boto3
 import pytest
+from aggregator.clients import sdk_config
 from aggregator.handler import build_runtime, handle
 from aggregator.logs import JsonFormatter, configure_logging
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.stub import Stubber
 
 from tests.factories import bucket_record
@@ -116,3 +118,29 @@ def test_logs_follow_stdout_when_a_tool_redirects_it() -> None:
     with contextlib.redirect_stdout(second):
         logger.info("two")
     assert json.loads(second.getvalue())["message"] == "two"
+
+
+def test_requests_name_the_aggregator_and_the_lambda_runtime_in_their_user_agent() -> None:
+    # The client settings skip botocore's per-request User-Agent rebuild; what AWS
+    # (and CloudTrail) sees must still say who called, on which runtime.
+    client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing",
+                          config=sdk_config(8, "AWS_Lambda_python3.12"))
+    sent: list[str] = []
+
+    class Body:
+        def stream(self, **_: Any) -> Any:
+            yield b"{}"
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        agent = request.headers["User-Agent"]
+        sent.append(agent.decode() if isinstance(agent, bytes) else agent)
+        return AWSResponse(request.url, 200, HTTPHeaders(), Body())
+
+    client.meta.events.register("before-send.dynamodb", answer)  # type: ignore[arg-type]
+    client.update_item(TableName="t", Key={"PK": {"S": "a"}}, UpdateExpression="SET x = :x",
+                       ExpressionAttributeValues={":x": {"N": "1"}})
+    (agent,) = sent
+    assert agent.startswith("aws-stream-aggregator Python/3.")
+    assert "exec-env/AWS_Lambda_python3.12" in agent
+    assert "otocore/" in agent

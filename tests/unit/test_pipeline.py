@@ -1,5 +1,6 @@
 """The batch pipeline with in-memory stores: failures, skips and what is reported."""
 
+import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -130,3 +131,24 @@ def test_records_of_other_items_are_ignored_not_skipped() -> None:
     other["dynamodb"]["Keys"]["PK"] = {"S": "ns/ENTITY#user-1"}
     result = run([other])
     assert (result.ignored, result.skipped_malformed) == (1, 0)
+
+
+class Crashing:
+    def apply(self, update: SnapshotUpdate) -> int:
+        raise RuntimeError("a bug, not a store error")
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_batch_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> None:
+    # The collector is paused during a batch; a crash must not leave it off for good.
+    record = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000})
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        run([record])
+        assert gc.isenabled() is enabled
+        with pytest.raises(RuntimeError, match="a bug"):
+            run([record], snapshots=Crashing())
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -88,3 +88,22 @@ def test_merging_keeps_the_last_image_and_accumulates_consumption() -> None:
     assert merged[0].refilled_at == 3
     assert merged[0].limits["rpm"].tokens == 200
     assert merged[0].consumed == {"rpm": 12}
+
+
+def test_each_image_is_read_by_its_own_attributes_when_bucket_shapes_differ() -> None:
+    # Layouts are cached per attribute-name shape: a bucket that gains a limit or a
+    # schedule between records must be read as it is now, not as it was.
+    def read(tc: dict[str, int], tk: dict[str, int], **extra: Any) -> BucketState:
+        found = bucket_state(parse_record(bucket_record("MODIFY", {"rpm": 0}, tc, tk=tk,
+                                                        extra=extra)))
+        assert found is not None
+        return found
+
+    one = read({"rpm": 1}, {"rpm": 7})
+    two = read({"rpm": 1, "tpm": 2}, {"rpm": 8, "tpm": 9})
+    scheduled = read({"rpm": 1}, {"rpm": 7}, b_rpm_sched=n(1))
+    again = read({"rpm": 1}, {"rpm": 6})
+    assert {name: limit.tokens for name, limit in one.limits.items()} == {"rpm": 7}
+    assert {name: limit.tokens for name, limit in two.limits.items()} == {"rpm": 8, "tpm": 9}
+    assert (one.unsupported, scheduled.unsupported, again.unsupported) == ("", "b_rpm_sched", "")
+    assert again.limits["rpm"].tokens == 6

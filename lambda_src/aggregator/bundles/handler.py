@@ -19,8 +19,8 @@ from functools import partial
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
+from ..clients import sdk_config
 from ..engine import run_batch
 from ..logs import configure_logging
 from .bundler import Lease, Ports
@@ -45,12 +45,8 @@ def build_runtime(env: Mapping[str, str], *, dynamodb: Any = None, s3: Any = Non
     config = BundlerConfig.from_env(env)
     configure_logging(config.log_level)
     if dynamodb is None or s3 is None:
-        client_config = Config(
-            retries={"mode": "standard", "max_attempts": 5},
-            max_pool_connections=config.max_workers * 2,
-            connect_timeout=3,
-            read_timeout=30,
-        )
+        client_config = sdk_config(config.max_workers * 2, env.get("AWS_EXECUTION_ENV", ""),
+                                   read_timeout=30)
         dynamodb = dynamodb or boto3.client("dynamodb", config=client_config)
         s3 = s3 or boto3.client("s3", config=client_config)
     ports = Ports(

@@ -15,8 +15,8 @@ from functools import partial
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
+from ..clients import sdk_config
 from ..engine import run_batch
 from ..logs import configure_logging
 from ..stores import ArchiveStore
@@ -40,9 +40,7 @@ def build_runtime(env: Mapping[str, str], *, dynamodb: Any = None, s3: Any = Non
     """Everything an invocation needs; clients may be passed in (tests, local runs)."""
     config = EventMetricsConfig.from_env(env)
     configure_logging(config.log_level)
-    client_config = Config(retries={"mode": "standard", "max_attempts": 5},
-                           max_pool_connections=config.max_workers,
-                           connect_timeout=3, read_timeout=10)
+    client_config = sdk_config(config.max_workers, env.get("AWS_EXECUTION_ENV", ""))
     if dynamodb is None:
         dynamodb = boto3.client("dynamodb", config=client_config)
     if s3 is None and config.archival_enabled:

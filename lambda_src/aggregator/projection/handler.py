@@ -15,8 +15,8 @@ from functools import partial
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
+from ..clients import sdk_config
 from ..engine import run_batch
 from ..logs import configure_logging
 from .config import ProjectionConfig
@@ -40,10 +40,8 @@ def build_runtime(env: Mapping[str, str], *, dynamodb: Any = None) -> Runtime:
     config = ProjectionConfig.from_env(env)
     configure_logging(config.log_level)
     if dynamodb is None:
-        dynamodb = boto3.client("dynamodb", config=Config(
-            retries={"mode": "standard", "max_attempts": 5},
-            max_pool_connections=config.max_workers, connect_timeout=3, read_timeout=10,
-        ))
+        dynamodb = boto3.client("dynamodb", config=sdk_config(
+            config.max_workers, env.get("AWS_EXECUTION_ENV", "")))
     return Runtime(
         config=config, store=DashboardStore(dynamodb, config),
         pool=ThreadPoolExecutor(max_workers=config.max_workers,
