@@ -1,4 +1,8 @@
-"""CloudWatch alarms for the aggregator, after the operations guide's health indicators.
+"""CloudWatch alarms for the pipelines, after the operations guide's health indicators.
+
+One set of alarm specs for every stream-fed pipeline (:func:`alarm_specs`, worded per
+pipeline), built from the metrics each one emits (:func:`pipeline_metrics`); a
+pipeline with other alarms builds them with :func:`greater_than` and :func:`at_least`.
 
 Every alarm has a stable name, ``{prefix}-{key}`` with ``_`` in the key written ``-``
 (for example ``StreamAggregator-prod-Aggregator-iterator-age``), so runbooks and
@@ -23,6 +27,7 @@ Missing data never breaches: no invocations means nothing to alarm on.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,11 +96,7 @@ class AlarmThresholds:
                 "alarm_thresholds.duration_percent_of_timeout must be between 0 and 100, "
                 f"got {self.duration_percent_of_timeout!r}"
             )
-        for name in ("dlq_depth", "throttles", "skipped_records", "failed_writes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"alarm_thresholds.{name} must be a whole number >= 1, "
-                                 f"got {value!r}")
+        check_counts(self, ("dlq_depth", "throttles", "skipped_records", "failed_writes"))
         critical = self.iterator_age.to_milliseconds()
         warning = self.iterator_age_warning.to_milliseconds()
         if not 0 < warning < critical:
@@ -105,26 +106,46 @@ class AlarmThresholds:
             )
 
 
+def check_counts(thresholds: object, names: Iterable[str]) -> None:
+    """Each count threshold ``names`` of ``thresholds`` is a whole number >= 1."""
+    for name in names:
+        value = getattr(thresholds, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"alarm_thresholds.{name} must be a whole number >= 1, "
+                             f"got {value!r}")
+
+
 @dataclass(frozen=True)
-class AggregatorMetrics:
-    """The metrics the alarms and the dashboard read, built once."""
+class PipelineMetrics:
+    """The metrics a pipeline's alarms and dashboard read, built once (the dashboard
+    finds an alarm's graph by the very metric object its spec holds)."""
 
     invocations: cloudwatch.Metric
     errors: cloudwatch.Metric
     error_rate: cloudwatch.MathExpression
     duration: cloudwatch.Metric
-    iterator_age: cloudwatch.Metric
+    lag: cloudwatch.Metric
+    """How far the function is behind its source: a stream's iterator age (ms) or a
+    queue's oldest message age (s)."""
+    lag_title: str
     throttles: cloudwatch.Metric
     dlq_depth: cloudwatch.Metric
     counts: dict[str, cloudwatch.Metric]
-    """The aggregator's own EMF counts, by metric name (``RecordsSkipped``, ...)."""
+    """The handler's own EMF counts, by metric name (``RecordsSkipped``, ...)."""
     batch_duration: cloudwatch.Metric
 
 
-def aggregator_metrics(
-    function: lambda_.IFunction, dead_letter_queue: sqs.IQueue
-) -> AggregatorMetrics:
-    """Lambda's and SQS's own metrics plus the handler's EMF metrics for ``function``."""
+def pipeline_metrics(
+    function: lambda_.IFunction, dead_letter_queue: sqs.IQueue,
+    counts: Iterable[str] = COUNTS, *, queue: sqs.IQueue | None = None,
+) -> PipelineMetrics:
+    """Lambda's and SQS's own metrics plus the handler's EMF metrics for ``function``.
+
+    ``counts`` are the metric names the handler writes with
+    :func:`aggregator.metrics.emf_line` (default: the usage pipeline's). The lag is the
+    stream's iterator age, or the age of the oldest message of ``queue`` when an SQS
+    queue feeds the function.
+    """
     invocations = function.metric_invocations(statistic="Sum", period=_LONG)
     errors = function.metric_errors(statistic="Sum", period=_LONG)
 
@@ -137,7 +158,14 @@ def aggregator_metrics(
             period=_LONG,
         )
 
-    return AggregatorMetrics(
+    if queue is None:
+        lag = function.metric("IteratorAge", statistic="Maximum", period=_SHORT)
+        lag_title = "Iterator age (ms, maximum)"
+    else:
+        lag = queue.metric_approximate_age_of_oldest_message(statistic="Maximum",
+                                                             period=_SHORT)
+        lag_title = "Oldest message age (s, maximum)"
+    return PipelineMetrics(
         invocations=invocations,
         errors=errors,
         error_rate=cloudwatch.MathExpression(
@@ -147,12 +175,13 @@ def aggregator_metrics(
             period=_LONG,
         ),
         duration=function.metric_duration(statistic="Maximum", period=_LONG),
-        iterator_age=function.metric("IteratorAge", statistic="Maximum", period=_SHORT),
+        lag=lag,
+        lag_title=lag_title,
         throttles=function.metric_throttles(statistic="Sum", period=_LONG),
         dlq_depth=dead_letter_queue.metric_approximate_number_of_messages_visible(
             statistic="Maximum", period=_SHORT
         ),
-        counts={name: own(name, "Sum") for name in COUNTS},
+        counts={name: own(name, "Sum") for name in counts},
         batch_duration=own(DURATION, "Maximum"),
     )
 
@@ -173,38 +202,66 @@ class AlarmSpec:
         return ">" if self.comparison == _GT else ">="
 
 
+def greater_than(key: str, metric: cloudwatch.IMetric, threshold: float, periods: int,
+                 description: str) -> AlarmSpec:
+    """Fires when ``metric`` stays above ``threshold`` for ``periods`` periods in a row."""
+    return AlarmSpec(key, metric, threshold, _GT, periods, description)
+
+
+def at_least(key: str, metric: cloudwatch.IMetric, threshold: float,
+             description: str) -> AlarmSpec:
+    """Fires as soon as ``metric`` reaches ``threshold`` in one period."""
+    return AlarmSpec(key, metric, threshold, _GE, 1, description)
+
+
+DESCRIPTIONS: Mapping[str, str] = {
+    "errors": "Share of aggregator invocations that failed (timeouts, crashes, a broken "
+    "configuration). The handler never fails for bad data.",
+    "iterator_age": "The stream is falling behind: the newest record of each batch was "
+    "older than the critical limit for 3 minutes.",
+    "iterator_age_warning": "The stream has lagged beyond the healthy range for 15 minutes.",
+    "dlq_depth": "Batches gave up after their retries or record age; their records are not "
+    "counted until replayed from the stream (within 24 hours).",
+    "throttles": "Invocations were throttled (reserved or account concurrency): the stream "
+    "waits meanwhile.",
+    "skipped_records": "Malformed stream records were logged and skipped (RecordsSkipped).",
+    "failed_writes": "DynamoDB/S3 writes failed after the SDK's retries (FailedWrites); the "
+    "mapping retries those records.",
+}
+"""What each stream alarm of :data:`ALARM_KEYS` means, worded for the usage pipeline
+(``duration``'s is written from its threshold)."""
+
+
 def alarm_specs(
-    metrics: AggregatorMetrics, thresholds: AlarmThresholds, timeout: Duration
+    metrics: PipelineMetrics, thresholds: AlarmThresholds, timeout: Duration,
+    descriptions: Mapping[str, str] | None = None,
 ) -> list[AlarmSpec]:
-    """Every alarm of :data:`ALARM_KEYS`, in that order."""
+    """Every alarm of :data:`ALARM_KEYS`, in that order, for a stream-fed function whose
+    handler writes ``RecordsSkipped`` and ``FailedWrites``; ``descriptions`` rewords
+    any of :data:`DESCRIPTIONS` for another pipeline."""
     duration_ms = timeout.to_milliseconds() * thresholds.duration_percent_of_timeout / 100
-    skipped = metrics.counts["RecordsSkipped"]
-    failed = metrics.counts["FailedWrites"]
+    text = {
+        **DESCRIPTIONS,
+        "duration": f"An invocation took more than "
+        f"{thresholds.duration_percent_of_timeout:g} % of the function timeout: the next "
+        "one may time out.",
+        **(descriptions or {}),
+    }
     return [
-        AlarmSpec("errors", metrics.error_rate, thresholds.error_rate_percent, _GT, 1,
-                  "Share of aggregator invocations that failed (timeouts, crashes, a "
-                  "broken configuration). The handler never fails for bad data."),
-        AlarmSpec("duration", metrics.duration, duration_ms, _GT, 1,
-                  f"An invocation took more than {thresholds.duration_percent_of_timeout:g} "
-                  "% of the function timeout: the next one may time out."),
-        AlarmSpec("iterator_age", metrics.iterator_age,
-                  thresholds.iterator_age.to_milliseconds(), _GT, 3,
-                  "The stream is falling behind: the newest record of each batch was "
-                  "older than the critical limit for 3 minutes."),
-        AlarmSpec("iterator_age_warning", metrics.iterator_age,
-                  thresholds.iterator_age_warning.to_milliseconds(), _GT, 15,
-                  "The stream has lagged beyond the healthy range for 15 minutes."),
-        AlarmSpec("dlq_depth", metrics.dlq_depth, thresholds.dlq_depth, _GE, 1,
-                  "Batches gave up after their retries or record age; their records are "
-                  "not counted until replayed from the stream (within 24 hours)."),
-        AlarmSpec("throttles", metrics.throttles, thresholds.throttles, _GE, 1,
-                  "Invocations were throttled (reserved or account concurrency): the "
-                  "stream waits meanwhile."),
-        AlarmSpec("skipped_records", skipped, thresholds.skipped_records, _GE, 1,
-                  "Malformed stream records were logged and skipped (RecordsSkipped)."),
-        AlarmSpec("failed_writes", failed, thresholds.failed_writes, _GE, 1,
-                  "DynamoDB/S3 writes failed after the SDK's retries (FailedWrites); the "
-                  "mapping retries those records."),
+        greater_than("errors", metrics.error_rate, thresholds.error_rate_percent, 1,
+                     text["errors"]),
+        greater_than("duration", metrics.duration, duration_ms, 1, text["duration"]),
+        greater_than("iterator_age", metrics.lag, thresholds.iterator_age.to_milliseconds(),
+                     3, text["iterator_age"]),
+        greater_than("iterator_age_warning", metrics.lag,
+                     thresholds.iterator_age_warning.to_milliseconds(), 15,
+                     text["iterator_age_warning"]),
+        at_least("dlq_depth", metrics.dlq_depth, thresholds.dlq_depth, text["dlq_depth"]),
+        at_least("throttles", metrics.throttles, thresholds.throttles, text["throttles"]),
+        at_least("skipped_records", metrics.counts["RecordsSkipped"],
+                 thresholds.skipped_records, text["skipped_records"]),
+        at_least("failed_writes", metrics.counts["FailedWrites"], thresholds.failed_writes,
+                 text["failed_writes"]),
     ]
 
 

@@ -22,15 +22,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Aws, Duration, Stack, Validations
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.buckets import SECURE_BUCKET_DEFAULTS
-from infra.suppressions import skip_checkov
+from infra.buckets import access_logs_bucket, secure_bucket
+from infra.parts import S3_ACCESS_LOGS_USE_BUCKET_POLICY
 
 JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
 """Renders a JSON object or array as its JSON text when the column is ``string``."""
@@ -39,7 +39,6 @@ TEXT_INPUT_FORMAT = "org.apache.hadoop.mapred.TextInputFormat"
 TEXT_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
 TABLE_NAME = "audit_events"
 ENGINE_VERSION = "Athena engine version 3"
-_S3_ACCESS_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
 
 
 @dataclass(frozen=True)
@@ -172,7 +171,7 @@ class ArchiveCatalog(Construct):
                 name prefix leaves no usable name.
         """
         super().__init__(scope, construct_id)
-        self.node.set_context(_S3_ACCESS_LOGS_USE_BUCKET_POLICY, True)
+        self.node.set_context(S3_ACCESS_LOGS_USE_BUCKET_POLICY, True)
         if archive_prefix and not archive_prefix.endswith("/"):
             raise ValueError(
                 f"archive_prefix {archive_prefix!r} must be empty or end with '/' for the "
@@ -230,11 +229,9 @@ class ArchiveCatalog(Construct):
 
         self.access_logs_bucket: s3.Bucket | None = None
         logs_bucket = server_access_logs_bucket or self._new_access_logs_bucket()
-        self.results_bucket = s3.Bucket(
-            self, "ResultsBucket",
-            **SECURE_BUCKET_DEFAULTS,
-            server_access_logs_bucket=logs_bucket,
-            server_access_logs_prefix="athena-results-bucket/",
+        self.results_bucket = secure_bucket(
+            self, "ResultsBucket", props=None,
+            access_logs=logs_bucket, access_logs_prefix="athena-results-bucket/",
             lifecycle_rules=[s3.LifecycleRule(
                 id="expire-query-results",
                 expiration=results_expiration,
@@ -306,21 +303,11 @@ class ArchiveCatalog(Construct):
         return grant
 
     def _new_access_logs_bucket(self) -> s3.Bucket:
-        bucket = s3.Bucket(
-            self, "AccessLogsBucket",
-            **SECURE_BUCKET_DEFAULTS,
-            lifecycle_rules=[s3.LifecycleRule(
-                id="expire-access-logs",
-                expiration=CATALOG_DEFAULTS.access_logs_expiration,
-                noncurrent_version_expiration=CATALOG_DEFAULTS.noncurrent_version_expiration,
-            )],
-        )
-        reason = ("This is the query results bucket's server access log destination; "
-                  "logging it into itself would loop.")
-        Validations.of(bucket).acknowledge(Acknowledgment(id="AwsSolutions-S1", reason=reason))
-        skip_checkov(bucket, "CKV_AWS_18", reason)
-        self.access_logs_bucket = bucket
-        return bucket
+        self.access_logs_bucket = access_logs_bucket(
+            self, whose="the query results bucket's",
+            expiration=CATALOG_DEFAULTS.access_logs_expiration,
+            noncurrent_version_expiration=CATALOG_DEFAULTS.noncurrent_version_expiration)
+        return self.access_logs_bucket
 
 
 def _column(column: ArchiveColumn) -> glue.CfnTable.ColumnProperty:

@@ -1,8 +1,9 @@
 """``ObjectBundler``: S3 object-created events -> SQS -> the bundler Lambda -> bundles.
 
-The second configuration of the engine (seed 001). It shares :mod:`infra.parts` with
-``StreamAggregator`` (runtime, asset, KMS key, dead-letter queue, alarm topic, prop
-checks) and builds:
+The second configuration of the engine (seed 001). Like ``StreamAggregator`` it is an
+:class:`infra.pipeline.PipelineConstruct` (function, log group, role, alarm topic,
+alarms, dashboard, prop checks, checkov reasons), makes its buckets with
+:mod:`infra.buckets`, and builds:
 
 * the **ingest bucket** (new, with :data:`infra.buckets.SECURE_BUCKET_DEFAULTS`, or an
   existing ``IBucket``) notifying the queue of every object created (optionally only
@@ -19,7 +20,7 @@ checks) and builds:
 * the **distribution bucket** (versioned) replicated by S3 to the **archive bucket**
   (versioned; new or existing) through a least-privilege replication role, with
   replication metrics on, so ``ReplicationLatency`` can be alarmed on;
-* the **alarms** (:data:`ALARM_KEYS`) through :func:`infra.alarms.create_alarms`.
+* the **alarms** (:data:`ALARM_KEYS`) and a **dashboard** of the bundler's counts.
 
 Settings the Lambda reads are validated by :class:`aggregator.bundles.config.BundlerConfig`
 at synth, so a bad value fails ``cdk synth`` with the variable's name
@@ -31,10 +32,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from aggregator.bundles.config import ENV_NAMES, BundlerConfig
-from aggregator.metrics import DIMENSION, NAMESPACE
+from aggregator.bundles.metrics import COUNTS
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
@@ -48,32 +48,36 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra import parts
-from infra.alarms import AlarmSpec, create_alarms
-from infra.buckets import SECURE_BUCKET_DEFAULTS
+from infra.alarms import (
+    AlarmSpec,
+    PipelineMetrics,
+    at_least,
+    check_counts,
+    greater_than,
+    pipeline_metrics,
+)
+from infra.buckets import (
+    BucketDefaults,
+    access_logs_bucket,
+    noncurrent_lifecycle_rules,
+    secure_bucket,
+)
 from infra.parts import (
     DLQ_RETENTION,
-    LOGGING_FORMAT,
-    RUNTIME,
-    S3_ACCESS_LOGS_USE_BUCKET_POLICY,
     acknowledge_wildcard,
-    check_emails,
     check_range,
     check_seconds,
     dead_letter_queue,
     encryption_key,
-    stage_lambda_asset,
-    struct_kwargs,
 )
-from infra.suppressions import skip_checkov
+from infra.pipeline import FunctionProps, PipelineConstruct
+from infra.suppressions import skip_checkov, skip_function_checks
 
 HANDLER = "aggregator.bundles.handler.handler"
 REPLICATION_RULE_ID = "archive"
 ALARM_KEYS = ("queue_age", "dlq_depth", "replication_latency", "errors", "throttles",
               "skipped_messages", "failed_writes", "oversized_objects")
 """The keys of :attr:`ObjectBundler.alarms`."""
-_GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
-_GE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 _SYNTH_NAME = "validated-at-synth"
 """Stands in for the resource names while the settings are validated."""
 _LEASE_MARGIN_SECONDS = 60
@@ -107,43 +111,41 @@ class BundlerAlarmThresholds:
     oversized_objects: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("dlq_depth", "errors", "throttles", "skipped_messages", "failed_writes",
-                     "oversized_objects"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"alarm_thresholds.{name} must be a whole number >= 1, "
-                                 f"got {value!r}")
+        check_counts(self, ("dlq_depth", "errors", "throttles", "skipped_messages",
+                            "failed_writes", "oversized_objects"))
 
 
 @dataclass(frozen=True)
-class ObjectBundlerDefaults:
+class ObjectBundlerDefaults(FunctionProps, BucketDefaults):
+    """Every default of :class:`ObjectBundler`, in one place: the function's
+    (:class:`infra.pipeline.FunctionProps`, with more time and memory to stream objects),
+    the queue's and the buckets' (:class:`infra.buckets.BucketDefaults`)."""
+
+    timeout: Duration = Duration.minutes(5)
+    memory_size: int = 1024
     batch_size: int = 100
     max_batching_window: Duration = Duration.seconds(30)
     """Gather up to this long: fewer, larger bundles."""
-    timeout: Duration = Duration.minutes(5)
-    memory_size: int = 1024
     max_receive_count: int = 5
     queue_retention: Duration = Duration.days(4)
-    architecture: lambda_.Architecture = lambda_.Architecture.ARM_64
-    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
-    noncurrent_version_expiration: Duration = Duration.days(30)
-    access_logs_expiration: Duration = Duration.days(365)
 
 
 DEFAULTS = ObjectBundlerDefaults()
 
 
-class ObjectBundler(Construct):
+class ObjectBundler(PipelineConstruct):
     """Bundles the objects created in an ingest bucket, once each, into a distribution
     bucket that S3 replicates to an archive bucket.
 
     Attributes:
         ingest_bucket, queue, dead_letter_queue, function, event_source,
         idempotency_table, distribution_bucket, archive_bucket, replication_role,
-        access_logs_bucket (None when nothing new needs one), log_group,
-        encryption_key, alarm_topic, alarms (by :data:`ALARM_KEYS`), config (the
-        validated settings, resource names as placeholders).
+        access_logs_bucket, log_group, encryption_key, alarm_topic, alarms (by
+        :data:`ALARM_KEYS`), dashboard, config (the validated settings, resource names
+        as placeholders).
     """
+
+    LABEL = "Object bundler"
 
     def __init__(
         self,
@@ -175,6 +177,7 @@ class ObjectBundler(Construct):
         alarm_topic: sns.ITopic | None = None,
         alarm_emails: Sequence[str] = (),
         alarm_name_prefix: str | None = None,
+        dashboard_name: str | None = None,
     ) -> None:
         """Args:
             ingest_bucket: an existing bucket whose new objects are bundled. Default: a
@@ -196,28 +199,28 @@ class ObjectBundler(Construct):
             queue_retention: how long the queue keeps a message, 60 s..14 days. Default 4
                 days. ``idempotency_ttl_days`` must cover it plus the DLQ's 14 days, so a
                 redriven message still finds its claim.
-            alarm_thresholds, alarm_topic, alarm_emails, alarm_name_prefix: as in
-                ``StreamAggregator``.
+            alarm_thresholds, alarm_topic, alarm_emails, alarm_name_prefix,
+                dashboard_name: as in ``StreamAggregator``.
 
         Raises:
             aggregator.errors.ConfigError: a bundler setting is invalid (names it).
             ValueError: a prop is invalid or two exclusive props were both given.
         """
         super().__init__(scope, construct_id)
-        self.node.set_context(S3_ACCESS_LOGS_USE_BUCKET_POLICY, True)
         if ingest_bucket is not None and ingest_bucket_props is not None:
             raise ValueError("ingest_bucket and ingest_bucket_props are mutually exclusive: "
                              "pass an existing bucket or props for a new one, not both")
-        _check_props(batch_size=batch_size, memory_size=memory_size,
-                     max_receive_count=max_receive_count, max_concurrency=max_concurrency,
-                     timeout=timeout, max_batching_window=max_batching_window,
+        function = FunctionProps(memory_size=memory_size, timeout=timeout,
+                                 architecture=architecture, log_retention=log_retention)
+        _check_props(function, batch_size=batch_size, max_receive_count=max_receive_count,
+                     max_concurrency=max_concurrency, max_batching_window=max_batching_window,
                      queue_retention=queue_retention)
         visibility = visibility_timeout or Duration.seconds(6 * timeout.to_seconds())
         check_seconds("visibility_timeout", visibility, 6 * int(timeout.to_seconds()), 43_200)
-        check_emails(alarm_emails, alarm_topic)
+        alarm_props = self._alarm_props(alarm_topic=alarm_topic, alarm_emails=alarm_emails,
+                                        alarm_name_prefix=alarm_name_prefix,
+                                        dashboard_name=dashboard_name)
         thresholds = alarm_thresholds or BundlerAlarmThresholds()
-        prefix = parts.alarm_name_prefix(self, alarm_name_prefix, construct_id)
-
         self.config = BundlerConfig(
             distribution_bucket_name=_SYNTH_NAME, idempotency_table_name=_SYNTH_NAME,
             bundle_prefix=bundle_prefix, max_bundle_input_mb=max_bundle_input_mb,
@@ -237,16 +240,16 @@ class ObjectBundler(Construct):
                 f"max_workers x max_bundle_input_mb (MAX_WORKERS x MAX_BUNDLE_INPUT_MB) needs "
                 f"{ephemeral_mb} MB of /tmp; Lambda offers at most 10240")
 
-        self.access_logs_bucket: s3.Bucket | None = None
         self.encryption_key = encryption_key(
             self, "Object bundler: queues, idempotency table and alarm topic")
+        self.access_logs_bucket = access_logs_bucket(self, whose="the construct's buckets'")
         self.ingest_bucket = ingest_bucket or self._bucket("IngestBucket", ingest_bucket_props)
         self.archive_bucket = archive_bucket or self._bucket("ArchiveBucket", None)
         self.replication_role = self._replication_role()
         self.distribution_bucket = self._distribution_bucket()
         self._grant_replication()
 
-        self.dead_letter_queue: sqs.Queue = dead_letter_queue(
+        self.dead_letter_queue = dead_letter_queue(
             self, self.encryption_key,
             purpose="This queue is the bundle queue's dead-letter queue (redrive "
             "target); it needs no DLQ of its own.")
@@ -263,32 +266,29 @@ class ObjectBundler(Construct):
 
         self.idempotency_table = self._idempotency_table()
 
-        self.log_group = logs.LogGroup(self, "LogGroup", retention=log_retention,
-                                       removal_policy=RemovalPolicy.RETAIN)
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description="Object bundler Lambda: source reads, bundle puts, claims")
         env = self.config.to_env()
         env[ENV_NAMES["distribution_bucket_name"]] = self.distribution_bucket.bucket_name
         env[ENV_NAMES["idempotency_table_name"]] = self.idempotency_table.table_name
-        self.function = lambda_.Function(
-            self, "Function", runtime=RUNTIME, architecture=architecture, handler=HANDLER,
-            code=lambda_.Code.from_asset(str(stage_lambda_asset())),
-            memory_size=memory_size, timeout=timeout, role=role, log_group=self.log_group,
-            logging_format=LOGGING_FORMAT, environment=env,
-            ephemeral_storage_size=Size.mebibytes(max(512, ephemeral_mb)),
+        role = self._add_function(
+            function, handler=HANDLER, environment=env,
             description="Bundles S3 objects announced on SQS into gzip tarballs, once each",
-        )
+            role_description="Object bundler Lambda: source reads, bundle puts, claims",
+            ephemeral_storage_size=Size.mebibytes(max(512, ephemeral_mb)))
         self._grant(role, bundle_prefix)
         self.event_source = event_sources.SqsEventSource(
             self.queue, batch_size=batch_size, max_batching_window=max_batching_window,
             max_concurrency=max_concurrency, report_batch_item_failures=True)
         self.function.add_event_source(self.event_source)
-        self._skip_checkov()
+        skip_function_checks(
+            self.function, self.log_group, invoked_by="an SQS event source mapping",
+            on_failure="failed messages go to the queue's own dead-letter queue through its "
+            "redrive policy", calls="AWS APIs (S3, DynamoDB)",
+            concurrency="Concurrency is bounded by the event source's max_concurrency when "
+            "set; a reservation would throttle the queue.")
 
-        self.alarm_topic: sns.ITopic = alarm_topic or parts.alarm_topic(
-            self, self.encryption_key, alarm_emails, display_name="Object bundler alarms")
-        self.alarms: dict[str, cloudwatch.Alarm] = create_alarms(
-            self, self._alarm_specs(thresholds), name_prefix=prefix, topic=self.alarm_topic)
+        metrics = pipeline_metrics(self.function, self.dead_letter_queue, COUNTS,
+                                   queue=self.queue)
+        self._monitor(alarm_props, self._alarm_specs(metrics, thresholds), metrics)
 
     def _idempotency_table(self) -> dynamodb.Table:
         """Claims and bundle records: losing it would lose deduplication, so it is kept."""
@@ -307,29 +307,10 @@ class ObjectBundler(Construct):
 
     def _bucket(self, construct_id: str, props: s3.BucketProps | None) -> s3.Bucket:
         """Secure defaults, then the caller's props (overrides are allowed)."""
-        kwargs: dict[str, Any] = {
-            **SECURE_BUCKET_DEFAULTS,
-            "server_access_logs_bucket": self._access_logs(),
-            "server_access_logs_prefix": f"{construct_id}/",
-            "lifecycle_rules": [s3.LifecycleRule(
-                id="expire-noncurrent",
-                noncurrent_version_expiration=DEFAULTS.noncurrent_version_expiration,
-                abort_incomplete_multipart_upload_after=Duration.days(7))],
-        }
-        kwargs.update(struct_kwargs(props))
-        return s3.Bucket(self, construct_id, **kwargs)
-
-    def _access_logs(self) -> s3.Bucket:
-        if self.access_logs_bucket is None:
-            self.access_logs_bucket = s3.Bucket(
-                self, "AccessLogsBucket", **SECURE_BUCKET_DEFAULTS,
-                lifecycle_rules=[s3.LifecycleRule(
-                    id="expire-access-logs", expiration=DEFAULTS.access_logs_expiration,
-                    noncurrent_version_expiration=DEFAULTS.noncurrent_version_expiration)])
-            Validations.of(self.access_logs_bucket).acknowledge(Acknowledgment(
-                id="AwsSolutions-S1", reason="This is the server access log destination of "
-                "the construct's buckets; logging it into itself would loop."))
-        return self.access_logs_bucket
+        return secure_bucket(self, construct_id, props=props,
+                             lifecycle_rules=noncurrent_lifecycle_rules(),
+                             access_logs=self.access_logs_bucket,
+                             access_logs_prefix=f"{construct_id}/")
 
     def _replication_role(self) -> iam.Role:
         """Only what S3 replication of new objects needs (no deletes are replicated)."""
@@ -338,21 +319,16 @@ class ObjectBundler(Construct):
                         description="S3 replication: distribution bucket to archive bucket")
 
     def _distribution_bucket(self) -> s3.Bucket:
-        bucket = s3.Bucket(
-            self, "DistributionBucket", **{**SECURE_BUCKET_DEFAULTS, "versioned": True},
-            server_access_logs_bucket=self._access_logs(),
-            server_access_logs_prefix="DistributionBucket/",
+        return secure_bucket(
+            self, "DistributionBucket", props=None,
+            lifecycle_rules=noncurrent_lifecycle_rules(), access_logs=self.access_logs_bucket,
+            access_logs_prefix="DistributionBucket/", versioned=True,
             replication_role=self.replication_role,
             replication_rules=[s3.ReplicationRule(
                 id=REPLICATION_RULE_ID, destination=self.archive_bucket, priority=0,
                 delete_marker_replication=False,
                 metrics=s3.ReplicationTimeValue.FIFTEEN_MINUTES)],
-            lifecycle_rules=[s3.LifecycleRule(
-                id="expire-noncurrent",
-                noncurrent_version_expiration=DEFAULTS.noncurrent_version_expiration,
-                abort_incomplete_multipart_upload_after=Duration.days(7))],
         )
-        return bucket
 
     def _grant_replication(self) -> None:
         """What S3 needs to replicate new object versions, on these two buckets only.
@@ -414,49 +390,39 @@ class ObjectBundler(Construct):
                                   "kms:GenerateDataKey")
         self.log_group.grant_write(self.function)
 
-    def _alarm_specs(self, thresholds: BundlerAlarmThresholds) -> list[AlarmSpec]:
-        five, one = Duration.minutes(5), Duration.minutes(1)
-
-        def own(name: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(namespace=NAMESPACE, metric_name=name,
-                                     dimensions_map={DIMENSION: self.function.function_name},
-                                     statistic="Sum", period=five)
-
+    def _alarm_specs(self, metrics: PipelineMetrics,
+                     thresholds: BundlerAlarmThresholds) -> list[AlarmSpec]:
         replication = cloudwatch.Metric(
             namespace="AWS/S3", metric_name="ReplicationLatency", statistic="Maximum",
-            period=five, dimensions_map={
+            period=Duration.minutes(5), dimensions_map={
                 "SourceBucket": self.distribution_bucket.bucket_name,
                 "DestinationBucket": self.archive_bucket.bucket_name,
                 "RuleId": REPLICATION_RULE_ID})
+        counts = metrics.counts
         return [
-            AlarmSpec("queue_age", self.queue.metric_approximate_age_of_oldest_message(
-                statistic="Maximum", period=one), thresholds.queue_age.to_seconds(), _GT, 3,
-                "The oldest message waited too long: the bundler is failing or behind."),
-            AlarmSpec("dlq_depth", self.dead_letter_queue
-                      .metric_approximate_number_of_messages_visible(statistic="Maximum",
-                                                                     period=one),
-                      thresholds.dlq_depth, _GE, 1,
-                      "Messages ran out of receives; redrive them after the fix "
-                      "(aws sqs start-message-move-task)."),
-            AlarmSpec("replication_latency", replication,
-                      thresholds.replication_latency.to_seconds(), _GT, 1,
-                      "Bundles are slow to reach the archive bucket (S3 replication)."),
-            AlarmSpec("errors", self.function.metric_errors(statistic="Sum", period=five),
-                      thresholds.errors, _GE, 1,
-                      "Invocations failed (timeouts, crashes, configuration): whole "
-                      "batches are redelivered."),
-            AlarmSpec("throttles", self.function.metric_throttles(statistic="Sum",
-                                                                 period=five),
-                      thresholds.throttles, _GE, 1, "Invocations were throttled."),
-            AlarmSpec("skipped_messages", own("MessagesSkipped"), thresholds.skipped_messages,
-                      _GE, 1, "Malformed messages were logged with their id and dropped "
-                      "(MessagesSkipped)."),
-            AlarmSpec("failed_writes", own("FailedWrites"), thresholds.failed_writes, _GE, 1,
-                      "Bundle claims, reads or puts failed after retries (FailedWrites); "
-                      "their messages are retried."),
-            AlarmSpec("oversized_objects", own("ObjectsOversized"),
-                      thresholds.oversized_objects, _GE, 1,
-                      "An object exceeds MAX_BUNDLE_INPUT_MB; its message goes to the DLQ."),
+            greater_than("queue_age", metrics.lag, thresholds.queue_age.to_seconds(), 3,
+                         "The oldest message waited too long: the bundler is failing or "
+                         "behind."),
+            at_least("dlq_depth", metrics.dlq_depth, thresholds.dlq_depth,
+                     "Messages ran out of receives; redrive them after the fix "
+                     "(aws sqs start-message-move-task)."),
+            greater_than("replication_latency", replication,
+                         thresholds.replication_latency.to_seconds(), 1,
+                         "Bundles are slow to reach the archive bucket (S3 replication)."),
+            at_least("errors", metrics.errors, thresholds.errors,
+                     "Invocations failed (timeouts, crashes, configuration): whole "
+                     "batches are redelivered."),
+            at_least("throttles", metrics.throttles, thresholds.throttles,
+                     "Invocations were throttled."),
+            at_least("skipped_messages", counts["MessagesSkipped"], thresholds.skipped_messages,
+                     "Malformed messages were logged with their id and dropped "
+                     "(MessagesSkipped)."),
+            at_least("failed_writes", counts["FailedWrites"], thresholds.failed_writes,
+                     "Bundle claims, reads or puts failed after retries (FailedWrites); "
+                     "their messages are retried."),
+            at_least("oversized_objects", counts["ObjectsOversized"],
+                     thresholds.oversized_objects,
+                     "An object exceeds MAX_BUNDLE_INPUT_MB; its message goes to the DLQ."),
         ]
 
     def _review_notifications_handler(self) -> None:
@@ -479,36 +445,17 @@ class ObjectBundler(Construct):
         for check, reason in _NOTIFICATIONS_HANDLER_SKIPS.items():
             skip_checkov(handler, check, reason)
 
-    def _skip_checkov(self) -> None:
-        function = self.function
-        skip_checkov(function, "CKV_AWS_116", "Invoked by an SQS event source mapping, not "
-                     "asynchronously: failed messages go to the queue's own dead-letter "
-                     "queue through its redrive policy.")
-        skip_checkov(function, "CKV_AWS_117", "Calls only AWS APIs (S3, DynamoDB) over TLS "
-                     "with IAM auth; a VPC would add NAT or endpoints and no isolation.")
-        skip_checkov(function, "CKV_AWS_173", "The environment holds the bundler's "
-                     "configuration only, no secrets; Lambda encrypts it at rest.")
-        skip_checkov(function, "CKV_AWS_115", "Concurrency is bounded by the event source's "
-                     "max_concurrency when set; a reservation would throttle the queue.")
-        skip_checkov(self.log_group, "CKV_AWS_158", "Operational JSON logs without "
-                     "secrets; CloudWatch Logs encrypts them at rest. A KMS key would need "
-                     "a key-policy grant to the Logs service and could stop logging.")
-        if self.access_logs_bucket is not None:
-            skip_checkov(self.access_logs_bucket, "CKV_AWS_18", "This is the server access "
-                         "log destination; logging it into itself would loop.")
 
-
-def _check_props(*, batch_size: int, memory_size: int, max_receive_count: int,
-                 max_concurrency: int | None, timeout: Duration, max_batching_window: Duration,
+def _check_props(function: FunctionProps, *, batch_size: int, max_receive_count: int,
+                 max_concurrency: int | None, max_batching_window: Duration,
                  queue_retention: Duration) -> None:
     check_range("batch_size", batch_size, 1, 10_000)
-    check_range("memory_size", memory_size, 128, 10_240)
     check_range("max_receive_count", max_receive_count, 1, 1000)
     if max_concurrency is not None:
         check_range("max_concurrency", max_concurrency, 2, 1000)
     # A claim's lease is the timeout plus a minute; from 30 s on, the visibility timeout
     # (6 x timeout) outlasts it, so a deferred message comes back after the lease ends.
-    check_seconds("timeout", timeout, 30, 900)
+    function.check_function(min_timeout_seconds=30)
     check_seconds("max_batching_window", max_batching_window, 0, 300)
     check_seconds("queue_retention", queue_retention, 60, 1_209_600)
     if batch_size > 10 and max_batching_window.to_seconds() == 0:

@@ -1,11 +1,12 @@
 """``EventMetricsAggregator``: a Kinesis stream of JSON events to exact per-variant counters.
 
 The event pipeline (``aggregator.events``) as a sibling of :class:`StreamAggregator`,
-built from the same parts (:mod:`infra.parts`): the Lambda asset, the KMS-encrypted
-dead-letter queue as the mapping's on-failure destination, the alarm topic, the alarms
-of :mod:`infra.alarms` (the pipeline emits the same ``RecordsSkipped`` and
-``FailedWrites`` metrics), the archive bucket's secure defaults, checkov and cdk-nag
-acknowledgements with reasons. Every built resource is a public attribute.
+built from the same parts: :class:`infra.pipeline.StreamPipelineConstruct` (function,
+log group, role, KMS-encrypted dead-letter queue as the mapping's on-failure destination,
+the mapping, the alarm topic, the alarms of :mod:`infra.alarms` (the pipeline emits the
+same ``RecordsSkipped`` and ``FailedWrites`` metrics) and a dashboard of its own counts)
+and :mod:`infra.buckets` (the archive bucket with its secure defaults). Every built
+resource is a public attribute.
 
 The function's environment is :meth:`EventMetricsConfig.to_env` with the metrics table,
 lookup table and archive bucket names replaced by the actual resources' names.
@@ -14,11 +15,10 @@ lookup table and archive bucket names replaced by the actual resources' names.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from aggregator.events.config import ENV_NAMES, EventMetricsConfig
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
-from aws_cdk import aws_cloudwatch as cloudwatch
+from aggregator.events.metrics import COUNTS
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
@@ -26,59 +26,28 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra import parts
-from infra.alarms import AlarmThresholds, aggregator_metrics, alarm_specs, create_alarms
-from infra.buckets import SECURE_BUCKET_DEFAULTS
-from infra.parts import (
-    LOGGING_FORMAT,
-    RUNTIME,
-    S3_ACCESS_LOGS_USE_BUCKET_POLICY,
-    SqsOnFailureDestination,
-    acknowledge_wildcard,
-    check_emails,
-    check_range,
-    check_seconds,
-    dead_letter_queue,
-    encryption_key,
-    stage_lambda_asset,
-    struct_kwargs,
-)
-from infra.stream_aggregator import archive_lifecycle_rules
+from infra.alarms import AlarmThresholds, alarm_specs, pipeline_metrics
+from infra.buckets import ArchiveDefaults, archive_buckets, grant_archive_puts
+from infra.pipeline import StreamFunctionProps, StreamPipelineConstruct
 from infra.suppressions import skip_checkov
 
 HANDLER = "aggregator.events.handler.handler"
-_STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 
 
 @dataclass(frozen=True)
-class EventMetricsDefaults:
-    """Every default of :class:`EventMetricsAggregator`, in one place.
-
-    ``max_record_age`` is 6 hours: the on-failure destination only receives a batch's
-    metadata (shard and sequence range), so a failed batch must be re-read from the
-    stream while it still holds it (24 hours by default).
-    """
-
-    batch_size: int = 100
-    max_batching_window: Duration = Duration.seconds(1)
-    starting_position: lambda_.StartingPosition = lambda_.StartingPosition.TRIM_HORIZON
-    retry_attempts: int = 10
-    max_record_age: Duration = Duration.hours(6)
-    parallelization_factor: int = 1
-    memory_size: int = 512
-    timeout: Duration = Duration.seconds(60)
-    architecture: lambda_.Architecture = lambda_.Architecture.ARM_64
-    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
-    access_logs_expiration: Duration = Duration.days(365)
+class EventMetricsDefaults(StreamFunctionProps, ArchiveDefaults):
+    """Every default of :class:`EventMetricsAggregator`, in one place: the stream
+    function's (:class:`infra.pipeline.StreamFunctionProps`: ``max_record_age`` is 6
+    hours, so a failed batch can still be re-read from the stream, which keeps it 24
+    hours by default) and the archive bucket's (:class:`infra.buckets.ArchiveDefaults`)."""
 
 
 DEFAULTS = EventMetricsDefaults()
 
 
-class EventMetricsAggregator(Construct):
+class EventMetricsAggregator(StreamPipelineConstruct):
     """Consumes a Kinesis stream of JSON events into a metrics table and an S3 archive.
 
     Attributes:
@@ -92,7 +61,11 @@ class EventMetricsAggregator(Construct):
         log_group: the function's log group.
         alarm_topic: the SNS topic the alarms notify.
         alarms: the alarms by key (see :data:`infra.alarms.ALARM_KEYS`).
+        dashboard: the CloudWatch dashboard (alarms, lag, DLQ, the pipeline's counts).
     """
+
+    LABEL = "Event metrics"
+    SOURCE = "Kinesis stream"
 
     def __init__(
         self,
@@ -120,6 +93,7 @@ class EventMetricsAggregator(Construct):
         alarm_topic: sns.ITopic | None = None,
         alarm_emails: tuple[str, ...] | list[str] = (),
         alarm_name_prefix: str | None = None,
+        dashboard_name: str | None = None,
     ) -> None:
         """Args:
             stream: the Kinesis stream of events (base64 JSON, see ``docs/event-metrics.md``).
@@ -135,79 +109,41 @@ class EventMetricsAggregator(Construct):
                 60 s..7 days, and below ``config.marker_ttl_days``.
                 parallelization_factor: 1..10. memory_size: 128..10240 MB. timeout:
                 1..900 s. reserved_concurrency: 1..100000 or None.
-            alarm_thresholds, alarm_topic, alarm_emails, alarm_name_prefix: as for
-                :class:`~infra.stream_aggregator.StreamAggregator`.
+            alarm_thresholds, alarm_topic, alarm_emails, alarm_name_prefix,
+                dashboard_name: as for :class:`~infra.stream_aggregator.StreamAggregator`.
 
         Raises:
             ValueError: a prop is out of range or props conflict; the message names it.
         """
         super().__init__(scope, construct_id)
-        self.node.set_context(S3_ACCESS_LOGS_USE_BUCKET_POLICY, True)
         config = config or EventMetricsConfig()
-        check_range("batch_size", batch_size, 1, 10_000)
-        check_range("retry_attempts", retry_attempts, -1, 10_000)
-        check_range("parallelization_factor", parallelization_factor, 1, 10)
-        check_range("memory_size", memory_size, 128, 10_240)
-        if reserved_concurrency is not None:
-            check_range("reserved_concurrency", reserved_concurrency, 1, 100_000)
-        check_seconds("max_batching_window", max_batching_window, 0, 300)
-        check_seconds("max_record_age", max_record_age, 60, 604_800)
-        check_seconds("timeout", timeout, 1, 900)
-        if starting_position.value not in _STARTING_POSITIONS:
-            raise ValueError(f"starting_position must be TRIM_HORIZON or LATEST, got "
-                             f"{starting_position.value}")
-        _check_marker_lifetime(config, max_record_age, stream)
-        if archive_bucket is not None and archive_bucket_props is not None:
-            raise ValueError("archive_bucket and archive_bucket_props are mutually exclusive: "
-                             "pass an existing bucket or props for a new one, not both")
-        if not config.enable_archival and (archive_bucket or archive_bucket_props):
-            raise ValueError("archive_bucket/archive_bucket_props given but "
-                             "config.enable_archival is false")
-        check_emails(alarm_emails, alarm_topic)
-        prefix = parts.alarm_name_prefix(self, alarm_name_prefix, construct_id)
-
-        self.metrics_table: dynamodb.ITable = metrics_table or self._new_metrics_table()
-        self.access_logs_bucket: s3.IBucket | None = None
-        self.archive_bucket: s3.IBucket | None = None
-        if config.enable_archival:
-            self.archive_bucket = archive_bucket or self._new_archive_bucket(archive_bucket_props)
-        self.encryption_key = encryption_key(self, "Event metrics: dead-letter queue and alarms")
-        self.dead_letter_queue: sqs.Queue = dead_letter_queue(
-            self, self.encryption_key,
-            purpose="This queue is the dead-letter queue (on-failure destination) of the "
-            "Kinesis event source mapping; it needs no DLQ of its own.")
-        self.log_group = logs.LogGroup(self, "LogGroup", retention=log_retention,
-                                       removal_policy=RemovalPolicy.RETAIN)
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description="Event metrics Lambda: stream read, lookups, counters, "
-                        "archive puts")
-        self.function = lambda_.Function(
-            self, "Function", runtime=RUNTIME, architecture=architecture, handler=HANDLER,
-            code=lambda_.Code.from_asset(str(stage_lambda_asset())), memory_size=memory_size,
-            timeout=timeout, reserved_concurrent_executions=reserved_concurrency, role=role,
-            log_group=self.log_group, logging_format=LOGGING_FORMAT,
-            environment=self._environment(config, lookup_table),
-            description="Counts Kinesis JSON events per experiment variant and archives them",
-        )
-        self._grant(stream, lookup_table, config)
-        self.event_source_mapping = lambda_.EventSourceMapping(
-            self, "EventSourceMapping", target=self.function,
-            event_source_arn=stream.stream_arn, starting_position=starting_position,
+        props = StreamFunctionProps(
             batch_size=batch_size, max_batching_window=max_batching_window,
-            bisect_batch_on_error=True, report_batch_item_failures=True,
-            retry_attempts=retry_attempts, max_record_age=max_record_age,
-            parallelization_factor=parallelization_factor,
-            on_failure=SqsOnFailureDestination(self.dead_letter_queue),
-        )
-        self.event_source_mapping.node.add_dependency(role)
-        self._skip_checkov(reserved_concurrency)
+            starting_position=starting_position, retry_attempts=retry_attempts,
+            max_record_age=max_record_age, parallelization_factor=parallelization_factor,
+            memory_size=memory_size, timeout=timeout, architecture=architecture,
+            reserved_concurrency=reserved_concurrency, log_retention=log_retention)
+        props.check_stream(source=self.SOURCE)
+        _check_marker_lifetime(config, max_record_age, stream)
+        alarm_props = self._alarm_props(alarm_topic=alarm_topic, alarm_emails=alarm_emails,
+                                        alarm_name_prefix=alarm_name_prefix,
+                                        dashboard_name=dashboard_name)
 
-        self.alarm_topic: sns.ITopic = alarm_topic or parts.alarm_topic(
-            self, self.encryption_key, alarm_emails, display_name="Event metrics alarms")
-        metrics = aggregator_metrics(self.function, self.dead_letter_queue)
-        self.alarms: dict[str, cloudwatch.Alarm] = create_alarms(
-            self, alarm_specs(metrics, alarm_thresholds or AlarmThresholds(), timeout),
-            name_prefix=prefix, topic=self.alarm_topic)
+        self.archive_bucket, self.access_logs_bucket = archive_buckets(
+            self, enabled=config.enable_archival, bucket=archive_bucket,
+            props=archive_bucket_props)
+        self.metrics_table: dynamodb.ITable = metrics_table or self._new_metrics_table()
+        self._add_stream_function(
+            props, handler=HANDLER, environment=self._environment(config, lookup_table),
+            description="Counts Kinesis JSON events per experiment variant and archives them",
+            role_description="Event metrics Lambda: stream read, lookups, counters, "
+            "archive puts")
+        self._grant(stream, lookup_table, config)
+        self._map_stream(stream.stream_arn, props, filters=None,
+                         calls="AWS APIs (Kinesis, DynamoDB, S3)")
+        metrics = pipeline_metrics(self.function, self.dead_letter_queue, COUNTS)
+        self._monitor(alarm_props, alarm_specs(metrics, alarm_thresholds or AlarmThresholds(),
+                                          timeout), metrics)
 
     def _new_metrics_table(self) -> dynamodb.Table:
         table = dynamodb.Table(
@@ -225,28 +161,6 @@ class EventMetricsAggregator(Construct):
         skip_checkov(table, "CKV_AWS_119", "Encrypted with the AWS-managed key: the counters "
                      "hold aggregates and event ids only, and readers need no key grant.")
         return table
-
-    def _new_archive_bucket(self, props: s3.BucketProps | None) -> s3.Bucket:
-        """Secure defaults, then the caller's props over them; access logs to their own bucket."""
-        kwargs: dict[str, Any] = {**SECURE_BUCKET_DEFAULTS,
-                                  "lifecycle_rules": archive_lifecycle_rules()}
-        user = struct_kwargs(props)
-        if "server_access_logs_bucket" not in user:
-            logs_bucket = s3.Bucket(
-                self, "AccessLogsBucket", **SECURE_BUCKET_DEFAULTS,
-                lifecycle_rules=[s3.LifecycleRule(
-                    id="expire-access-logs", expiration=DEFAULTS.access_logs_expiration,
-                    noncurrent_version_expiration=Duration.days(30))])
-            Validations.of(logs_bucket).acknowledge(Acknowledgment(
-                id="AwsSolutions-S1", reason="This is the archive bucket's server access log "
-                "destination; logging it into itself would loop."))
-            skip_checkov(logs_bucket, "CKV_AWS_18", "This is the archive bucket's server "
-                         "access log destination; logging it into itself would loop.")
-            self.access_logs_bucket = logs_bucket
-            kwargs["server_access_logs_bucket"] = logs_bucket
-            kwargs["server_access_logs_prefix"] = "archive-bucket/"
-        kwargs.update(user)
-        return s3.Bucket(self, "ArchiveBucket", **kwargs)
 
     def _environment(self, config: EventMetricsConfig,
                      lookup_table: dynamodb.ITable) -> dict[str, str]:
@@ -277,32 +191,8 @@ class EventMetricsAggregator(Construct):
             if table.encryption_key is not None:
                 table.encryption_key.grant_decrypt(self.function)
         self.log_group.grant_write(self.function)
-        bucket = self.archive_bucket
-        if bucket is not None:
-            objects = bucket.arn_for_objects(f"{config.archive_prefix}*")
-            iam.Grant.add_to_principal(grantee=self.function, actions=["s3:PutObject"],
-                                       resource_arns=[objects])
-            acknowledge_wildcard(role, objects, "Archive object keys are derived from the "
-                                 "records; puts are limited to the archive prefix.")
-            if bucket.encryption_key is not None:
-                bucket.encryption_key.grant_encrypt(self.function)
-
-    def _skip_checkov(self, reserved_concurrency: int | None) -> None:
-        function = self.function
-        skip_checkov(function, "CKV_AWS_116", "Invoked by a Kinesis event source mapping, not "
-                     "asynchronously: failed batches go to the mapping's on-failure "
-                     "destination (the SQS dead-letter queue).")
-        skip_checkov(function, "CKV_AWS_117", "Calls only AWS APIs (Kinesis, DynamoDB, S3) "
-                     "over TLS with IAM auth; a VPC would add NAT or endpoints and no isolation.")
-        skip_checkov(function, "CKV_AWS_173", "The environment holds the pipeline's "
-                     "configuration only, no secrets; Lambda encrypts it at rest.")
-        if reserved_concurrency is None:
-            skip_checkov(function, "CKV_AWS_115", "Concurrency is bounded by the stream: "
-                         "shards x parallelization_factor. A reservation below that "
-                         "throttles the stream; set reserved_concurrency to cap it.")
-        skip_checkov(self.log_group, "CKV_AWS_158", "Operational JSON logs without secrets; "
-                     "CloudWatch Logs encrypts them at rest. A KMS key would need a key-policy "
-                     "grant to the Logs service and could stop logging.")
+        if self.archive_bucket is not None:
+            grant_archive_puts(self.archive_bucket, self.function, role, config.archive_prefix)
 
 
 def _check_marker_lifetime(config: EventMetricsConfig, max_record_age: Duration,

@@ -25,3 +25,28 @@ def skip_checkov(construct: IConstruct, check_id: str, comment: str) -> None:
     skips = [s for s in current.get("skip", []) if s.get("id") != check_id]
     skips.append({"id": check_id, "comment": comment})
     resource.add_metadata("checkov", {**current, "skip": skips})
+
+
+LOG_GROUP_REASON = (
+    "Operational JSON logs without secrets; CloudWatch Logs encrypts them at rest. A KMS "
+    "key would need a key-policy grant to the Logs service and could stop logging.")
+
+
+def skip_function_checks(function: IConstruct, log_group: IConstruct, *, invoked_by: str,
+                         on_failure: str, calls: str, concurrency: str | None) -> None:
+    """The checkov findings no pipeline function follows, each with its reason.
+
+    ``invoked_by`` names the event source mapping and ``on_failure`` where failed
+    batches go (CKV_AWS_116: no DLQ of the function's own); ``calls`` the services the
+    function talks to (CKV_AWS_117: no VPC); ``concurrency`` why no concurrency is
+    reserved (CKV_AWS_115), None when it is.
+    """
+    skip_checkov(function, "CKV_AWS_116", f"Invoked by {invoked_by}, not asynchronously: "
+                 f"{on_failure}.")
+    skip_checkov(function, "CKV_AWS_117", f"Calls only {calls} over TLS with IAM auth; a "
+                 "VPC would add NAT or endpoints and no isolation.")
+    skip_checkov(function, "CKV_AWS_173", "The environment holds the function's "
+                 "configuration only, no secrets; Lambda encrypts it at rest.")
+    if concurrency is not None:
+        skip_checkov(function, "CKV_AWS_115", concurrency)
+    skip_checkov(log_group, "CKV_AWS_158", LOG_GROUP_REASON)

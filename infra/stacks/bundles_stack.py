@@ -30,6 +30,7 @@ class BundlesStack(Stack):
             "ArchiveBucketName": bundler.archive_bucket.bucket_name,
             "IdempotencyTableName": bundler.idempotency_table.table_name,
             "FunctionName": bundler.function.function_name,
+            "DashboardName": bundler.dashboard.dashboard_name,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

@@ -72,5 +72,6 @@ class EventMetricsStack(Stack):
         CfnOutput(self, "MetricsTableName", value=self.events.metrics_table.table_name)
         CfnOutput(self, "FunctionName", value=self.events.function.function_name)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.events.dead_letter_queue.queue_url)
+        CfnOutput(self, "DashboardName", value=self.events.dashboard.dashboard_name)
         if self.events.archive_bucket is not None:
             CfnOutput(self, "ArchiveBucketName", value=self.events.archive_bucket.bucket_name)

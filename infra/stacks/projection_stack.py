@@ -69,6 +69,7 @@ class ProjectionStack(Stack):
         CfnOutput(self, "FunctionName", value=self.projection.function.function_name)
         CfnOutput(self, "DeadLetterQueueUrl",
                   value=self.projection.dead_letter_queue.queue_url)
+        CfnOutput(self, "DashboardName", value=self.projection.dashboard.dashboard_name)
 
 
 def config_from_context(context: Mapping[str, object]) -> ProjectionConfig:

@@ -16,8 +16,10 @@ from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import ManualArgs, lint_file
 
+from infra.alarms import alarm_name
 from infra.bundles import ALARM_KEYS, ObjectBundler
 from infra.stacks.bundles_stack import BundlesStack
+from tests.infra.support import dashboard_alarms, dashboard_body, dashboard_thresholds
 from tests.infra.test_checkov import checkov
 
 STACK = "Bundles-test"
@@ -220,6 +222,25 @@ def test_alarms_watch_the_queue_the_dlq_replication_and_the_emf_counts(
     for key in ("errors", "throttles"):
         template.has_resource_properties("AWS::CloudWatch::Alarm", {
             "AlarmName": f"Bundles-test-Bundler-{key}", "Namespace": "AWS/Lambda"})
+
+
+def test_the_dashboard_shows_every_alarm_its_threshold_and_the_bundlers_counts(
+        template: Template, variant: Template) -> None:
+    prefix = "Bundles-test-Bundler"
+    template.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardName": prefix})
+    assert dashboard_alarms(template) == [alarm_name(prefix, key) for key in ALARM_KEYS]
+    assert dashboard_thresholds(template) == {
+        ("queue_age > 900", 900), ("dlq_depth >= 1", 1), ("replication_latency > 900", 900),
+        ("errors >= 1", 1), ("throttles >= 1", 1), ("skipped_messages >= 1", 1),
+        ("failed_writes >= 1", 1), ("oversized_objects >= 1", 1)}
+    graphs = {w["properties"]["title"]: w["properties"]["metrics"]
+              for w in dashboard_body(template)["widgets"] if w["type"] == "metric"}
+    assert graphs["Oldest message age (s, maximum)"][0][:2] == [
+        "AWS/SQS", "ApproximateAgeOfOldestMessage"]
+    (input_bytes,) = [m for m in graphs["Batch counts (sum)"] if "BundleInputBytes" in m]
+    assert input_bytes[-1]["yAxis"] == "right"
+    assert any("ObjectsBundled" in m for m in graphs["Batch counts (sum)"])
+    variant.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardName": "bundles"})
 
 
 def test_existing_buckets_are_used_as_given(variant: Template) -> None:

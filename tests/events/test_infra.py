@@ -19,8 +19,10 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 from cfnlint.api import ManualArgs, lint_file
 
+from infra.alarms import ALARM_KEYS, alarm_name
 from infra.event_metrics import EventMetricsAggregator
 from infra.stacks.event_metrics_stack import EventMetricsStack
+from tests.infra.support import dashboard_alarms, dashboard_body, dashboard_thresholds
 
 from .conftest import EXAMPLE, STACKS
 
@@ -125,6 +127,23 @@ def test_every_alarm_exists_and_notifies_the_topic(templates: dict[str, Template
     assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
 
 
+def test_the_dashboard_shows_every_alarm_and_its_threshold_and_the_pipelines_counts(
+        templates: dict[str, Template]) -> None:
+    template = templates[EXAMPLE]
+    prefix = f"{EXAMPLE}-EventMetrics"
+    template.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardName": prefix})
+    assert dashboard_alarms(template) == [alarm_name(prefix, key) for key in ALARM_KEYS]
+    assert {label for label, _ in dashboard_thresholds(template)} == {
+        "errors > 1", "duration > 48000", "iterator_age > 30000",
+        "iterator_age_warning > 1000", "dlq_depth >= 1", "throttles >= 1",
+        "skipped_records >= 1", "failed_writes >= 1"}
+    text = json.dumps(dashboard_body(template))
+    for metric in ("EventsCounted", "CounterTransactions", "ArchivedEvents", "BatchDuration"):
+        assert f'"StreamAggregator", "{metric}"' in text
+    templates["Overridden"].has_resource_properties("AWS::CloudWatch::Dashboard",
+                                                    {"DashboardName": "clicks"})
+
+
 def test_archival_off_builds_no_bucket_and_an_empty_bucket_setting(
         templates: dict[str, Template]) -> None:
     template = templates["NoArchive"]
@@ -183,7 +202,9 @@ def _construct(**props: Any) -> None:
     ({"batch_size": 0}, "batch_size must be a whole number from 1 to 10000"),
     ({"parallelization_factor": 11}, "parallelization_factor must be"),
     ({"max_record_age": Duration.days(8)}, "max_record_age must be from 60 to 604800"),
-    ({"starting_position": lambda_.StartingPosition.AT_TIMESTAMP}, "starting_position must"),
+    ({"starting_position": lambda_.StartingPosition.AT_TIMESTAMP},
+     "starting_position must be TRIM_HORIZON or LATEST for a Kinesis stream"),
+    ({"dashboard_name": "event metrics"}, "dashboard_name must be 1 to 255 letters"),
     ({"config": EventMetricsConfig(marker_ttl_days=2), "max_record_age": Duration.days(3)},
      r"config.marker_ttl_days \(2\) must exceed max_record_age"),
     ({"config": EventMetricsConfig(enable_archival=False),

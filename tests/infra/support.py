@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from dataclasses import dataclass
+from typing import Any
 
 from aggregator.config import AggregatorConfig
 from aws_cdk import App, Duration, RemovalPolicy, Stack
@@ -122,3 +124,26 @@ CONSUMER_APP = textwrap.dedent('''
 ''')
 
 
+def dashboard_body(template: Template) -> dict[str, Any]:
+    """The dashboard's JSON, with every CloudFormation token replaced by ``"<token>"``."""
+    (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]
+    parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
+    text = "".join(p if isinstance(p, str) else "<token>" for p in parts)
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def dashboard_alarms(template: Template) -> list[str]:
+    """The names of the alarms in the dashboard's alarm-status widget, in order."""
+    (status,) = [w for w in dashboard_body(template)["widgets"] if w["type"] == "alarm"]
+    return [arn.rsplit(":", 1)[-1] for arn in status["properties"]["alarms"]]
+
+
+def dashboard_thresholds(template: Template) -> set[tuple[str, float]]:
+    """Every threshold line drawn on the dashboard's graphs, as (label, value)."""
+    return {
+        (a["label"], a["value"])
+        for w in dashboard_body(template)["widgets"] if w["type"] == "metric"
+        for a in w["properties"].get("annotations", {}).get("horizontal", [])
+    }

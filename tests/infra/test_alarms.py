@@ -11,7 +11,14 @@ from aws_cdk.assertions import Match, Template
 
 from infra.alarms import ALARM_KEYS, AlarmThresholds, alarm_name
 
-from .support import EXISTING_TOPIC, STACK_NAME, Variants
+from .support import (
+    EXISTING_TOPIC,
+    STACK_NAME,
+    Variants,
+    dashboard_alarms,
+    dashboard_body,
+    dashboard_thresholds,
+)
 
 PREFIX = f"{STACK_NAME}-Aggregator"
 FUNCTION = {"Name": "FunctionName", "Value": {"Ref": "AggregatorFunction65A1DE15"}}
@@ -39,16 +46,6 @@ def _alarm(template: Template, name: str) -> dict[str, Any]:
     (alarm,) = found.values()
     props: dict[str, Any] = alarm["Properties"]
     return props
-
-
-def _dashboard_body(template: Template) -> dict[str, Any]:
-    """The dashboard's JSON, with every CloudFormation token replaced by ``"<token>"``."""
-    (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
-    body = dashboard["Properties"]["DashboardBody"]
-    parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
-    text = "".join(p if isinstance(p, str) else "<token>" for p in parts)
-    loaded: dict[str, Any] = json.loads(text)
-    return loaded
 
 
 def test_alarm_keys_are_the_documented_ones() -> None:
@@ -121,19 +118,20 @@ def test_dashboard_is_named_after_the_alarm_prefix(app_template: Template) -> No
 
 
 def test_dashboard_lists_every_alarm(app_template: Template) -> None:
-    (status,) = [w for w in _dashboard_body(app_template)["widgets"] if w["type"] == "alarm"]
-    arns = status["properties"]["alarms"]
-    assert [arn.rsplit(":", 1)[-1] for arn in arns] == [
-        alarm_name(PREFIX, key) for key in ALARM_KEYS]
+    assert dashboard_alarms(app_template) == [alarm_name(PREFIX, key) for key in ALARM_KEYS]
+
+
+def test_dashboard_draws_the_warning_level_before_the_critical_one(
+    app_template: Template
+) -> None:
+    (lag,) = [w["properties"] for w in dashboard_body(app_template)["widgets"]
+              if w["properties"].get("title") == "Iterator age (ms, maximum)"]
+    assert [(a["label"], a["color"]) for a in lag["annotations"]["horizontal"]] == [
+        ("iterator_age_warning > 1000", "#ff7f0e"), ("iterator_age > 30000", "#d62728")]
 
 
 def test_dashboard_draws_every_alarm_threshold(app_template: Template) -> None:
-    annotations = {
-        (a["label"], a["value"])
-        for w in _dashboard_body(app_template)["widgets"] if w["type"] == "metric"
-        for a in w["properties"].get("annotations", {}).get("horizontal", [])
-    }
-    assert annotations == {
+    assert dashboard_thresholds(app_template) == {
         ("errors > 1", 1), ("duration > 48000", 48_000),
         ("iterator_age_warning > 1000", 1_000), ("iterator_age > 30000", 30_000),
         ("dlq_depth >= 1", 1), ("throttles >= 1", 1), ("skipped_records >= 1", 1),
@@ -142,7 +140,7 @@ def test_dashboard_draws_every_alarm_threshold(app_template: Template) -> None:
 
 
 def test_dashboard_graphs_the_aggregators_own_metrics(app_template: Template) -> None:
-    text = json.dumps(_dashboard_body(app_template))
+    text = json.dumps(dashboard_body(app_template))
     for metric in ("RecordsProcessed", "RecordsCounted", "SnapshotWrites", "ArchivedRecords",
                    "RefillsWritten", "BatchDuration", "RecordsSkipped", "FailedWrites"):
         assert f'"StreamAggregator", "{metric}"' in text
