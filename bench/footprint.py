@@ -6,8 +6,9 @@
   package without ``__pycache__`` and with ``-B``, because Lambda's ``/var/task`` is
   read-only and every cold start compiles the sources. Best of ``runs`` (the machine may
   be busy with other work; the least disturbed run is the closest to the cost itself).
-* Asset: the directory ``infra.stream_aggregator.stage_lambda_asset()`` stages for the
-  function, zipped with deflate level 9; and what it vendors besides ``aggregator``.
+* Asset: the directory ``infra.parts.stage_lambda_asset()`` stages for the aggregator's
+  function (the engine's top-level modules; other pipelines' subpackages are left out),
+  zipped with deflate level 9; and what it vendors besides ``aggregator``.
 * Memory: the peak resident set size of one invocation of the handler over a
   10,000-record batch, less the resident size just before it (the parsed event, which
   Lambda's runtime holds anyway, is in both). The kernel's RSS high-water mark is reset

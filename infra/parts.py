@@ -223,19 +223,32 @@ def aggregator_package_dir() -> Path:
     raise RuntimeError("cannot locate the aggregator package on disk")
 
 
-def stage_lambda_asset(package_dir: Path | None = None) -> Path:
-    """A directory holding ``aggregator/*.py`` only, named by a hash of their contents.
+def handler_subpackage(handler: str) -> str | None:
+    """``events`` for ``aggregator.events.handler.handler``; None for a top-level handler."""
+    parts = handler.split(".")
+    if parts[0] != "aggregator" or len(parts) < 3:
+        raise ValueError(f"handler must be aggregator.<module>.<function>, got {handler!r}")
+    return parts[1] if len(parts) > 3 else None
 
-    The asset is found from the installed package, not the working directory, so synth
-    works from anywhere. Only ``.py`` files are copied (no ``__pycache__``, no boto3:
-    the runtime provides it); the same sources always give the same directory and so
-    the same asset hash.
+
+def stage_lambda_asset(handler: str = "aggregator.handler.handler",
+                       package_dir: Path | None = None) -> Path:
+    """A directory holding the ``aggregator`` sources one function needs, named by their hash.
+
+    That is the package's top-level modules (the engine every pipeline shares) plus the
+    subpackage ``handler`` lives in, if any: each function's asset leaves the other
+    pipelines out, so it stays small and its imports fast. The asset is found from the
+    installed package, not the working directory, so synth works from anywhere. Only
+    ``.py`` files are copied (no ``__pycache__``, no boto3: the runtime provides it); the
+    same sources always give the same directory and so the same asset hash.
     """
     source = package_dir or aggregator_package_dir()
+    subpackage = handler_subpackage(handler)
     files = sorted(
-        path.relative_to(source)
+        relative
         for path in source.rglob("*.py")
-        if "__pycache__" not in path.relative_to(source).parts
+        if "__pycache__" not in (relative := path.relative_to(source)).parts
+        and (len(relative.parts) == 1 or relative.parts[0] == subpackage)
     )
     digest = hashlib.sha256()
     for relative in files:

@@ -167,7 +167,7 @@ class PipelineConstruct(Construct):
             runtime=parts.RUNTIME,
             architecture=props.architecture,
             handler=handler,
-            code=lambda_.Code.from_asset(str(parts.stage_lambda_asset())),
+            code=lambda_.Code.from_asset(str(parts.stage_lambda_asset(handler))),
             memory_size=props.memory_size,
             timeout=props.timeout,
             reserved_concurrent_executions=props.reserved_concurrency,

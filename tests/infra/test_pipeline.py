@@ -38,7 +38,7 @@ def test_stream_checks_include_the_function_checks() -> None:
 
 
 @pytest.mark.parametrize(("defaults", "differences"), [
-    (stream_aggregator.DEFAULTS, {}),
+    (stream_aggregator.DEFAULTS, {"memory_size": 1769}),
     (event_metrics.DEFAULTS, {}),
     (projection.DEFAULTS, {"max_batching_window": 5}),
     (bundles.DEFAULTS, {"timeout": 300, "memory_size": 1024, "max_batching_window": 30}),

@@ -185,7 +185,7 @@ def test_function_handler(template: Template) -> None:
 
 def test_function_memory_and_timeout_defaults(template: Template) -> None:
     template.has_resource_properties("AWS::Lambda::Function", {
-        "MemorySize": 512, "Timeout": 60,
+        "MemorySize": 1769, "Timeout": 60,
     })
 
 

@@ -287,16 +287,28 @@ def test_out_of_range_prop_is_refused_by_name(prop: str, value: Any, message: st
 # --- the Lambda asset ----------------------------------------------------------------
 
 
-def test_asset_holds_the_aggregator_sources_only(tmp_path: Path) -> None:
-    staged = stage_lambda_asset()
+@pytest.mark.parametrize("handler", [
+    "aggregator.handler.handler", "aggregator.events.handler.handler",
+    "aggregator.bundles.handler.handler", "aggregator.projection.handler.handler"])
+def test_each_asset_holds_the_engine_and_its_own_pipeline_only(handler: str) -> None:
+    staged = stage_lambda_asset(handler)
     files = sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file())
+    own = handler.split(".")[1] if handler.count(".") == 3 else None
     expected = sorted(
-        f"aggregator/{p.relative_to(aggregator_package_dir()).as_posix()}"
+        f"aggregator/{relative.as_posix()}"
         for p in aggregator_package_dir().rglob("*.py")
-        if "__pycache__" not in p.parts
+        if "__pycache__" not in (relative := p.relative_to(aggregator_package_dir())).parts
+        and (len(relative.parts) == 1 or relative.parts[0] == own)
     )
     assert files == expected
+    assert f"aggregator/{handler.rsplit('.', 1)[0].split('.', 1)[1].replace('.', '/')}.py" \
+        in files
     assert not any("boto3" in f or "__pycache__" in f for f in files)
+
+
+def test_a_handler_outside_the_package_is_refused() -> None:
+    with pytest.raises(ValueError, match="handler must be aggregator"):
+        stage_lambda_asset("other.handler.handler")
 
 
 def test_asset_is_found_from_any_working_directory(
@@ -311,8 +323,8 @@ def test_asset_directory_is_named_by_content(tmp_path: Path) -> None:
     package = tmp_path / "pkg"
     package.mkdir()
     (package / "handler.py").write_text("X = 1\n")
-    first = stage_lambda_asset(package)
+    first = stage_lambda_asset(package_dir=package)
     (package / "handler.py").write_text("X = 2\n")
-    second = stage_lambda_asset(package)
+    second = stage_lambda_asset(package_dir=package)
     assert first != second
     assert (second / "aggregator" / "handler.py").read_text() == "X = 2\n"
