@@ -26,12 +26,9 @@ object is in exactly one bundle, nothing else is, and no bundle key was written 
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import io
 import itertools
 import json
-import os
 import random
 import sys
 import threading
@@ -40,17 +37,18 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote_plus
 
 from aggregator.bundles.bundler import Ports
 from aggregator.bundles.config import BundlerConfig
-from aggregator.bundles.events import object_identity
-from aggregator.bundles.handler import Runtime, build_runtime, handle
+from aggregator.bundles.events import SourceObject, object_identity
+from aggregator.bundles.handler import build_runtime, handle
 from aggregator.bundles.storage import ClaimTable, DistributionBucket, SourceObjects
 from aggregator.bundles.tarball import read_manifest
 
-from local_aws.faults import FaultPlan, FaultyClient, SimulatedCrash
+from local_aws import proof
+from local_aws.faults import FaultPlan
 from local_aws.server import MotoServer, client
 
 VERSIONED_BUCKET = "ingest-versioned"
@@ -62,21 +60,8 @@ START = datetime(2026, 3, 31, 22, 30, tzinfo=UTC)
 _KEY_WORDS = ("raw", "data file", "a+b", "100%", "zoë", "日本", "x=1&y=2", "../up")
 
 
-@dataclass(frozen=True)
-class Uploaded:
-    """One object version as S3 announced it, and what its event says."""
-
-    bucket: str
-    key: str
-    size: int
-    etag: str
-    version_id: str | None
-    sequencer: str
-    event_time: datetime
-
-    @property
-    def identity(self) -> str:
-        return object_identity(self.bucket, self.key, self.version_id, self.etag)
+Uploaded = SourceObject
+"""One object version as S3 announced it: what the bundler reads from its event."""
 
 
 def create_buckets(s3: Any, *, distribution: str = DISTRIBUTION_BUCKET,
@@ -285,24 +270,7 @@ class LocalQueue:
             return moved
 
 
-class FaultyBundleClient(FaultyClient):
-    """FaultyClient, with DynamoDB transactions counted as writes too."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "transact_write_items":
-            call = getattr(self._inner, name)
-            return lambda **kwargs: self._write(name, call, kwargs)
-        return super().__getattr__(name)
-
-
-class _BundleFaultPlan(FaultPlan):
-    """Crashes within an invocation's first few writes: a bundle takes only 3 or 4."""
-
-    def crash_after(self) -> int | None:
-        with self._lock:
-            if self.rng.random() >= self.crash_rate:
-                return None
-            return self.rng.randrange(0, 5)
+"""The faulty client, transactions and conditional PUTs among its writes."""
 
 
 class _SerialTransactions:
@@ -378,50 +346,43 @@ def run(objects: Sequence[Uploaded], *, seed: int, ddb: Any, s3: Any, config: Bu
     queue.send(TEST_EVENT_BODY)
     for index in range(malformed_messages):
         queue.send("{not json" if index % 2 == 0 else json.dumps({"Records": [{"x": 1}]}))
-    plan = _BundleFaultPlan(random.Random(seed + 2), throttle_rate=throttle_rate,
-                     lost_response_rate=lost_response_rate, crash_rate=crash_rate)
+    # A bundle takes only 3 or 4 writes: crashes must come within the first few.
+    plan = FaultPlan(random.Random(seed + 2), throttle_rate=throttle_rate,
+                     lost_response_rate=lost_response_rate, crash_rate=crash_rate,
+                     crash_window=5)
     ddb = _SerialTransactions(ddb)
     clock = SimClock()
-    counters: Counter[str] = Counter()
-    lock = threading.Lock()
+    containers = proof.LaneContainers(
+        lambda: build_runtime(config.to_env(), dynamodb=ddb, s3=s3))
     requests = itertools.count(1)
 
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        faulty_ddb, faulty_s3 = plan.invocation_clients(ddb, s3)
+        ports = Ports(claims=ClaimTable(faulty_ddb, config.idempotency_table_name,
+                                        config.idempotency_ttl_days),
+                      sources=SourceObjects(s3),
+                      bundles=DistributionBucket(faulty_s3, config.distribution_bucket_name))
+        return containers.invoke(lambda runtime: handle(
+            event, replace(runtime, ports=ports), now_ms=clock.now_ms(),
+            owner=f"request-{next(requests)}"))
+
     def consume(lane: int) -> None:
-        runtime: Runtime | None = None
         batch_rng = random.Random(seed * 100 + lane)
         while True:
             batch = queue.receive(batch_rng.randint(1, batch_size),
                                   lambda: clock.advance(visibility_timeout_seconds))
             if not batch:
                 return
-            if runtime is None:
-                runtime = build_runtime(config.to_env(), dynamodb=ddb, s3=s3)
-            crash_after = plan.crash_after()
-            faulty_ddb = cast(Any, FaultyBundleClient(ddb, plan, crash_after=crash_after))
-            faulty_s3 = cast(Any, FaultyBundleClient(s3, plan, crash_after=crash_after))
-            ports = Ports(
-                claims=ClaimTable(faulty_ddb, config.idempotency_table_name,
-                                  config.idempotency_ttl_days),
-                sources=SourceObjects(s3),
-                bundles=DistributionBucket(faulty_s3, config.distribution_bucket_name))
-            with lock:
-                counters["invocations"] += 1
             try:
-                response = handle({"Records": batch}, replace(runtime, ports=ports),
-                                  now_ms=clock.now_ms(), owner=f"request-{next(requests)}")
-            except SimulatedCrash:
-                runtime.pool.shutdown(wait=False, cancel_futures=True)
-                runtime = None
-                with lock:
-                    counters["crashed"] += 1
+                response = invoke({"Records": batch})
+            except proof.InvocationCrashError:
                 queue.settle(batch, {record["messageId"] for record in batch})
                 continue
-            failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
-            queue.settle(batch, failed)
+            queue.settle(batch, {item["itemIdentifier"] for item in response["batchItemFailures"]})
 
     started = time.perf_counter()
     redrives = 0
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+    with proof.quiet():
         while True:
             threads = [threading.Thread(target=consume, args=(lane,), daemon=True)
                        for lane in range(consumers)]
@@ -433,8 +394,8 @@ def run(objects: Sequence[Uploaded], *, seed: int, ddb: Any, s3: Any, config: Bu
                 break
             queue.redrive()
             redrives += 1
-    return RunResult(queue.figures, dict(plan.counts), counters["invocations"],
-                     counters["crashed"], time.perf_counter() - started, redrives)
+    return RunResult(queue.figures, dict(plan.counts), containers.invocations,
+                     containers.crashes, time.perf_counter() - started, redrives)
 
 
 def bundles(s3: Any, bucket: str) -> Iterator[tuple[str, list[str], dict[str, Any]]]:
@@ -472,43 +433,45 @@ def harness_config(**overrides: Any) -> BundlerConfig:
     return BundlerConfig(**{**settings, **overrides})
 
 
+COLUMNS = (proof.Column("objects", 7), proof.Column("messages", 8),
+           proof.Column("deliveries", 10), proof.INVOCATIONS, proof.CRASHES, proof.THROTTLED,
+           proof.LOST_RESPONSES, proof.Column("dup deliv", 9), proof.Column("redriven", 8),
+           proof.Column("bundles", 7), proof.SECONDS)
+
+
+def prove_seed(moto: MotoServer, seed: int, count: int, *, crash_rate: float,
+               max_receive_count: int) -> proof.SeedRow:
+    """One seed in its own buckets and claim table, as a row of the results table."""
+    s3, ddb = client("s3", moto.endpoint_url), client("dynamodb", moto.endpoint_url)
+    sources = (f"versioned-{seed}", f"plain-{seed}")
+    create_buckets(s3, distribution=f"distribution-{seed}", sources=sources)
+    create_claim_table(ddb, f"claims-{seed}")
+    config = harness_config(distribution_bucket_name=f"distribution-{seed}",
+                            idempotency_table_name=f"claims-{seed}")
+    objects = upload_workload(s3, seed=seed, count=count, buckets=sources)
+    result = run(objects, seed=seed, ddb=ddb, s3=s3, config=config, crash_rate=crash_rate,
+                 max_receive_count=max_receive_count)
+    differences = compare(objects, s3, config.distribution_bucket_name)
+    faults, queue = result.storage_faults, result.queue
+    return proof.SeedRow(
+        (len(objects), queue.sent, queue.deliveries, result.invocations,
+         result.crashed_invocations, faults.get("throttled", 0), faults.get("lost_response", 0),
+         queue.duplicate_deliveries, queue.redriven, differences.bundles, result.seconds),
+        exact=not differences)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_aws.bundles_harness",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objects", type=int, default=300, help="object versions per seed")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser = proof.parser("local_aws.bundles_harness", __doc__, size="--objects", default=300,
+                          size_help="object versions per seed", seeds=[1, 2, 3])
     parser.add_argument("--crash-rate", type=float, default=0.15,
                         help="share of invocations that crash within their first writes")
     parser.add_argument("--max-receive-count", type=int, default=5,
                         help="receives before a message moves to the DLQ (then redriven)")
     args = parser.parse_args(argv)
-    failed = 0
-    print(f"{'seed':>4} {'objects':>7} {'messages':>8} {'deliveries':>10} {'invocations':>11} "
-          f"{'crashes':>7} {'throttled':>9} {'lost resp':>9} {'dup deliv':>9} "
-          f"{'redriven':>8} {'bundles':>7} {'seconds':>7}  result", flush=True)
     with MotoServer() as moto:
-        for seed in args.seeds:
-            s3, ddb = client("s3", moto.endpoint_url), client("dynamodb", moto.endpoint_url)
-            sources = (f"versioned-{seed}", f"plain-{seed}")
-            create_buckets(s3, distribution=f"distribution-{seed}", sources=sources)
-            create_claim_table(ddb, f"claims-{seed}")
-            config = harness_config(distribution_bucket_name=f"distribution-{seed}",
-                                    idempotency_table_name=f"claims-{seed}")
-            objects = upload_workload(s3, seed=seed, count=args.objects, buckets=sources)
-            result = run(objects, seed=seed, ddb=ddb, s3=s3, config=config,
-                         crash_rate=args.crash_rate,
-                         max_receive_count=args.max_receive_count)
-            differences = compare(objects, s3, config.distribution_bucket_name)
-            failed += bool(differences)
-            faults, queue = result.storage_faults, result.queue
-            print(f"{seed:>4} {len(objects):>7} {queue.sent:>8} {queue.deliveries:>10} "
-                  f"{result.invocations:>11} {result.crashed_invocations:>7} "
-                  f"{faults.get('throttled', 0):>9} {faults.get('lost_response', 0):>9} "
-                  f"{queue.duplicate_deliveries:>9} {queue.redriven:>8} "
-                  f"{differences.bundles:>7} {result.seconds:>7.1f}  "
-                  f"{'differs' if differences else 'exact'}", flush=True)
-    return 1 if failed else 0
+        return proof.print_results(COLUMNS, args.seeds, lambda seed: prove_seed(
+            moto, seed, args.objects, crash_rate=args.crash_rate,
+            max_receive_count=args.max_receive_count))
 
 
 if __name__ == "__main__":

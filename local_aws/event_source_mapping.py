@@ -1,12 +1,16 @@
-"""A local stand-in for Lambda's DynamoDB Streams event source mapping.
+"""A local stand-in for Lambda's event source mapping of a stream (DynamoDB or Kinesis).
 
 moto streams a table's changes but cannot run its own event source mapping without
-Docker, so this reads the stream from moto's server and invokes the handler the way
-Lambda does: batches of ``batch_size`` per shard, in order; a partial batch response
-checkpoints before the reported record and retries from it; a function error bisects
-the batch (when enabled) and retries; after ``retry_attempts`` retries, or once a record
-is older than ``max_record_age_seconds``, the batch's *metadata* (shard, sequence range,
-never the records) goes to the on-failure destination, exactly like Lambda's.
+Docker, so this reads the stream from moto's server (or takes Lambda-shaped records) and
+invokes the handler the way Lambda does: batches of ``batch_size`` per shard, in order; a
+partial batch response checkpoints before the reported record and retries from it; a
+function error bisects the batch (when enabled) and retries; after ``retry_attempts``
+retries, or once a record is older than ``max_record_age_seconds``, the batch's
+*metadata* (shard, sequence range, never the records) goes to the on-failure
+destination, exactly like Lambda's.
+
+Both stream types share these rules; they differ only in where a record keeps its
+position, its arrival time and its ordering key (:class:`RecordShape`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,43 @@ Invoke = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 """Calls the function with a Lambda event; raises for a function error."""
 OnFailure = Callable[[dict[str, Any]], None]
 """Receives Lambda's on-failure destination message."""
+
+
+@dataclass(frozen=True)
+class RecordShape:
+    """Where one stream type's Lambda records keep what the mapping reads."""
+
+    body: str
+    """The record's stream-specific part: ``dynamodb`` or ``kinesis``."""
+    position: str
+    """Its sequence number, the identifier a partial batch response names."""
+    arrival: str
+    """Its arrival time in epoch seconds, which ``MaximumRecordAgeInSeconds`` measures."""
+    batch_info: str
+    """The on-failure message's key for the batch's metadata."""
+    order_key: Callable[[Mapping[str, Any]], str]
+    """What Lambda keeps in order across ``ParallelizationFactor`` lanes."""
+
+    def position_of(self, record: Mapping[str, Any]) -> str:
+        return str(record[self.body][self.position])
+
+    def arrival_of(self, record: Mapping[str, Any]) -> float:
+        return float(record[self.body][self.arrival])
+
+
+def _item_key(record: Mapping[str, Any]) -> str:
+    keys = record["dynamodb"]["Keys"]
+    return "|".join(f"{k}={v}" for k, v in sorted(keys.items()))
+
+
+DYNAMODB_STREAMS = RecordShape(body="dynamodb", position="SequenceNumber",
+                               arrival="ApproximateCreationDateTime",
+                               batch_info="DDBStreamBatchInfo", order_key=_item_key)
+"""Ordered per item key."""
+KINESIS = RecordShape(body="kinesis", position="sequenceNumber",
+                      arrival="approximateArrivalTimestamp", batch_info="KinesisBatchInfo",
+                      order_key=lambda record: str(record["kinesis"]["partitionKey"]))
+"""Ordered per partition key."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +100,9 @@ class MappingReport:
 
 
 class LocalEventSourceMapping:
+    """``streams`` (a DynamoDB Streams client) serves :meth:`drain`; without one, hand a
+    shard's Lambda-shaped records to :meth:`deliver` (for Kinesis, always)."""
+
     def __init__(
         self,
         streams: DynamoDBStreamsClient | None,
@@ -71,6 +115,7 @@ class LocalEventSourceMapping:
         ttl_deleted_keys: Callable[[Mapping[str, Any]], bool] = lambda keys: False,
         region: str = "us-east-1",
         function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:local",
+        shape: RecordShape = DYNAMODB_STREAMS,
     ) -> None:
         self._streams = streams
         self._stream_arn = stream_arn
@@ -81,14 +126,15 @@ class LocalEventSourceMapping:
         self._is_ttl_delete = ttl_deleted_keys
         self._region = region
         self._function_arn = function_arn
+        self._shape = shape
         self._checkpoints: dict[str, str] = {}
         self.report = MappingReport()
 
     def drain(self) -> MappingReport:
-        """Deliver every record in the stream after the checkpoints, shard by shard."""
+        """Deliver every record in the DynamoDB stream after the checkpoints, shard by shard."""
         for shard_id, records in self._read_shards():
             self.deliver(shard_id, records)
-            self._checkpoints[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
+            self._checkpoints[shard_id] = self._shape.position_of(records[-1])
         return self.report
 
     def deliver(self, shard_id: str, records: Sequence[dict[str, Any]]) -> MappingReport:
@@ -178,16 +224,14 @@ class LocalEventSourceMapping:
             retries_used += 1
         return retries_used
 
-    @staticmethod
-    def _first_failure(batch: Sequence[dict[str, Any]], response: Any) -> int | None:
+    def _first_failure(self, batch: Sequence[dict[str, Any]], response: Any) -> int | None:
         """Index of the reported record; an unknown or empty identifier fails the batch."""
         failures = (response or {}).get("batchItemFailures") if isinstance(response, dict) \
             else None
         if not failures:
             return None
-        positions = {r["dynamodb"]["SequenceNumber"]: i for i, r in enumerate(batch)}
-        indexes = [positions.get(str(f.get("itemIdentifier")), 0) for f in failures]
-        return min(indexes)
+        positions = {self._shape.position_of(r): i for i, r in enumerate(batch)}
+        return min(positions.get(str(f.get("itemIdentifier")), 0) for f in failures)
 
     def _exhausted(self, retries_used: int) -> bool:
         limit = self._settings.retry_attempts
@@ -199,8 +243,7 @@ class LocalEventSourceMapping:
         if max_age < 0:
             return batch
         now = self._clock()
-        expired = [r for r in batch
-                   if now - float(r["dynamodb"]["ApproximateCreationDateTime"]) > max_age]
+        expired = [r for r in batch if now - self._shape.arrival_of(r) > max_age]
         if expired:
             self._give_up(shard_id, expired, "RecordAgeExceeded", retries_used)
         return [r for r in batch if r not in expired]
@@ -208,10 +251,11 @@ class LocalEventSourceMapping:
     def _give_up(self, shard_id: str, batch: Sequence[dict[str, Any]], condition: str,
                  retries_used: int) -> None:
         self.report.records_sent_to_dlq += len(batch)
-        first, last = batch[0]["dynamodb"], batch[-1]["dynamodb"]
+        shape = self._shape
+        first, last = shape.position_of(batch[0]), shape.position_of(batch[-1])
         self._on_failure({
             "requestContext": {
-                "requestId": f"local-{first['SequenceNumber']}",
+                "requestId": f"local-{first}",
                 "functionArn": self._function_arn,
                 "condition": condition,
                 "approximateInvokeCount": retries_used + 1,
@@ -220,17 +264,17 @@ class LocalEventSourceMapping:
                                 "functionError": "Unhandled"},
             "version": "1.0",
             "timestamp": datetime.fromtimestamp(self._clock(), tz=UTC).isoformat(),
-            "DDBStreamBatchInfo": {
+            shape.batch_info: {
                 "shardId": shard_id,
-                "startSequenceNumber": first["SequenceNumber"],
-                "endSequenceNumber": last["SequenceNumber"],
-                "approximateArrivalOfFirstRecord": _iso(first["ApproximateCreationDateTime"]),
-                "approximateArrivalOfLastRecord": _iso(last["ApproximateCreationDateTime"]),
+                "startSequenceNumber": first,
+                "endSequenceNumber": last,
+                "approximateArrivalOfFirstRecord": _iso(shape.arrival_of(batch[0])),
+                "approximateArrivalOfLastRecord": _iso(shape.arrival_of(batch[-1])),
                 "batchSize": len(batch),
                 "streamArn": self._stream_arn,
             },
         })
 
 
-def _iso(epoch_seconds: Any) -> str:
-    return datetime.fromtimestamp(float(epoch_seconds), tz=UTC).isoformat()
+def _iso(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, tz=UTC).isoformat()

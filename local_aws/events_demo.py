@@ -26,16 +26,15 @@ from aggregator.events.handler import build_runtime, handle
 from botocore.exceptions import ClientError
 
 from local_aws.deploy import DeployedStack, deploy_synthesized_stack
-from local_aws.event_source_mapping import MappingSettings
+from local_aws.event_source_mapping import KINESIS, MappingSettings
 from local_aws.events_harness import (
-    KinesisFaultyMapping,
     Workload,
     compare,
     generate_workload,
     kinesis_record,
     read_counters,
 )
-from local_aws.faults import DeliveryFaults
+from local_aws.faults import DeliveryFaults, FaultyEventSourceMapping
 from local_aws.server import client
 
 DEMO_EVENTS = 300
@@ -132,7 +131,8 @@ def _drive(stack: DeployedStack, endpoint_url: str, records: Sequence[dict[str, 
                             s3=client("s3", endpoint_url))
     properties: Mapping[str, Any] = stack.event_source_mappings[0].properties
     given_up: list[dict[str, Any]] = []
-    mapping = KinesisFaultyMapping(
+    mapping = FaultyEventSourceMapping(
+        shape=KINESIS,
         streams=None, stream_arn=stack.output("StreamArn"),
         invoke=lambda event: handle(event, runtime, now_ms=int(time.time() * 1000)),
         settings=MappingSettings.from_template(properties), on_failure=given_up.append,

@@ -6,8 +6,8 @@ assigned and unassigned users, four event types with values, an hour and a day b
 with malformed records (bad base64, bad JSON, schema violations, unknown experiments) and
 events a producer sent twice, and computes, independently of the pipeline's code, what
 the metrics table must hold: per experiment, variant and window the event counts, the
-sums and the set of users. ``run`` delivers the records through
-:class:`KinesisFaultyMapping` (random batch sizes, redelivered batches, bisection,
+sums and the set of users. ``run`` delivers the records through the faulty mapping over
+Kinesis-shaped records (random batch sizes, redelivered batches, bisection,
 ``ParallelizationFactor`` lanes by partition key) with throttles, lost responses and
 crashes on every write, and ``compare`` reads the table and the archive back.
 
@@ -16,21 +16,14 @@ Run it at size with ``python -m local_aws.events_harness --events 100000``.
 
 from __future__ import annotations
 
-import argparse
 import base64
-import contextlib
-import gzip
 import json
-import os
 import random
 import re
 import sys
 import threading
-import time
-import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -43,14 +36,9 @@ from aggregator.events.stores import LookupStore, MetricsStore
 from aggregator.stores import ArchiveStore
 from botocore.exceptions import ClientError
 
-from local_aws.event_source_mapping import MappingReport, MappingSettings
-from local_aws.faults import (
-    DeliveryFaults,
-    FaultPlan,
-    FaultyClient,
-    FaultyEventSourceMapping,
-    SimulatedCrash,
-)
+from local_aws import proof
+from local_aws.event_source_mapping import KINESIS
+from local_aws.faults import FaultPlan
 from local_aws.memory import MemoryS3
 
 METRICS_TABLE = "event-metrics"
@@ -84,26 +72,14 @@ class Workload:
 
 
 @dataclass
-class RunResult:
-    report: MappingReport
-    storage_faults: dict[str, int]
-    seconds: float
-    given_up: int
-
-
-@dataclass
-class Differences:
+class Differences(proof.ArchiveDifferences):
     counters: dict[tuple[str, str, str, str], tuple[dict[str, Decimal], dict[str, Decimal]]] = \
         field(default_factory=dict)
     users: dict[tuple[str, str, str, str], tuple[int, int]] = field(default_factory=dict)
     missing_markers: int = 0
-    missing_archive: set[str] = field(default_factory=set)
-    unexpected_archive: set[str] = field(default_factory=set)
-    conflicting_archive_lines: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.counters or self.users or self.missing_markers or self.missing_archive
-                    or self.unexpected_archive or self.conflicting_archive_lines)
+        return bool(self.counters or self.users or self.missing_markers) or super().__bool__()
 
 
 def encode_event(document: Any) -> str:
@@ -233,71 +209,6 @@ def _iso(epoch_seconds: float) -> str:
     return f"{stamp}.{millis % 1000:03d}Z"
 
 
-class KinesisFaultyMapping(FaultyEventSourceMapping):
-    """The local mapping's retry, bisection and redelivery, for Kinesis-shaped records.
-
-    With ``lanes`` > 1 (``ParallelizationFactor``) a shard's records are split by partition
-    key and the lanes run concurrently: order holds per partition key only.
-    """
-
-    def deliver(self, shard_id: str, records: Sequence[dict[str, Any]]) -> MappingReport:
-        lanes = max(self._faults.lanes, 1)
-        split: list[list[dict[str, Any]]] = [[] for _ in range(lanes)]
-        for record in records:
-            key = record["kinesis"]["partitionKey"].encode()
-            split[zlib.crc32(key) % lanes].append(record)
-        deliver_lane = super(FaultyEventSourceMapping, self).deliver
-        with ThreadPoolExecutor(lanes) as pool:
-            for future in [pool.submit(deliver_lane, shard_id, lane) for lane in split if lane]:
-                future.result()
-        return self.report
-
-    def _drop_expired(self, shard_id: str, batch: list[dict[str, Any]],
-                      retries_used: int) -> list[dict[str, Any]]:
-        max_age = self._settings.max_record_age_seconds
-        if max_age < 0:
-            return batch
-        now = self._clock()
-        expired = [r for r in batch
-                   if now - float(r["kinesis"]["approximateArrivalTimestamp"]) > max_age]
-        if expired:
-            self._give_up(shard_id, expired, "RecordAgeExceeded", retries_used)
-        return [r for r in batch if r not in expired]
-
-    @staticmethod
-    def _first_failure(batch: Sequence[dict[str, Any]], response: Any) -> int | None:
-        failures = (response or {}).get("batchItemFailures") if isinstance(response, dict) \
-            else None
-        if not failures:
-            return None
-        positions = {r["kinesis"]["sequenceNumber"]: i for i, r in enumerate(batch)}
-        return min(positions.get(str(f.get("itemIdentifier")), 0) for f in failures)
-
-    def _give_up(self, shard_id: str, batch: Sequence[dict[str, Any]], condition: str,
-                 retries_used: int) -> None:
-        self.report.records_sent_to_dlq += len(batch)
-        self._on_failure({
-            "requestContext": {"condition": condition,
-                               "approximateInvokeCount": retries_used + 1},
-            "KinesisBatchInfo": {
-                "shardId": shard_id,
-                "startSequenceNumber": batch[0]["kinesis"]["sequenceNumber"],
-                "endSequenceNumber": batch[-1]["kinesis"]["sequenceNumber"],
-                "batchSize": len(batch), "streamArn": STREAM_ARN,
-            },
-        })
-
-
-class _FaultyTransactions(FaultyClient):
-    """FaultyClient, with transactions among the writes that fail."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "transact_write_items":
-            call = getattr(self._inner, name)
-            return lambda **kwargs: self._write(name, call, kwargs)
-        return super().__getattr__(name)
-
-
 def harness_config(**overrides: Any) -> EventMetricsConfig:
     return EventMetricsConfig(metrics_table_name=METRICS_TABLE, lookup_table_name=LOOKUP_TABLE,
                               archive_bucket_name=BUCKET, **overrides)
@@ -306,46 +217,25 @@ def harness_config(**overrides: Any) -> EventMetricsConfig:
 def run(workload: Workload, *, seed: int, ddb: Any, s3: Any,
         config: EventMetricsConfig | None = None, throttle_rate: float = 0.01,
         lost_response_rate: float = 0.01, crash_rate: float = 0.02,
-        redeliver_rate: float = 0.05, lanes: int = 3, batch_size: int = 100) -> RunResult:
+        redeliver_rate: float = 0.05, lanes: int = 3, batch_size: int = 100) -> proof.StreamRun:
     """Deliver the workload through the real handler with faults (lookups must be loaded)."""
     config = config or harness_config()
     plan = FaultPlan(random.Random(seed), throttle_rate=throttle_rate,
                      lost_response_rate=lost_response_rate, crash_rate=crash_rate)
-    containers = threading.local()
-    given_up: list[dict[str, Any]] = []
+    containers = proof.LaneContainers(
+        lambda: build_runtime(config.to_env(), dynamodb=ddb, s3=s3))
 
-    def invoke(event: dict[str, Any]) -> Mapping[str, Any]:
-        runtime: Runtime | None = getattr(containers, "runtime", None)
-        if runtime is None:
-            runtime = build_runtime(config.to_env(), dynamodb=ddb, s3=s3)
-            containers.runtime = runtime
-        crash_after = plan.crash_after()
-        faulty_ddb = _FaultyTransactions(ddb, plan, crash_after=crash_after)
-        stores = EventStores(
+    def faulty(runtime: Runtime) -> Runtime:
+        faulty_ddb, faulty_s3 = plan.invocation_clients(ddb, s3)
+        return replace(runtime, stores=EventStores(
             lookups=LookupStore(ddb, config.lookup_table_name),
             metrics=MetricsStore(faulty_ddb, config),
-            archive=ArchiveStore(cast(Any, FaultyClient(s3, plan, crash_after=crash_after)),
-                                 config.archive_bucket_name),
-        )
-        try:
-            return handle(event, replace(runtime, stores=stores), now_ms=int(time.time() * 1000))
-        except SimulatedCrash as crash:
-            runtime.pool.shutdown(wait=False, cancel_futures=True)
-            containers.runtime = None
-            raise RuntimeError("the invocation crashed") from crash
+            archive=ArchiveStore(faulty_s3, config.archive_bucket_name)))
 
-    mapping = KinesisFaultyMapping(
-        streams=None, stream_arn=STREAM_ARN, invoke=invoke,
-        settings=MappingSettings(batch_size=batch_size, bisect_on_error=True,
-                                 retry_attempts=10_000),
-        on_failure=given_up.append, clock=time.time,
-        faults=DeliveryFaults(random.Random(seed + 1), redeliver_rate=redeliver_rate,
-                              random_batch_sizes=True, lanes=lanes),
-    )
-    started = time.perf_counter()
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-        report = mapping.deliver(SHARD, workload.records)
-    return RunResult(report, dict(plan.counts), time.perf_counter() - started, len(given_up))
+    return proof.deliver_with_faults(
+        workload.records, containers.handler(handle, faulty), plan=plan, seed=seed,
+        redeliver_rate=redeliver_rate, lanes=lanes, batch_size=batch_size, shard_id=SHARD,
+        stream_arn=STREAM_ARN, shape=KINESIS)
 
 
 def read_counters(items: Iterable[Mapping[str, Any]]) -> tuple[CounterTruth, UserTruth, int]:
@@ -370,28 +260,14 @@ def read_counters(items: Iterable[Mapping[str, Any]]) -> tuple[CounterTruth, Use
 def compare(workload: Workload, items: Iterable[Mapping[str, Any]],
             objects: Iterable[bytes]) -> Differences:
     counters, users, markers = read_counters(items)
-    differences = Differences()
-    for key in set(counters) | set(workload.counters):
-        expected = {k: v for k, v in workload.counters.get(key, {}).items() if v}
-        actual = {k: v for k, v in counters.get(key, {}).items() if v}
-        if expected != actual:
-            differences.counters[key] = (expected, actual)
+    differences = Differences(counters=proof.counter_differences(workload.counters, counters))
     for key in set(users) | set(workload.users):
         if users.get(key, set()) != workload.users.get(key, set()):
             differences.users[key] = (len(workload.users.get(key, ())), len(users.get(key, ())))
     differences.missing_markers = max(len(workload.counted_ids) - markers, 0)
-    lines: dict[str, str] = {}
-    for body in objects:
-        for line in gzip.decompress(body).decode().splitlines():
-            parsed = json.loads(line)
-            # Which copy of an event a line came from shows only in these two.
-            parsed.pop("sequence_number")
-            parsed.pop("arrived_at")
-            normal = json.dumps(parsed, sort_keys=True)
-            if lines.setdefault(parsed["event_id"], normal) != normal:
-                differences.conflicting_archive_lines += 1
-    differences.missing_archive = workload.counted_ids - set(lines)
-    differences.unexpected_archive = set(lines) - workload.counted_ids
+    # Which copy of an event a line came from shows only in these two.
+    differences.check_archive(objects, workload.counted_ids,
+                              varying=("sequence_number", "arrived_at"))
     return differences
 
 
@@ -500,8 +376,8 @@ def load_lookups(ddb: Any, items: Sequence[Mapping[str, Any]]) -> None:
         ddb.put_item(TableName=LOOKUP_TABLE, Item=item)
 
 
-def run_seed(seed: int, events: int, **kwargs: Any) -> tuple[Workload, RunResult, Differences,
-                                                              MemoryEventsDynamoDB]:
+def run_seed(seed: int, events: int, **kwargs: Any) -> tuple[
+        Workload, proof.StreamRun, Differences, MemoryEventsDynamoDB]:
     """One seed on the in-memory stores: workload, run, comparison."""
     workload = generate_workload(seed, events)
     ddb, s3 = MemoryEventsDynamoDB(), MemoryS3()
@@ -511,28 +387,29 @@ def run_seed(seed: int, events: int, **kwargs: Any) -> tuple[Workload, RunResult
     return workload, result, differences, ddb
 
 
-def main(argv: Sequence[str] | None = None, say: Callable[[str], None] = print) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_aws.events_harness",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=20_000, help="records per seed")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+COLUMNS = (proof.Column("records", 8), proof.Column("counted", 8), proof.Column("malformed", 9),
+           proof.Column("dup sent", 8), proof.INVOCATIONS, proof.CRASHES, proof.THROTTLED,
+           proof.LOST_RESPONSES, proof.SECONDS)
+
+
+def prove_seed(seed: int, events: int, lanes: int) -> proof.SeedRow:
+    """One seed, as a row of the results table."""
+    workload, result, differences, _ = run_seed(seed, events, lanes=lanes)
+    faults = result.storage_faults
+    return proof.SeedRow(
+        (len(workload.records), len(workload.counted_ids), workload.malformed,
+         workload.producer_duplicates, result.report.invocations, faults.get("crash", 0),
+         faults.get("throttled", 0), faults.get("lost_response", 0), result.seconds),
+        exact=not differences)
+
+
+def main(argv: Sequence[str] | None = None, say: Callable[[str], None] | None = None) -> int:
+    parser = proof.parser("local_aws.events_harness", __doc__, size="--events", default=20_000,
+                          size_help="records per seed", seeds=[1, 2, 3])
     parser.add_argument("--lanes", type=int, default=3, help="ParallelizationFactor")
     args = parser.parse_args(argv)
-    failed = 0
-    say(f"{'seed':>4} {'records':>8} {'counted':>8} {'malformed':>9} {'dup sent':>8} "
-        f"{'invocations':>11} {'crashes':>7} {'throttled':>9} {'lost resp':>9} "
-        f"{'seconds':>7}  result")
-    for seed in args.seeds:
-        workload, result, differences, _ = run_seed(seed, args.events, lanes=args.lanes)
-        failed += bool(differences)
-        faults = result.storage_faults
-        say(f"{seed:>4} {len(workload.records):>8} {len(workload.counted_ids):>8} "
-            f"{workload.malformed:>9} {workload.producer_duplicates:>8} "
-            f"{result.report.invocations:>11} {faults.get('crash', 0):>7} "
-            f"{faults.get('throttled', 0):>9} {faults.get('lost_response', 0):>9} "
-            f"{result.seconds:>7.1f}  {'differs' if differences else 'exact'}")
-    return 1 if failed else 0
+    return proof.print_results(COLUMNS, args.seeds,
+                               lambda seed: prove_seed(seed, args.events, args.lanes), say)
 
 
 if __name__ == "__main__":

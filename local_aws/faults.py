@@ -1,18 +1,22 @@
 """Fault injection: what AWS and Lambda do to an aggregator on a bad day.
 
-Storage faults (:class:`FaultyClient`, around a DynamoDB or S3 client):
+Storage faults (:class:`FaultyClient`, around a DynamoDB or S3 client), on every write
+the pipelines make (``UpdateItem``, ``PutItem``, ``BatchWriteItem``,
+``TransactWriteItems``, ``PutObject``, conditions included):
 
 - *throttled*: the write fails before it lands (as after the SDK's own retries);
 - *lost response*: the write lands, then the caller sees an error, or the SDK's retry
   re-sends it (and so meets its own earlier write);
+- *unprocessed* (``BatchWriteItem`` only): some of the requests land, the response
+  hands the others back as ``UnprocessedItems``;
 - *crash*: the invocation dies after a random number of writes (a timeout or an
   out-of-memory kill): the container is gone, writes still queued never happen.
 
 Delivery faults (:class:`FaultyEventSourceMapping`): batches of random size, whole
 batches delivered twice, and ``ParallelizationFactor > 1``: the shard's records split into
-lanes by item key, lanes running concurrently, so batches interleave while every item
-key keeps its order. Partial batch responses, retries from the reported record and
-bisection after a function error come from the mapping itself.
+lanes by item key (Kinesis: partition key), lanes running concurrently, so batches
+interleave while every key keeps its order. Partial batch responses, retries from the
+reported record and bisection after a function error come from the mapping itself.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from botocore.exceptions import ClientError
 
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingReport
 
-_WRITES = frozenset({"update_item", "put_object", "put_item"})
+_WRITES = frozenset({"update_item", "put_item", "batch_write_item", "transact_write_items",
+                     "put_object"})
 
 
 class SimulatedCrash(BaseException):
@@ -43,8 +48,13 @@ class FaultPlan:
     rng: random.Random
     throttle_rate: float = 0.0
     lost_response_rate: float = 0.0
+    unprocessed_rate: float = 0.0
+    """Chance that a ``BatchWriteItem`` hands some of its requests back unprocessed."""
     crash_rate: float = 0.0
-    """Chance that an invocation crashes (after 0-30 of its writes)."""
+    """Chance that an invocation crashes (after 0 to ``crash_window - 1`` of its writes)."""
+    crash_window: int = 30
+    """Small for a pipeline that writes little per invocation, so its crashes still land
+    between its writes rather than after the last."""
     counts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,7 +67,12 @@ class FaultPlan:
         with self._lock:
             if self.rng.random() >= self.crash_rate:
                 return None
-            return self.rng.randrange(0, 30)
+            return self.rng.randrange(0, self.crash_window)
+
+    def invocation_clients(self, *clients: Any) -> tuple[Any, ...]:
+        """The clients of one invocation: if it crashes, each dies after as many writes."""
+        crash_after = self.crash_after()
+        return tuple(FaultyClient(inner, self, crash_after=crash_after) for inner in clients)
 
     def count(self, fault: str) -> None:
         with self._lock:
@@ -90,20 +105,38 @@ class FaultyClient:
             self._writes += 1
             if self._dead:
                 raise SimulatedCrash(f"invocation died before {name}")
-        roll = self._plan.draw()
+        plan = self._plan
+        roll = plan.draw()
         operation = "".join(part.title() for part in name.split("_"))
-        if roll < self._plan.throttle_rate:
-            self._plan.count("throttled")
+        if roll < plan.throttle_rate:
+            plan.count("throttled")
             code = "SlowDown" if name == "put_object" else "ProvisionedThroughputExceededException"
             raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
-        if roll < self._plan.throttle_rate + self._plan.lost_response_rate:
-            self._plan.count("lost_response")
+        roll -= plan.throttle_rate
+        if roll < plan.lost_response_rate:
+            plan.count("lost_response")
             call(**kwargs)
-            if self._plan.draw() < 0.5:
+            if plan.draw() < 0.5:
                 return call(**kwargs)  # the SDK's retry meets the write that landed
             raise ClientError({"Error": {"Code": "InternalServerError",
                                          "Message": "injected: response lost"}}, operation)
+        roll -= plan.lost_response_rate
+        if name == "batch_write_item" and roll < plan.unprocessed_rate:
+            plan.count("unprocessed")
+            return self._partly(call, kwargs["RequestItems"])
         return call(**kwargs)
+
+    def _partly(self, call: Callable[..., Any],
+                request_items: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+        """Each request lands or comes back unprocessed, as under a partition's throttling."""
+        done: dict[str, list[Any]] = {}
+        left: dict[str, list[Any]] = {}
+        for table, requests in request_items.items():
+            for request in requests:
+                (done if self._plan.draw() < 0.5 else left).setdefault(table, []).append(request)
+        if done:
+            call(RequestItems=done)
+        return {"UnprocessedItems": left}
 
 
 @dataclass(frozen=True)
@@ -113,7 +146,7 @@ class DeliveryFaults:
     """Chance that a batch which succeeded is delivered again."""
     random_batch_sizes: bool = False
     lanes: int = 1
-    """ParallelizationFactor: concurrent batches of one shard, by item key."""
+    """ParallelizationFactor: concurrent batches of one shard, by item or partition key."""
 
 
 class FaultyEventSourceMapping(LocalEventSourceMapping):
@@ -126,12 +159,14 @@ class FaultyEventSourceMapping(LocalEventSourceMapping):
         self._report_lock = threading.Lock()
 
     def deliver(self, shard_id: str, records: Sequence[dict[str, Any]]) -> MappingReport:
-        if self._faults.lanes <= 1:
+        count = self._faults.lanes
+        if count <= 1:
             return super().deliver(shard_id, records)
-        lanes: list[list[dict[str, Any]]] = [[] for _ in range(self._faults.lanes)]
+        lanes: list[list[dict[str, Any]]] = [[] for _ in range(count)]
         for record in records:
-            lanes[_lane(record, self._faults.lanes)].append(record)
-        with ThreadPoolExecutor(self._faults.lanes) as pool:
+            # Lambda's rule: records of one key always share a lane.
+            lanes[zlib.crc32(self._shape.order_key(record).encode()) % count].append(record)
+        with ThreadPoolExecutor(count) as pool:
             for future in [pool.submit(super(FaultyEventSourceMapping, self).deliver,
                                        shard_id, lane) for lane in lanes if lane]:
                 future.result()
@@ -157,10 +192,3 @@ class FaultyEventSourceMapping(LocalEventSourceMapping):
                 self.report.invocations += 1
             return super().invoke(batch)
         return response
-
-
-def _lane(record: Mapping[str, Any], lanes: int) -> int:
-    """Lambda's rule: records of one item key always share a lane."""
-    keys = record["dynamodb"]["Keys"]
-    text = "|".join(f"{k}={v}" for k, v in sorted(keys.items()))
-    return zlib.crc32(text.encode()) % lanes

@@ -12,20 +12,13 @@ Run the full size with ``make prove`` (``python -m local_aws.harness``).
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import gzip
-import json
-import os
 import random
 import sys
-import threading
-import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from aggregator.config import AggregatorConfig
 from aggregator.handler import Runtime, build_runtime, handle
@@ -33,14 +26,8 @@ from aggregator.pipeline import Stores
 from aggregator.stores import ArchiveStore, SnapshotStore
 from aggregator.windows import Window
 
-from local_aws.event_source_mapping import MappingReport, MappingSettings
-from local_aws.faults import (
-    DeliveryFaults,
-    FaultPlan,
-    FaultyClient,
-    FaultyEventSourceMapping,
-    SimulatedCrash,
-)
+from local_aws import proof
+from local_aws.faults import FaultPlan
 from local_aws.memory import MemoryDynamoDB, MemoryS3
 from local_aws.stream_records import TTL_IDENTITY, lambda_record
 
@@ -65,27 +52,12 @@ class Workload:
 
 
 @dataclass
-class RunResult:
-    report: MappingReport
-    storage_faults: dict[str, int]
-    seconds: float
-    write_requests: int
-    """DynamoDB requests made (-1 when the client does not count them)."""
-    given_up: int
-    """Batches the mapping sent to its on-failure destination."""
-
-
-@dataclass
-class Differences:
+class Differences(proof.ArchiveDifferences):
     snapshots: dict[tuple[str, str, str, str], tuple[dict[str, int], dict[str, int]]] = \
         field(default_factory=dict)
-    missing_archive: set[str] = field(default_factory=set)
-    unexpected_archive: set[str] = field(default_factory=set)
-    conflicting_archive_lines: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.snapshots or self.missing_archive or self.unexpected_archive
-                    or self.conflicting_archive_lines)
+        return bool(self.snapshots) or super().__bool__()
 
 
 def generate_workload(seed: int, records: int, *, entities: int = 300, hours: float = 6.0,
@@ -133,60 +105,30 @@ def generate_workload(seed: int, records: int, *, entities: int = 300, hours: fl
 def run(workload: Workload, *, seed: int, throttle_rate: float = 0.01,
         lost_response_rate: float = 0.01, crash_rate: float = 0.02,
         redeliver_rate: float = 0.05, lanes: int = 2, batch_size: int = 100,
-        ddb: Any, s3: Any, config: AggregatorConfig | None = None) -> RunResult:
+        ddb: Any, s3: Any, config: AggregatorConfig | None = None) -> proof.StreamRun:
     """Deliver the workload's records through the real handler, with faults.
 
     ``ddb`` and ``s3`` are clients: :mod:`local_aws.memory`'s for size, moto's for realism.
-    The handler's own log and metric lines are discarded.
     """
     config = config or AggregatorConfig(table_name=TABLE, archive_bucket_name=BUCKET,
                                         snapshot_windows=WINDOWS, enable_refill=False)
     plan = FaultPlan(random.Random(seed), throttle_rate=throttle_rate,
                      lost_response_rate=lost_response_rate, crash_rate=crash_rate)
-    containers = threading.local()
-    given_up: list[dict[str, Any]] = []
+    containers = proof.LaneContainers(
+        lambda: build_runtime(config.to_env(), dynamodb=ddb, s3=s3))
 
-    def container() -> Runtime:
-        runtime: Runtime | None = getattr(containers, "runtime", None)
-        if runtime is None:
-            runtime = build_runtime(config.to_env(), dynamodb=ddb, s3=s3)
-            containers.runtime = runtime
-        return runtime
+    def faulty(runtime: Runtime) -> Runtime:
+        faulty_ddb, faulty_s3 = plan.invocation_clients(ddb, s3)
+        return replace(runtime, stores=Stores(snapshots=SnapshotStore(faulty_ddb, config),
+                                              buckets=None,
+                                              archive=ArchiveStore(faulty_s3, BUCKET)))
 
-    def invoke(event: dict[str, Any]) -> Mapping[str, Any]:
-        """One invocation in this lane's container; a crash costs the container."""
-        runtime = container()
-        crash_after = plan.crash_after()
-        stores = Stores(
-            snapshots=SnapshotStore(cast(Any, FaultyClient(ddb, plan, crash_after=crash_after)),
-                                    config),
-            buckets=None,
-            archive=ArchiveStore(cast(Any, FaultyClient(s3, plan, crash_after=crash_after)),
-                                 BUCKET),
-        )
-        try:
-            return handle(event, replace(runtime, stores=stores), now_ms=int(time.time() * 1000))
-        except SimulatedCrash as crash:
-            runtime.pool.shutdown(wait=False, cancel_futures=True)
-            containers.runtime = None
-            raise RuntimeError("the invocation crashed") from crash
-
-    mapping = FaultyEventSourceMapping(
-        streams=None, stream_arn="arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x",
-        invoke=invoke,
-        settings=MappingSettings(batch_size=batch_size, bisect_on_error=True,
-                                 retry_attempts=10_000),
-        on_failure=given_up.append, clock=time.time,
-        faults=DeliveryFaults(random.Random(seed + 1), redeliver_rate=redeliver_rate,
-                              random_batch_sizes=True, lanes=lanes),
-    )
-    calls_before = _calls(ddb)
-    started = time.perf_counter()
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-        report = mapping.deliver("shardId-proof", workload.records)
-    elapsed = time.perf_counter() - started
-    return RunResult(report, dict(plan.counts), elapsed, _calls(ddb) - calls_before,
-                     len(given_up))
+    return proof.deliver_with_faults(
+        workload.records, containers.handler(handle, faulty), plan=plan, seed=seed,
+        redeliver_rate=redeliver_rate, lanes=lanes, batch_size=batch_size,
+        shard_id="shardId-proof",
+        stream_arn="arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x",
+        requests=(lambda: ddb.calls) if isinstance(ddb, MemoryDynamoDB) else None)
 
 
 def compare(workload: Workload, items: Iterable[Mapping[str, Any]],
@@ -201,25 +143,9 @@ def compare(workload: Workload, items: Iterable[Mapping[str, Any]],
         found[key] = Counter({name: int(value["N"]) for name, value in item.items()
                               if "N" in value and (name not in _RESERVED
                                                    or name == "total_events")})
-    differences = Differences()
-    for key in set(found) | set(workload.snapshots):
-        expected = {k: v for k, v in workload.snapshots.get(key, Counter()).items() if v}
-        actual = {k: v for k, v in found.get(key, Counter()).items() if v}
-        if expected != actual:
-            differences.snapshots[key] = (expected, actual)
-    lines: dict[str, str] = {}
-    for body in objects:
-        for line in gzip.decompress(body).decode().splitlines():
-            event_id = json.loads(line)["event_id"]
-            if lines.setdefault(event_id, line) != line:
-                differences.conflicting_archive_lines += 1
-    differences.missing_archive = workload.archived_event_ids - set(lines)
-    differences.unexpected_archive = set(lines) - workload.archived_event_ids
+    differences = Differences(snapshots=proof.counter_differences(workload.snapshots, found))
+    differences.check_archive(objects, workload.archived_event_ids)
     return differences
-
-
-def _calls(client: Any) -> int:
-    return int(getattr(client, "calls", -1))
 
 
 def _windows(created: float) -> list[tuple[str, str]]:
@@ -267,28 +193,30 @@ def _audit_removal(event_id: str, rng: random.Random, sequence: int,
                          user_identity=TTL_IDENTITY if rng.random() < 0.8 else None)
 
 
+COLUMNS = (proof.Column("records", 8), proof.INVOCATIONS, proof.CRASHES, proof.THROTTLED,
+           proof.LOST_RESPONSES, proof.Column("writes", 8), proof.Column("writes/rec", 10, ".2f"),
+           proof.SECONDS)
+
+
+def prove_seed(seed: int, records: int) -> proof.SeedRow:
+    """One seed on the in-memory stores, as a row of the results table."""
+    workload = generate_workload(seed, records)
+    ddb, s3 = MemoryDynamoDB(), MemoryS3()
+    result = run(workload, seed=seed, ddb=ddb, s3=s3)
+    differences = compare(workload, ddb.items(TABLE), s3.objects.values())
+    faults, requests = result.storage_faults, result.storage_requests
+    return proof.SeedRow(
+        (len(workload.records), result.report.invocations, faults.get("crash", 0),
+         faults.get("throttled", 0), faults.get("lost_response", 0), requests,
+         requests / len(workload.records), result.seconds),
+        exact=not differences)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_aws.harness", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=100_000, help="records per seed")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser = proof.parser("local_aws.harness", __doc__, size="--records", default=100_000,
+                          size_help="records per seed", seeds=[1, 2, 3, 4, 5])
     args = parser.parse_args(argv)
-    failed = 0
-    print(f"{'seed':>4} {'records':>8} {'invocations':>11} {'crashes':>7} {'throttled':>9} "
-          f"{'lost resp':>9} {'writes':>8} {'writes/rec':>10} {'seconds':>7}  result", flush=True)
-    for seed in args.seeds:
-        workload = generate_workload(seed, args.records)
-        ddb, s3 = MemoryDynamoDB(), MemoryS3()
-        result = run(workload, seed=seed, ddb=ddb, s3=s3)
-        differences = compare(workload, ddb.items(TABLE), s3.objects.values())
-        failed += bool(differences)
-        faults = result.storage_faults
-        print(f"{seed:>4} {len(workload.records):>8} {result.report.invocations:>11} "
-              f"{faults.get('crash', 0):>7} {faults.get('throttled', 0):>9} "
-              f"{faults.get('lost_response', 0):>9} {result.write_requests:>8} "
-              f"{result.write_requests / len(workload.records):>10.2f} {result.seconds:>7.1f}  "
-              f"{'differs' if differences else 'exact'}", flush=True)
-    return 1 if failed else 0
+    return proof.print_results(COLUMNS, args.seeds, lambda seed: prove_seed(seed, args.records))
 
 
 if __name__ == "__main__":

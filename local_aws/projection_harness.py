@@ -18,25 +18,21 @@ Run bigger with ``python -m local_aws.projection_harness --records 50000``.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
 import random
 import sys
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from aggregator.projection.config import ProjectionConfig
 from aggregator.projection.handler import Runtime, build_runtime, handle
 from aggregator.projection.store import DashboardStore
 from botocore.exceptions import ClientError
 
-from local_aws.event_source_mapping import MappingReport, MappingSettings
-from local_aws.faults import DeliveryFaults, FaultPlan, FaultyEventSourceMapping, SimulatedCrash
+from local_aws import proof
+from local_aws.faults import FaultPlan
 from local_aws.stream_records import lambda_record
 
 DASHBOARD = "dashboard"
@@ -55,15 +51,6 @@ class Workload:
     final: dict[str, dict[str, Any] | None]
     """source_id -> its final plain state (None: deleted)."""
     expected: Expected
-
-
-@dataclass
-class RunResult:
-    report: MappingReport
-    storage_faults: dict[str, int]
-    seconds: float
-    write_calls: int
-    given_up: int
 
 
 @dataclass
@@ -188,7 +175,7 @@ def compare(expected: Expected, items: Iterable[Mapping[str, Any]]) -> Differenc
     return differences
 
 
-# --- storage and its faults ----------------------------------------------------------
+# --- storage ------------------------------------------------------------------------
 
 class MemoryDashboard:
     """BatchWriteItem into a dict, with DynamoDB's checks: <= 25 requests, no key twice."""
@@ -216,56 +203,6 @@ class MemoryDashboard:
         return {"UnprocessedItems": {}}
 
 
-class FaultyDashboardClient:
-    """BatchWriteItem as on a bad day: throttled, partly unprocessed, lost, or crashed."""
-
-    def __init__(self, inner: MemoryDashboard, plan: FaultPlan, *, unprocessed_rate: float,
-                 crash_after: int | None) -> None:
-        self._inner = inner
-        self._plan = plan
-        self._unprocessed_rate = unprocessed_rate
-        self._crash_after = crash_after
-        self._writes = 0
-        self._dead = False
-        self._lock = threading.Lock()
-
-    def batch_write_item(self, *, RequestItems: Mapping[str, list[dict[str, Any]]]  # noqa: N803
-                         ) -> dict[str, Any]:
-        with self._lock:
-            if not self._dead and self._crash_after is not None \
-                    and self._writes >= self._crash_after:
-                self._dead = True
-                self._plan.count("crash")
-            self._writes += 1
-            if self._dead:
-                raise SimulatedCrash("invocation died before batch_write_item")
-        plan = self._plan
-        roll = plan.draw()
-        if roll < plan.throttle_rate:
-            plan.count("throttled")
-            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
-                                         "Message": "injected"}}, "BatchWriteItem")
-        roll -= plan.throttle_rate
-        if roll < plan.lost_response_rate:
-            plan.count("lost_response")
-            self._inner.batch_write_item(RequestItems=RequestItems)
-            if plan.draw() < 0.5:
-                return self._inner.batch_write_item(RequestItems=RequestItems)
-            raise ClientError({"Error": {"Code": "InternalServerError",
-                                         "Message": "injected: response lost"}},
-                              "BatchWriteItem")
-        roll -= plan.lost_response_rate
-        if roll < self._unprocessed_rate:
-            plan.count("unprocessed")
-            ((table, requests),) = RequestItems.items()
-            done = [r for r in requests if plan.draw() < 0.5]
-            left = [r for r in requests if r not in done]
-            if done:
-                self._inner.batch_write_item(RequestItems={table: done})
-            return {"UnprocessedItems": {table: left} if left else {}}
-        return self._inner.batch_write_item(RequestItems=RequestItems)
-
-
 def _key(request: Mapping[str, Any]) -> tuple[str, str]:
     body = request["PutRequest"]["Item"] if "PutRequest" in request \
         else request["DeleteRequest"]["Key"]
@@ -277,85 +214,61 @@ def _key(request: Mapping[str, Any]) -> tuple[str, str]:
 def run(workload: Workload, *, seed: int, dashboard: MemoryDashboard,
         throttle_rate: float = 0.02, unprocessed_rate: float = 0.1,
         lost_response_rate: float = 0.02, crash_rate: float = 0.1,
-        redeliver_rate: float = 0.05, lanes: int = 3, batch_size: int = 100) -> RunResult:
+        redeliver_rate: float = 0.05, lanes: int = 3, batch_size: int = 100) -> proof.StreamRun:
     """Deliver the workload's records through the real handler, with faults."""
     config = ProjectionConfig(dashboard_table_name=DASHBOARD, ttl_days=TTL_DAYS,
                               write_attempts=3)
     plan = FaultPlan(random.Random(seed), throttle_rate=throttle_rate,
-                     lost_response_rate=lost_response_rate, crash_rate=crash_rate)
-    containers = threading.local()
-    given_up: list[dict[str, Any]] = []
+                     lost_response_rate=lost_response_rate, unprocessed_rate=unprocessed_rate,
+                     crash_rate=crash_rate)
+    # The sandbox is gone: whatever it had in flight ends before Lambda retries.
+    containers = proof.LaneContainers(
+        lambda: build_runtime(config.to_env(), dynamodb=dashboard), wait_on_crash=True)
 
-    def container() -> Runtime:
-        runtime: Runtime | None = getattr(containers, "runtime", None)
-        if runtime is None:
-            runtime = build_runtime(config.to_env(), dynamodb=dashboard)
-            containers.runtime = runtime
-        return runtime
+    def faulty(runtime: Runtime) -> Runtime:
+        (client,) = plan.invocation_clients(dashboard)
+        return replace(runtime, store=DashboardStore(client, config, sleep=lambda _: None,
+                                                     rng=random.Random(seed)))
 
-    def invoke(event: dict[str, Any]) -> Mapping[str, Any]:
-        """One invocation in this lane's container; a crash costs the container."""
-        runtime = container()
-        client = FaultyDashboardClient(dashboard, plan, unprocessed_rate=unprocessed_rate,
-                                       crash_after=plan.crash_after())
-        store = DashboardStore(cast(Any, client), config, sleep=lambda _: None,
-                               rng=random.Random(seed))
-        try:
-            return handle(event, replace(runtime, store=store), now_ms=int(time.time() * 1000))
-        except SimulatedCrash as crash:
-            # The sandbox is gone: whatever it had in flight ends before Lambda retries.
-            runtime.pool.shutdown(wait=True, cancel_futures=True)
-            containers.runtime = None
-            raise RuntimeError("the invocation crashed") from crash
+    return proof.deliver_with_faults(
+        workload.records, containers.handler(handle, faulty), plan=plan, seed=seed,
+        redeliver_rate=redeliver_rate, lanes=lanes, batch_size=batch_size,
+        shard_id="shardId-projection",
+        stream_arn="arn:aws:dynamodb:us-east-1:123456789012:table/s/stream/x",
+        requests=lambda: dashboard.calls)
 
-    mapping = FaultyEventSourceMapping(
-        streams=None, stream_arn="arn:aws:dynamodb:us-east-1:123456789012:table/s/stream/x",
-        invoke=invoke,
-        settings=MappingSettings(batch_size=batch_size, bisect_on_error=True,
-                                 retry_attempts=10_000),
-        on_failure=given_up.append, clock=time.time,
-        faults=DeliveryFaults(random.Random(seed + 1), redeliver_rate=redeliver_rate,
-                              random_batch_sizes=True, lanes=lanes),
-    )
-    calls_before = dashboard.calls
-    started = time.perf_counter()
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-        report = mapping.deliver("shardId-projection", workload.records)
-    return RunResult(report, dict(plan.counts), time.perf_counter() - started,
-                     dashboard.calls - calls_before, len(given_up))
+
+COLUMNS = (proof.Column("records", 8), proof.Column("expected", 8), proof.INVOCATIONS,
+           proof.Column("fn errors", 9), proof.Column("partial", 7), proof.CRASHES,
+           proof.THROTTLED, proof.Column("unprocessed", 11), proof.LOST_RESPONSES,
+           proof.Column("calls", 7), proof.SECONDS)
+
+
+def prove_seed(seed: int, records: int, crash_rate: float) -> proof.SeedRow:
+    """One seed, as a row of the results table; a run that gave records up is not exact."""
+    workload = generate_workload(seed, records)
+    dashboard = MemoryDashboard()
+    result = run(workload, seed=seed, dashboard=dashboard, crash_rate=crash_rate)
+    differences = compare(workload.expected, dashboard.items.values())
+    faults, report = result.storage_faults, result.report
+    note = f"     missing {len(differences.missing)}, stale {len(differences.stale)}, " \
+        f"wrong {len(differences.wrong)}" if differences else ""
+    return proof.SeedRow(
+        (len(workload.records), len(workload.expected), report.invocations,
+         report.function_errors, report.partial_failures, faults.get("crash", 0),
+         faults.get("throttled", 0), faults.get("unprocessed", 0),
+         faults.get("lost_response", 0), result.storage_requests, result.seconds),
+        exact=not differences and not result.given_up, note=note)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_aws.projection_harness",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=20_000, help="records per seed")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser = proof.parser("local_aws.projection_harness", __doc__, size="--records",
+                          default=20_000, size_help="records per seed", seeds=[1, 2, 3])
     parser.add_argument("--crash-rate", type=float, default=0.1,
                         help="share of invocations that die after 0-29 of their writes")
     args = parser.parse_args(argv)
-    failed = 0
-    print(f"{'seed':>4} {'records':>8} {'expected':>8} {'invocations':>11} {'fn errors':>9} "
-          f"{'partial':>7} {'crashes':>7} {'throttled':>9} {'unprocessed':>11} "
-          f"{'lost resp':>9} {'calls':>7} {'seconds':>7}  result", flush=True)
-    for seed in args.seeds:
-        workload = generate_workload(seed, args.records)
-        dashboard = MemoryDashboard()
-        result = run(workload, seed=seed, dashboard=dashboard, crash_rate=args.crash_rate)
-        differences = compare(workload.expected, dashboard.items.values())
-        failed += bool(differences) or bool(result.given_up)
-        if differences:
-            print(f"     missing {len(differences.missing)}, stale {len(differences.stale)}, "
-                  f"wrong {len(differences.wrong)}", flush=True)
-        faults = result.storage_faults
-        report = result.report
-        print(f"{seed:>4} {len(workload.records):>8} {len(workload.expected):>8} "
-              f"{report.invocations:>11} {report.function_errors:>9} "
-              f"{report.partial_failures:>7} {faults.get('crash', 0):>7} "
-              f"{faults.get('throttled', 0):>9} {faults.get('unprocessed', 0):>11} "
-              f"{faults.get('lost_response', 0):>9} {result.write_calls:>7} "
-              f"{result.seconds:>7.1f}  {'differs' if differences else 'exact'}", flush=True)
-    return 1 if failed else 0
+    return proof.print_results(COLUMNS, args.seeds,
+                               lambda seed: prove_seed(seed, args.records, args.crash_rate))
 
 
 if __name__ == "__main__":

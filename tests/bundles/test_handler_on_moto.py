@@ -25,7 +25,6 @@ from botocore.exceptions import ClientError
 
 from local_aws.bundles_harness import (
     TEST_EVENT_BODY,
-    FaultyBundleClient,
     Uploaded,
     bundles,
     compare,
@@ -194,7 +193,7 @@ def test_a_crash_between_claim_and_put_is_finished_by_a_later_delivery(world: Wo
 def test_a_crash_after_the_put_never_writes_the_bundle_again(world: World) -> None:
     objects = world.upload(2)
     records = [record(o) for o in objects]
-    crashing_ddb = FaultyBundleClient(world.ddb, FaultPlan(random.Random(1)), crash_after=1)
+    crashing_ddb = FaultyClient(world.ddb, FaultPlan(random.Random(1)), crash_after=1)
     with pytest.raises(SimulatedCrash):
         world.invoke(records, ddb=crashing_ddb)  # the bundle is PUT, not marked done
     assert list(world.bundle_versions().values()) == [1]
@@ -208,7 +207,7 @@ def test_a_crash_after_the_put_never_writes_the_bundle_again(world: World) -> No
 def test_a_lost_claim_response_is_recognised_as_the_invocations_own(world: World) -> None:
     objects = world.upload(2)
     plan = FaultPlan(random.Random(0), lost_response_rate=1.0)
-    failed = world.invoke([record(o) for o in objects], ddb=FaultyBundleClient(world.ddb, plan))
+    failed = world.invoke([record(o) for o in objects], ddb=FaultyClient(world.ddb, plan))
     if failed:  # the lost response surfaced as an error: a retry after the lease finishes
         assert world.invoke([record(o) for o in objects], owner="request-2",
                             now_ms=NOW_MS + LEASE_MS + 1) == set()
