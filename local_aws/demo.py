@@ -10,7 +10,7 @@
    the deployed mapping's settings;
 5. prints the snapshot items, what zae-limiter's reader makes of them, the archive
    objects and the mapping's figures;
-6. then runs each other seed system's example stack the same way (deployed from the
+6.-8. then runs each other seed system's example stack the same way (deployed from the
    same assembly, its own traffic, its real handler; see ``local_aws/*_demo.py``),
    and exits non-zero if anything disagrees anywhere.
 """
@@ -77,12 +77,12 @@ def use_local_aws(endpoint_url: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     outdir = Path(args.output).resolve()
-    say("== 1/5 synthesizing the app (npx cdk synth)")
+    say("== 1/8 synthesizing the app (4 stacks, npx cdk synth)")
     stacks = synthesize(outdir)
     stack_name = stacks["StreamAggregator"]
     with MotoServer() as moto:
         use_local_aws(moto.endpoint_url)
-        say(f"== 2/5 deploying {stack_name} to moto at {moto.endpoint_url}")
+        say(f"== 2/8 deploying {stack_name} to moto at {moto.endpoint_url}")
         stack = deploy_synthesized_stack(outdir, stack_name, moto.endpoint_url)
         say(f"   created {len(stack.resources)} resources; moto skips "
             f"{len(stack.skipped_resources)} it does not model "
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             FunctionName=stack.function_name)["Environment"]["Variables"]
         os.environ.update(env)
 
-        say("== 3/5 writing traffic with zae-limiter's client")
+        say("== 3/8 writing traffic with zae-limiter's client")
         ddb = client("dynamodb", moto.endpoint_url)
         limiter = zae_limiter(moto.endpoint_url, stack.table_name, FAKE_REGION)
         traffic = generate(limiter, seed=args.seed, acquisitions=args.acquisitions,
@@ -103,19 +103,19 @@ def run(args: argparse.Namespace) -> int:
             f"{traffic.audit_removed_by_ttl} audit items expired by TTL, "
             f"{traffic.audit_removed_by_hand} deleted by hand")
 
-        say("== 4/5 invoking aggregator.handler.handler through the local event source mapping")
+        say("== 4/8 invoking aggregator.handler.handler through the local event source mapping")
         failures = deliver(stack, moto.endpoint_url, ttl, outdir / "demo-handler.log")
-        say("== 5/5 results")
+        say("== 5/8 usage snapshots: results")
         problems = report(stack, moto.endpoint_url, limiter, traffic)
         problems += failures
 
-        say(f"\n== Kinesis event metrics (seed 003): {stacks['EventMetrics']} on moto")
+        say(f"\n== 6/8 Kinesis event metrics (seed 003): {stacks['EventMetrics']} on moto")
         problems += run_events_demo(outdir, stacks["EventMetrics"], moto.endpoint_url, say)
 
-        say(f"\n== S3-object bundles from SQS (seed 001): {stacks['Bundles']} on moto")
+        say(f"\n== 7/8 S3-object bundles from SQS (seed 001): {stacks['Bundles']} on moto")
         problems += run_bundles_demo(outdir, stacks["Bundles"], moto.endpoint_url, say)
 
-        say(f"\n== projection (seed 004): {stacks['SentimentProjection']} on moto")
+        say(f"\n== 8/8 projection (seed 004): {stacks['SentimentProjection']} on moto")
         problems += run_projection_demo(outdir, stacks["SentimentProjection"],
                                         moto.endpoint_url, say)
     if problems:
