@@ -21,11 +21,10 @@ from aws_cdk import Acknowledgment, App, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
-from cdk_nag import AwsSolutionsChecks
 
 from infra import StreamAggregator
 from infra.archive_catalog import ArchiveCatalog
-from tests.infra.support import source_table
+from tests.infra.support import source_table, synth_with_nag
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -66,12 +65,7 @@ def build(app: App) -> None:
 
 @pytest.fixture(scope="session")
 def catalog_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    outdir = tmp_path_factory.mktemp("archive.out")
-    app = App(outdir=str(outdir))
-    build(app)
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    app.synth()
-    return outdir
+    return synth_with_nag(tmp_path_factory.mktemp("archive.out"), build)
 
 
 @pytest.fixture(scope="session")

@@ -9,17 +9,22 @@ from typing import Any
 
 import pytest
 from aggregator.errors import ConfigError
-from aws_cdk import App, Duration, Stack, Validations
+from aws_cdk import App, Duration, Stack
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
-from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import ManualArgs, lint_file
 
 from infra.alarms import alarm_name
 from infra.bundles import ALARM_KEYS, ObjectBundler
 from infra.stacks.bundles_stack import BundlesStack
-from tests.infra.support import dashboard_alarms, dashboard_body, dashboard_thresholds
+from tests.infra.support import (
+    dashboard_alarms,
+    dashboard_body,
+    dashboard_thresholds,
+    stack_template,
+    synth_with_nag,
+)
 from tests.infra.test_checkov import checkov
 
 STACK = "Bundles-test"
@@ -33,33 +38,31 @@ EXISTING_TOPIC = "arn:aws:sns:us-east-1:123456789012:existing-alarms"
 def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example stack and a variant with existing buckets and overridden props,
     synthesized once with cdk-nag (synth raises on an unacknowledged finding)."""
-    outdir = tmp_path_factory.mktemp("bundles.out")
-    app = App(outdir=str(outdir))
-    BundlesStack(app, STACK)
-    variant = Stack(app, VARIANT)
-    ObjectBundler(
-        variant, "Bundler",
-        ingest_bucket=s3.Bucket.from_bucket_name(variant, "Ingest", EXISTING_INGEST),
-        archive_bucket=s3.Bucket.from_bucket_name(variant, "Archive", EXISTING_ARCHIVE),
-        notification_filters=[s3.NotificationKeyFilter(prefix="incoming/")],
-        max_bundle_input_mb=50, batch_size=10, max_batching_window=Duration.seconds(0),
-        timeout=Duration.seconds(60), max_concurrency=5, max_receive_count=3,
-        alarm_topic=sns.Topic.from_topic_arn(variant, "Alarms", EXISTING_TOPIC),
-        alarm_name_prefix="bundles",
-    )
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    app.synth()
-    return outdir
+    def build(app: App) -> None:
+        BundlesStack(app, STACK)
+        variant = Stack(app, VARIANT)
+        ObjectBundler(
+            variant, "Bundler",
+            ingest_bucket=s3.Bucket.from_bucket_name(variant, "Ingest", EXISTING_INGEST),
+            archive_bucket=s3.Bucket.from_bucket_name(variant, "Archive", EXISTING_ARCHIVE),
+            notification_filters=[s3.NotificationKeyFilter(prefix="incoming/")],
+            max_bundle_input_mb=50, batch_size=10, max_batching_window=Duration.seconds(0),
+            timeout=Duration.seconds(60), max_concurrency=5, max_receive_count=3,
+            alarm_topic=sns.Topic.from_topic_arn(variant, "Alarms", EXISTING_TOPIC),
+            alarm_name_prefix="bundles",
+        )
+
+    return synth_with_nag(tmp_path_factory.mktemp("bundles.out"), build)
 
 
 @pytest.fixture(scope="module")
 def template(assembly: Path) -> Template:
-    return Template.from_json(json.loads((assembly / f"{STACK}.template.json").read_text()))
+    return stack_template(assembly, STACK)
 
 
 @pytest.fixture(scope="module")
 def variant(assembly: Path) -> Template:
-    return Template.from_json(json.loads((assembly / f"{VARIANT}.template.json").read_text()))
+    return stack_template(assembly, VARIANT)
 
 
 def _only(template: Template, kind: str, props: dict[str, Any] | None = None) -> str:

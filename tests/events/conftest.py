@@ -7,24 +7,23 @@ resources and every prop overridden (``Overridden``) or with archival off
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 from aggregator.events.config import EventMetricsConfig
 from aggregator.windows import Window
-from aws_cdk import App, Duration, Stack, Validations
+from aws_cdk import App, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
-from cdk_nag import AwsSolutionsChecks
 
 from infra.event_metrics import EventMetricsAggregator
 from infra.stacks.event_metrics_stack import EventMetricsStack
+from tests.infra.support import stack_template, synth_with_nag
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -62,16 +61,13 @@ def build_variants(app: App) -> None:
 
 @pytest.fixture(scope="session")
 def events_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    outdir = tmp_path_factory.mktemp("events.out")
-    app = App(outdir=str(outdir))
-    EventMetricsStack(app, EXAMPLE)
-    build_variants(app)
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    app.synth()
-    return outdir
+    def build(app: App) -> None:
+        EventMetricsStack(app, EXAMPLE)
+        build_variants(app)
+
+    return synth_with_nag(tmp_path_factory.mktemp("events.out"), build)
 
 
 @pytest.fixture(scope="session")
 def templates(events_assembly: Path) -> dict[str, Template]:
-    return {name: Template.from_json(json.loads(
-        (events_assembly / f"{name}.template.json").read_text())) for name in STACKS}
+    return {name: stack_template(events_assembly, name) for name in STACKS}

@@ -22,13 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Validations
 from aws_cdk.assertions import Template
-from cdk_nag import AwsSolutionsChecks
 
 from infra import AggregatorStack
 
-from .support import CONSUMER_APP, CONSUMER_STACK, STACK_NAME, VARIANTS, Variants, build_variants
+from .support import (
+    CONSUMER_APP,
+    CONSUMER_STACK,
+    STACK_NAME,
+    VARIANTS,
+    Variants,
+    build_variants,
+    stack_template,
+    synth_with_nag,
+)
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -57,12 +64,9 @@ def synthesized_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Synth raises here if cdk-nag finds anything that is not acknowledged.
     """
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    app = App(context=cdk_json_context(), outdir=str(outdir))
-    AggregatorStack(app, STACK_NAME)
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    app.synth()
-    return outdir
+    return synth_with_nag(tmp_path_factory.mktemp("cdk.out"),
+                          lambda app: AggregatorStack(app, STACK_NAME),
+                          context=cdk_json_context())
 
 
 @pytest.fixture(scope="session")
@@ -82,21 +86,12 @@ def app_template(synthesized_template: Path) -> Template:
 @pytest.fixture(scope="session")
 def variants_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """:data:`VARIANTS`, one stack each, in one app (one synth), checked by cdk-nag."""
-    outdir = tmp_path_factory.mktemp("variants.out")
-    app = App(outdir=str(outdir))
-    build_variants(app)
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    app.synth()
-    return outdir
+    return synth_with_nag(tmp_path_factory.mktemp("variants.out"), build_variants)
 
 
 @pytest.fixture(scope="session")
 def variants(variants_assembly: Path) -> Variants:
-    def load(name: str) -> Template:
-        return Template.from_json(json.loads((variants_assembly / f"{name}.template.json")
-                                             .read_text()))
-
-    return Variants(*(load(name) for name in VARIANTS))
+    return Variants(*(stack_template(variants_assembly, name) for name in VARIANTS))
 
 
 # --- a consumer app outside this repository -------------------------------------------

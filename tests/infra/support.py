@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aggregator.config import AggregatorConfig
-from aws_cdk import App, Duration, RemovalPolicy, Stack
+from aws_cdk import App, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
+from cdk_nag import AwsSolutionsChecks
 
 from infra import StreamAggregator
 from infra.alarms import AlarmThresholds
@@ -33,6 +36,22 @@ OVERRIDDEN_THRESHOLDS = AlarmThresholds(
     dlq_depth=10, throttles=3, skipped_records=2, failed_writes=4,
 )
 CUSTOM_FILTER = lambda_.FilterCriteria.filter({"eventName": ["INSERT"]})
+
+
+def synth_with_nag(outdir: Path, build: Callable[[App], object], *,
+                   context: Mapping[str, Any] | None = None) -> Path:
+    """``build`` an app into ``outdir`` and synthesize it with cdk-nag's AwsSolutions pack,
+    as ``app.py`` does: synth raises if a finding is not acknowledged."""
+    app = App(outdir=str(outdir), context=dict(context) if context else None)
+    build(app)
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+    return outdir
+
+
+def stack_template(assembly: Path, stack: str) -> Template:
+    """One stack's synthesized template, for ``aws_cdk.assertions``."""
+    return Template.from_json(json.loads((assembly / f"{stack}.template.json").read_text()))
 
 
 def source_table(stack: Stack, name: str = "Table") -> dynamodb.Table:

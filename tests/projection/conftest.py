@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
-from aws_cdk import App, Validations
 from aws_cdk.assertions import Template
-from cdk_nag import AwsSolutionsChecks
 
 from infra.stacks.projection_stack import ProjectionStack
+from tests.infra.support import stack_template, synth_with_nag
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -21,15 +19,10 @@ STACK = "SentimentProjection-test"
 
 @pytest.fixture(scope="session")
 def projection_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    outdir = tmp_path_factory.mktemp("projection.out")
-    app = App(outdir=str(outdir))
-    ProjectionStack(app, STACK)
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    app.synth()
-    return outdir
+    return synth_with_nag(tmp_path_factory.mktemp("projection.out"),
+                          lambda app: ProjectionStack(app, STACK))
 
 
 @pytest.fixture(scope="session")
 def projection_template(projection_assembly: Path) -> Template:
-    return Template.from_json(json.loads(
-        (projection_assembly / f"{STACK}.template.json").read_text()))
+    return stack_template(projection_assembly, STACK)
