@@ -20,7 +20,10 @@ $(STAMPS)/python: requirements.txt requirements-dev.txt pyproject.toml
 	@echo "== installing Python dependencies into $(VENV)"
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@# The checkout's tools (local_aws, redrive, bench) and the Lambda code, importable from
+	@# anywhere in this venv, the way Lambda puts a function's asset root on its path.
+	@$(PY) -c 'import pathlib, site; pathlib.Path(site.getsitepackages()[0], "stream-aggregator-checkout.pth").write_text("$(CURDIR)\n$(CURDIR)/lambda_src\n")'
 	@touch $@
 
 $(STAMPS)/node: package.json

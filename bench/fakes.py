@@ -47,7 +47,7 @@ def answering_client(service: Literal["dynamodb", "s3"], *, latency_s: float = 0
     """A botocore client for ``service`` answering every call with an empty 200 response.
 
     ``config`` is the client's botocore configuration: pass the handler's
-    (``aggregator.clients.sdk_config``) to measure what the Lambda's clients cost; the
+    (``streamagg_engine.clients.sdk_config``) to measure what the Lambda's clients cost; the
     default is botocore's own, as a straightforward implementation would use.
     """
     session = boto3.session.Session(

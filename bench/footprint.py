@@ -6,9 +6,9 @@
   package without ``__pycache__`` and with ``-B``, because Lambda's ``/var/task`` is
   read-only and every cold start compiles the sources. Best of ``runs`` (the machine may
   be busy with other work; the least disturbed run is the closest to the cost itself).
-* Asset: the directory ``infra.parts.stage_lambda_asset()`` stages for the aggregator's
-  function (the engine's top-level modules; other pipelines' subpackages are left out),
-  zipped with deflate level 9; and what it vendors besides ``aggregator``.
+* Asset: the directory CDK stages for the aggregator's function
+  (``infra.lambda_code.asset_code``: the engine and the usage pipeline, no other
+  pipeline), zipped with deflate level 9; and what it vendors besides those two.
 * Memory: the peak resident set size of one invocation of the handler over a
   10,000-record batch, less the resident size just before it (the parsed event, which
   Lambda's runtime holds anyway, is in both). The kernel's RSS high-water mark is reset
@@ -86,8 +86,7 @@ def _seconds(code: str, env: dict[str, str], cwd: str) -> float:
 
 
 def asset() -> Asset:
-    code = ("from infra.parts import stage_lambda_asset\n"
-            "print(stage_lambda_asset())")
+    code = _STAGE_ASSET
     env = {**os.environ, **_QUIET_JSII}
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
@@ -100,8 +99,26 @@ def asset() -> Asset:
             for path in files:
                 zf.write(path, path.relative_to(staged).as_posix())
         size = archive.stat().st_size
-    vendored = sorted({p.relative_to(staged).parts[0] for p in files} - {"aggregator"})
+    vendored = sorted({p.relative_to(staged).parts[0] for p in files}
+                      - {"aggregator", "streamagg_engine"})
     return Asset(size, len(files), vendored)
+
+
+_STAGE_ASSET = """
+import tempfile
+from pathlib import Path
+from aws_cdk import App, Stack
+from aws_cdk import aws_lambda as lambda_
+from infra.lambda_code import asset_code
+out = Path(tempfile.mkdtemp(prefix="bench-cdk-"))
+stack = Stack(App(outdir=str(out)), "Asset")
+lambda_.Function(stack, "Usage", handler="aggregator.handler.handler",
+                 code=asset_code("aggregator.handler.handler"),
+                 runtime=lambda_.Runtime.PYTHON_3_13)
+stack.node.root.synth()
+(staged,) = (p for p in out.iterdir() if p.is_dir() and p.name.startswith("asset."))
+print(staged)
+"""
 
 
 _MEMORY = """

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from aggregator.clients import sdk_config
+from botocore.config import Config
+
 from aggregator.config import AggregatorConfig
 from aggregator.handler import build_runtime, handle
-from botocore.config import Config
+from streamagg_engine.clients import sdk_config
 
 from . import endpoint
 from .baseline import NaiveAggregator

@@ -10,9 +10,9 @@ import resource
 from pathlib import Path
 from typing import Any
 
-from aggregator.clients import sdk_config
 from aggregator.config import AggregatorConfig
 from aggregator.handler import build_runtime, handle
+from streamagg_engine.clients import sdk_config
 
 from .fakes import answering_client
 from .throughput import now_after

@@ -29,7 +29,8 @@ from aggregator.config import AggregatorConfig
 from aggregator.pipeline import Stores, process_batch
 from aggregator.processor import SnapshotUpdate
 from aggregator.refill import RefillPlan
-from aggregator.stores import ArchiveStore, BucketStore, SnapshotStore
+from aggregator.stores import BucketStore, SnapshotStore
+from streamagg_engine.stores import ArchiveStore
 
 from .baseline import NaiveAggregator
 from .fakes import InlineExecutor, NullDynamoDB, NullS3

@@ -20,7 +20,8 @@ from typing import Any
 
 from aggregator.config import AggregatorConfig
 from aggregator.pipeline import Stores, process_batch
-from aggregator.stores import ArchiveStore, BucketStore, SnapshotStore
+from aggregator.stores import BucketStore, SnapshotStore
+from streamagg_engine.stores import ArchiveStore
 
 from .baseline import NaiveAggregator
 from .fakes import InlineExecutor, NullDynamoDB, NullS3

@@ -1,17 +1,36 @@
-"""CDK constructs and stacks of the stream aggregator and its sibling pipelines."""
+"""CDK constructs and stacks of the stream aggregator and its sibling pipelines.
 
-from infra.alarms import AlarmThresholds
-from infra.bundles import ObjectBundler
-from infra.event_metrics import EventMetricsAggregator
-from infra.projection import ProjectionStage
-from infra.stacks.aggregator_stack import AggregatorStack
-from infra.stream_aggregator import StreamAggregator
+Installed, this package is ``cdk_stream_aggregator``; in a checkout it is ``infra/``.
+"""
+
+from .alarms import AlarmThresholds
+from .bundles import ObjectBundler
+from .event_metrics import EventMetricsAggregator
+from .pipeline_settings import (
+    AggregatorConfig,
+    BundlerConfig,
+    ConfigError,
+    EventMetricsConfig,
+    ProjectionConfig,
+    Window,
+)
+from .projection import ProjectionStage
+from .stacks.aggregator_stack import AggregatorStack
+from .stream_aggregator import StreamAggregator
+
+__version__ = "0.2.0"
 
 __all__ = [
+    "AggregatorConfig",
     "AggregatorStack",
     "AlarmThresholds",
+    "BundlerConfig",
+    "ConfigError",
     "EventMetricsAggregator",
+    "EventMetricsConfig",
     "ObjectBundler",
+    "ProjectionConfig",
     "ProjectionStage",
     "StreamAggregator",
+    "Window",
 ]

@@ -31,7 +31,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aggregator.metrics import COUNTS, DIMENSION, DURATION, NAMESPACE
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -39,6 +38,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from .pipeline_settings import DIMENSION, DURATION
 
 ALARM_KEYS = (
     "errors",
@@ -136,13 +137,13 @@ class PipelineMetrics:
 
 
 def pipeline_metrics(
-    function: lambda_.IFunction, dead_letter_queue: sqs.IQueue,
-    counts: Iterable[str] = COUNTS, *, queue: sqs.IQueue | None = None,
+    function: lambda_.IFunction, dead_letter_queue: sqs.IQueue, *, namespace: str,
+    counts: Iterable[str], queue: sqs.IQueue | None = None,
 ) -> PipelineMetrics:
     """Lambda's and SQS's own metrics plus the handler's EMF metrics for ``function``.
 
-    ``counts`` are the metric names the handler writes with
-    :func:`aggregator.metrics.emf_line` (default: the usage pipeline's). The lag is the
+    ``counts`` are the metric names the handler writes under ``namespace`` with
+    :func:`streamagg_engine.metrics.emf_line`. The lag is the
     stream's iterator age, or the age of the oldest message of ``queue`` when an SQS
     queue feeds the function.
     """
@@ -151,7 +152,7 @@ def pipeline_metrics(
 
     def own(name: str, statistic: str) -> cloudwatch.Metric:
         return cloudwatch.Metric(
-            namespace=NAMESPACE,
+            namespace=namespace,
             metric_name=name,
             dimensions_map={DIMENSION: function.function_name},
             statistic=statistic,

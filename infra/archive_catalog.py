@@ -29,8 +29,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.buckets import access_logs_bucket, secure_bucket
-from infra.parts import S3_ACCESS_LOGS_USE_BUCKET_POLICY
+from .buckets import access_logs_bucket, secure_bucket
+from .parts import S3_ACCESS_LOGS_USE_BUCKET_POLICY
 
 JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
 """Renders a JSON object or array as its JSON text when the column is ``string``."""

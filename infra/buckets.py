@@ -16,8 +16,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.parts import acknowledge_wildcard, struct_kwargs
-from infra.suppressions import skip_checkov
+from .parts import acknowledge_wildcard, struct_kwargs
+from .suppressions import skip_checkov
 
 SECURE_BUCKET_DEFAULTS: dict[str, Any] = {
     "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,

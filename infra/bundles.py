@@ -13,7 +13,7 @@ alarms, dashboard, prop checks, checkov reasons), makes its buckets with
   the account's control and the queue, DLQ and alarm topic under one rotated key), SSL
   only, with its own **DLQ** through a redrive policy (``max_receive_count``) and a
   visibility timeout of at least six times the function timeout, as Lambda advises;
-* the **function** (``aggregator.bundles.handler.handler``) fed by an ``SqsEventSource``
+* the **function** (``streamagg_bundles.handler.handler``) fed by an ``SqsEventSource``
   reporting batch item failures, with inline, resource-scoped grants only;
 * the **idempotency table** (on demand, TTL on ``expires_at``, point-in-time recovery,
   encrypted with the construct's key, deletion protection, retained);
@@ -22,7 +22,7 @@ alarms, dashboard, prop checks, checkov reasons), makes its buckets with
   replication metrics on, so ``ReplicationLatency`` can be alarmed on;
 * the **alarms** (:data:`ALARM_KEYS`) and a **dashboard** of the bundler's counts.
 
-Settings the Lambda reads are validated by :class:`aggregator.bundles.config.BundlerConfig`
+Settings the Lambda reads are validated by :class:`streamagg_bundles.config.BundlerConfig`
 at synth, so a bad value fails ``cdk synth`` with the variable's name
 (``MAX_BUNDLE_INPUT_MB``).
 """
@@ -33,8 +33,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aggregator.bundles.config import ENV_NAMES, BundlerConfig
-from aggregator.bundles.metrics import COUNTS
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
@@ -48,7 +46,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.alarms import (
+from .alarms import (
     AlarmSpec,
     PipelineMetrics,
     at_least,
@@ -56,13 +54,13 @@ from infra.alarms import (
     greater_than,
     pipeline_metrics,
 )
-from infra.buckets import (
+from .buckets import (
     BucketDefaults,
     access_logs_bucket,
     noncurrent_lifecycle_rules,
     secure_bucket,
 )
-from infra.parts import (
+from .parts import (
     DLQ_RETENTION,
     acknowledge_wildcard,
     check_range,
@@ -70,10 +68,14 @@ from infra.parts import (
     dead_letter_queue,
     encryption_key,
 )
-from infra.pipeline import FunctionProps, PipelineConstruct
-from infra.suppressions import skip_checkov, skip_function_checks
+from .pipeline import FunctionProps, PipelineConstruct
+from .pipeline_settings import BUNDLER_COUNTS as COUNTS
+from .pipeline_settings import BUNDLER_ENV_NAMES as ENV_NAMES
+from .pipeline_settings import BUNDLER_NAMESPACE as NAMESPACE
+from .pipeline_settings import BundlerConfig
+from .suppressions import skip_checkov, skip_function_checks
 
-HANDLER = "aggregator.bundles.handler.handler"
+HANDLER = "streamagg_bundles.handler.handler"
 REPLICATION_RULE_ID = "archive"
 ALARM_KEYS = ("queue_age", "dlq_depth", "replication_latency", "errors", "throttles",
               "skipped_messages", "failed_writes", "oversized_objects")
@@ -186,7 +188,7 @@ class ObjectBundler(PipelineConstruct):
             archive_bucket: an existing, *versioned* replication destination. Default: a
                 new versioned bucket.
             bundle_prefix .. log_level: the bundler's settings (see
-                :class:`aggregator.bundles.config.BundlerConfig`; the Lambda reads them as
+                :class:`streamagg_bundles.config.BundlerConfig`; the Lambda reads them as
                 ``BUNDLE_PREFIX``, ``MAX_BUNDLE_INPUT_MB``, ``IDEMPOTENCY_TTL_DAYS`` ...).
             batch_size: messages per invocation, 1..10000 (above 10 needs a batching
                 window). Default 100.
@@ -203,7 +205,7 @@ class ObjectBundler(PipelineConstruct):
                 dashboard_name: as in ``StreamAggregator``.
 
         Raises:
-            aggregator.errors.ConfigError: a bundler setting is invalid (names it).
+            streamagg_engine.errors.ConfigError: a bundler setting is invalid (names it).
             ValueError: a prop is invalid or two exclusive props were both given.
         """
         super().__init__(scope, construct_id)
@@ -286,7 +288,8 @@ class ObjectBundler(PipelineConstruct):
             concurrency="Concurrency is bounded by the event source's max_concurrency when "
             "set; a reservation would throttle the queue.")
 
-        metrics = pipeline_metrics(self.function, self.dead_letter_queue, COUNTS,
+        metrics = pipeline_metrics(self.function, self.dead_letter_queue,
+                                   namespace=NAMESPACE, counts=COUNTS,
                                    queue=self.queue)
         self._monitor(alarm_props, self._alarm_specs(metrics, thresholds), metrics)
 

@@ -17,7 +17,7 @@ from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from infra.alarms import AlarmSpec, PipelineMetrics
+from .alarms import AlarmSpec, PipelineMetrics
 
 _WIDTH = 12
 _HEIGHT = 6

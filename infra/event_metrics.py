@@ -1,6 +1,6 @@
 """``EventMetricsAggregator``: a Kinesis stream of JSON events to exact per-variant counters.
 
-The event pipeline (``aggregator.events``) as a sibling of :class:`StreamAggregator`,
+The event pipeline (``streamagg_events``) as a sibling of :class:`StreamAggregator`,
 built from the same parts: :class:`infra.pipeline.StreamPipelineConstruct` (function,
 log group, role, KMS-encrypted dead-letter queue as the mapping's on-failure destination,
 the mapping, the alarm topic, the alarms of :mod:`infra.alarms` (the pipeline emits the
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aggregator.events.config import ENV_NAMES, EventMetricsConfig
-from aggregator.events.metrics import COUNTS
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -28,12 +26,16 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra.alarms import AlarmThresholds, alarm_specs, pipeline_metrics
-from infra.buckets import ArchiveDefaults, archive_buckets, grant_archive_puts
-from infra.pipeline import StreamFunctionProps, StreamPipelineConstruct
-from infra.suppressions import skip_checkov
+from .alarms import AlarmThresholds, alarm_specs, pipeline_metrics
+from .buckets import ArchiveDefaults, archive_buckets, grant_archive_puts
+from .pipeline import StreamFunctionProps, StreamPipelineConstruct
+from .pipeline_settings import EVENTS_COUNTS as COUNTS
+from .pipeline_settings import EVENTS_ENV_NAMES as ENV_NAMES
+from .pipeline_settings import EVENTS_NAMESPACE as NAMESPACE
+from .pipeline_settings import EventMetricsConfig
+from .suppressions import skip_checkov
 
-HANDLER = "aggregator.events.handler.handler"
+HANDLER = "streamagg_events.handler.handler"
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,8 @@ class EventMetricsAggregator(StreamPipelineConstruct):
         self._grant(stream, lookup_table, config)
         self._map_stream(stream.stream_arn, props, filters=None,
                          calls="AWS APIs (Kinesis, DynamoDB, S3)")
-        metrics = pipeline_metrics(self.function, self.dead_letter_queue, COUNTS)
+        metrics = pipeline_metrics(self.function, self.dead_letter_queue,
+                                   namespace=NAMESPACE, counts=COUNTS)
         self._monitor(alarm_props, alarm_specs(metrics, alarm_thresholds or AlarmThresholds(),
                                           timeout), metrics)
 

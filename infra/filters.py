@@ -22,7 +22,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aggregator.config import AggregatorConfig
+from .pipeline_settings import AggregatorConfig
 
 SOURCE_EVENTS = ("INSERT", "MODIFY")
 ARCHIVE_EVENTS = ("REMOVE",)

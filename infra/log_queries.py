@@ -1,6 +1,6 @@
 """Saved CloudWatch Logs Insights queries over the aggregator's structured log lines.
 
-The handler writes one JSON object per line (``aggregator.logs``); Logs Insights
+The handler writes one JSON object per line (``streamagg_engine.logs``); Logs Insights
 discovers their keys as fields, so the queries filter and aggregate on them directly:
 
 * ``errors``: every ``level = "ERROR"`` line (failed writes name their ``target``,

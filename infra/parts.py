@@ -8,17 +8,11 @@ or a check exists once.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import aggregator
 import jsii
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_dynamodb as dynamodb
@@ -212,60 +206,3 @@ def check_seconds(name: str, value: Duration, low: int, high: int) -> None:
         raise ValueError(f"{name} must be from {low} to {high} seconds, got {seconds}")
 
 
-def aggregator_package_dir() -> Path:
-    """Where the installed ``aggregator`` package lives (works for namespace packages too)."""
-    if aggregator.__file__:
-        return Path(aggregator.__file__).parent
-    for entry in aggregator.__path__:
-        path = Path(entry)
-        if path.is_dir():
-            return path
-    raise RuntimeError("cannot locate the aggregator package on disk")
-
-
-def handler_subpackage(handler: str) -> str | None:
-    """``events`` for ``aggregator.events.handler.handler``; None for a top-level handler."""
-    parts = handler.split(".")
-    if parts[0] != "aggregator" or len(parts) < 3:
-        raise ValueError(f"handler must be aggregator.<module>.<function>, got {handler!r}")
-    return parts[1] if len(parts) > 3 else None
-
-
-def stage_lambda_asset(handler: str = "aggregator.handler.handler",
-                       package_dir: Path | None = None) -> Path:
-    """A directory holding the ``aggregator`` sources one function needs, named by their hash.
-
-    That is the package's top-level modules (the engine every pipeline shares) plus the
-    subpackage ``handler`` lives in, if any: each function's asset leaves the other
-    pipelines out, so it stays small and its imports fast. The asset is found from the
-    installed package, not the working directory, so synth works from anywhere. Only
-    ``.py`` files are copied (no ``__pycache__``, no boto3: the runtime provides it); the
-    same sources always give the same directory and so the same asset hash.
-    """
-    source = package_dir or aggregator_package_dir()
-    subpackage = handler_subpackage(handler)
-    files = sorted(
-        relative
-        for path in source.rglob("*.py")
-        if "__pycache__" not in (relative := path.relative_to(source)).parts
-        and (len(relative.parts) == 1 or relative.parts[0] == subpackage)
-    )
-    digest = hashlib.sha256()
-    for relative in files:
-        digest.update(relative.as_posix().encode() + b"\0")
-        digest.update((source / relative).read_bytes() + b"\0")
-    root = Path(tempfile.gettempdir()) / "stream-aggregator-assets"
-    staged = root / f"aggregator-{digest.hexdigest()[:20]}"
-    if staged.is_dir():
-        return staged
-    root.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
-    for relative in files:
-        target = building / "aggregator" / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / relative, target)
-    try:
-        os.rename(building, staged)
-    except OSError:  # another process staged the same sources first
-        shutil.rmtree(building, ignore_errors=True)
-    return staged

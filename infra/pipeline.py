@@ -30,10 +30,11 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra import parts
-from infra.alarms import AlarmSpec, PipelineMetrics, alarm_name, create_alarms
-from infra.dashboard import create_dashboard
-from infra.suppressions import skip_function_checks
+from . import parts
+from .alarms import AlarmSpec, PipelineMetrics, alarm_name, create_alarms
+from .dashboard import create_dashboard
+from .lambda_code import asset_code
+from .suppressions import skip_function_checks
 
 _STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 _STREAM_CONCURRENCY = (
@@ -167,7 +168,7 @@ class PipelineConstruct(Construct):
             runtime=parts.RUNTIME,
             architecture=props.architecture,
             handler=handler,
-            code=lambda_.Code.from_asset(str(parts.stage_lambda_asset(handler))),
+            code=asset_code(handler),
             memory_size=props.memory_size,
             timeout=props.timeout,
             reserved_concurrent_executions=props.reserved_concurrency,

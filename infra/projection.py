@@ -1,6 +1,6 @@
 """``ProjectionStage``: a source table's stream projected into a read-optimised dashboard table.
 
-The projection pipeline (:mod:`aggregator.projection`) as a sibling of
+The projection pipeline (:mod:`streamagg_projection`) as a sibling of
 :class:`infra.StreamAggregator`, built from the same parts
 (:class:`infra.pipeline.StreamPipelineConstruct`): the staged ``aggregator`` asset, the
 KMS-encrypted dead-letter queue as the mapping's on-failure destination, the alarm topic,
@@ -20,15 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aggregator.projection.config import ENV_NAMES, ProjectionConfig
-from aggregator.projection.metrics import COUNTS
-from aggregator.projection.transform import (
-    COMBINED,
-    PARTITION_KEY,
-    SORT_KEY,
-    TAG,
-    TTL_ATTRIBUTE,
-)
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -37,12 +28,16 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra import alarms, parts
-from infra.alarms import AlarmThresholds, alarm_specs, pipeline_metrics
-from infra.pipeline import StreamFunctionProps, StreamPipelineConstruct, grant_table_stream_read
-from infra.suppressions import skip_checkov
+from . import alarms, parts
+from .alarms import AlarmThresholds, alarm_specs, pipeline_metrics
+from .pipeline import StreamFunctionProps, StreamPipelineConstruct, grant_table_stream_read
+from .pipeline_settings import PROJECTION_COUNTS as COUNTS
+from .pipeline_settings import PROJECTION_ENV_NAMES as ENV_NAMES
+from .pipeline_settings import PROJECTION_NAMESPACE as NAMESPACE
+from .pipeline_settings import ProjectionConfig, projection_item
+from .suppressions import skip_checkov
 
-HANDLER = "aggregator.projection.handler.handler"
+HANDLER = "streamagg_projection.handler.handler"
 BY_SENTIMENT = "by_sentiment"
 BY_TAG = "by_tag"
 ALARM_KEYS = alarms.ALARM_KEYS
@@ -192,27 +187,28 @@ class ProjectionStage(StreamPipelineConstruct):
         self._map_stream(stream_arn, props,
                          filters=default_filters(config) if filters is None else filters,
                          calls="DynamoDB")
-        metrics = pipeline_metrics(self.function, self.dead_letter_queue, COUNTS)
+        metrics = pipeline_metrics(self.function, self.dead_letter_queue,
+                                   namespace=NAMESPACE, counts=COUNTS)
         self._monitor(alarm_props, alarm_specs(metrics, alarm_thresholds or AlarmThresholds(),
                                          timeout, ALARM_DESCRIPTIONS), metrics)
 
     def _new_dashboard_table(self) -> dynamodb.Table:
         table = dynamodb.Table(
             self, "DashboardTable",
-            partition_key=_string(PARTITION_KEY),
-            sort_key=_string(SORT_KEY),
+            partition_key=_string(projection_item.PARTITION_KEY),
+            sort_key=_string(projection_item.SORT_KEY),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            time_to_live_attribute=TTL_ATTRIBUTE,
+            time_to_live_attribute=projection_item.TTL_ATTRIBUTE,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             removal_policy=RemovalPolicy.RETAIN,
         )
         table.add_global_secondary_index(
-            index_name=BY_SENTIMENT, partition_key=_string(PARTITION_KEY),
-            sort_key=_string(COMBINED), projection_type=dynamodb.ProjectionType.ALL)
+            index_name=BY_SENTIMENT, partition_key=_string(projection_item.PARTITION_KEY),
+            sort_key=_string(projection_item.COMBINED), projection_type=dynamodb.ProjectionType.ALL)
         table.add_global_secondary_index(
-            index_name=BY_TAG, partition_key=_string(TAG),
+            index_name=BY_TAG, partition_key=_string(projection_item.TAG),
             sort_key=_string("ingested_at"), projection_type=dynamodb.ProjectionType.ALL)
         skip_checkov(table, "CKV_AWS_119", "Encrypted with the AWS-managed key: the "
                      "dashboard's readers then need no key grant, and the table holds a "

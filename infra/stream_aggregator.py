@@ -26,7 +26,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aggregator.config import ENV_NAMES, AggregatorConfig
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -36,13 +35,15 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra import parts
-from infra.alarms import AlarmThresholds, alarm_specs, pipeline_metrics
-from infra.archive_catalog import ArchiveCatalog
-from infra.buckets import ArchiveDefaults, archive_buckets, grant_archive_puts
-from infra.filters import default_filters
-from infra.log_queries import create_query_definitions
-from infra.pipeline import StreamFunctionProps, StreamPipelineConstruct, grant_table_stream_read
+from . import parts
+from .alarms import AlarmThresholds, alarm_specs, pipeline_metrics
+from .archive_catalog import ArchiveCatalog
+from .buckets import ArchiveDefaults, archive_buckets, grant_archive_puts
+from .filters import default_filters
+from .log_queries import create_query_definitions
+from .pipeline import StreamFunctionProps, StreamPipelineConstruct, grant_table_stream_read
+from .pipeline_settings import USAGE_COUNTS, USAGE_NAMESPACE, AggregatorConfig
+from .pipeline_settings import USAGE_ENV_NAMES as ENV_NAMES
 
 HANDLER = "aggregator.handler.handler"
 
@@ -103,7 +104,7 @@ class StreamAggregator(StreamPipelineConstruct):
         construct_id: str,
         *,
         table: dynamodb.ITable,
-        config: AggregatorConfig,
+        config: AggregatorConfig | None = None,
         snapshot_table: dynamodb.ITable | None = None,
         archive_bucket: s3.IBucket | None = None,
         archive_bucket_props: s3.BucketProps | None = None,
@@ -130,7 +131,8 @@ class StreamAggregator(StreamPipelineConstruct):
             table: the source table, an existing ``ITable`` with a stream (for a table
                 defined in the same app, of view type ``NEW_AND_OLD_IMAGES``; an imported
                 one needs ``table_stream_arn``). Refills are written back to it.
-            config: how records become snapshots and archive objects. Its
+            config: how records become snapshots and archive objects. Default:
+                ``AggregatorConfig()``, the zae-limiter profile. Its
                 ``table_name``, ``snapshot_table_name`` and ``archive_bucket_name`` are
                 replaced in the function's environment by the actual resources' names;
                 ``enable_archival`` decides whether there is an archive bucket.
@@ -181,6 +183,7 @@ class StreamAggregator(StreamPipelineConstruct):
                 table defined in this app, a stream without old and new images).
         """
         super().__init__(scope, construct_id)
+        config = config if config is not None else AggregatorConfig()
         props = StreamFunctionProps(
             batch_size=batch_size, max_batching_window=max_batching_window,
             starting_position=starting_position, retry_attempts=retry_attempts,
@@ -210,7 +213,8 @@ class StreamAggregator(StreamPipelineConstruct):
         self._map_stream(stream_arn, props,
                          filters=default_filters(config) if filters is None else filters,
                          calls="AWS APIs (DynamoDB, S3)")
-        metrics = pipeline_metrics(self.function, self.dead_letter_queue)
+        metrics = pipeline_metrics(self.function, self.dead_letter_queue,
+                                   namespace=USAGE_NAMESPACE, counts=USAGE_COUNTS)
         self._monitor(alarm_props, alarm_specs(metrics, thresholds, timeout), metrics)
         self.query_definitions: dict[str, logs.QueryDefinition] = create_query_definitions(
             self, log_group=self.log_group, name_prefix=alarm_props.name_prefix

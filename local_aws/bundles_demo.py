@@ -9,7 +9,7 @@
    lack ``versionId`` and ``sequencer``), some twice, plus S3's test event and one
    malformed message;
 4. receives the queue as Lambda's SQS event source does and invokes the real handler,
-   ``aggregator.bundles.handler``, with the deployed function's environment, deleting
+   ``streamagg_bundles.handler``, with the deployed function's environment, deleting
    the messages the partial batch response does not name; the second batch is handed
    to the handler twice before its deletion, as an SQS redelivery would;
 5. prints the bundles (key, objects inside, sizes) and checks each object is in exactly
@@ -33,9 +33,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aggregator.bundles.events import object_identity
-from aggregator.bundles.handler import build_runtime, handle
-
 from local_aws.bundles_harness import (
     TEST_EVENT_BODY,
     Uploaded,
@@ -46,6 +43,8 @@ from local_aws.bundles_harness import (
 )
 from local_aws.deploy import DeployedStack, deploy_synthesized_stack
 from local_aws.server import FAKE_ACCOUNT_ID, client
+from streamagg_bundles.handler import build_runtime, handle
+from streamagg_bundles.s3_events import object_identity
 
 NOTIFICATIONS_TYPE = "Custom::S3BucketNotifications"
 _KEYS = ("incoming/report 2026-03-31.csv", "incoming/a+b=c.json", "incoming/zoë/ünïcode.txt",
@@ -89,7 +88,7 @@ def run_demo(assembly_dir: Path, stack_name: str, endpoint_url: str,
         FunctionName=stack.output("FunctionName"))["Environment"]["Variables"]
     runtime = build_runtime(env, dynamodb=client("dynamodb", endpoint_url), s3=s3)
     figures = _deliver(runtime, sqs, queue_url, queue_arn)
-    say(f"   {figures['invocations']} invocations of aggregator.bundles.handler.handler "
+    say(f"   {figures['invocations']} invocations of streamagg_bundles.handler.handler "
         f"({figures['redelivered']} batch delivered twice), {figures['failed']} message "
         "failures reported")
 

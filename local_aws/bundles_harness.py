@@ -4,7 +4,7 @@
 bucket; keys with spaces, ``+``, ``%`` and non-ASCII, so the URL-encoding of S3 events
 matters) and keeps the ground truth: every object version that must end up in exactly
 one bundle. ``run`` announces each object in an S3 event message and delivers the
-messages through the real handler (``aggregator.bundles.handler.handle``) under:
+messages through the real handler (``streamagg_bundles.handler.handle``) under:
 
 - storage faults (:mod:`local_aws.faults`): throttled and lost-response writes, and
   invocations that crash (``SimulatedCrash``) after a random number of writes, claims
@@ -40,16 +40,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
-from aggregator.bundles.bundler import Ports
-from aggregator.bundles.config import BundlerConfig
-from aggregator.bundles.events import SourceObject, object_identity
-from aggregator.bundles.handler import build_runtime, handle
-from aggregator.bundles.storage import ClaimTable, DistributionBucket, SourceObjects
-from aggregator.bundles.tarball import read_manifest
-
 from local_aws import proof
 from local_aws.faults import FaultPlan
 from local_aws.server import MotoServer, client
+from streamagg_bundles.bundler import Ports
+from streamagg_bundles.config import BundlerConfig
+from streamagg_bundles.handler import build_runtime, handle
+from streamagg_bundles.s3_events import SourceObject, object_identity
+from streamagg_bundles.stores import ClaimTable, DistributionBucket, SourceObjects
+from streamagg_bundles.tarball import read_manifest
 
 VERSIONED_BUCKET = "ingest-versioned"
 PLAIN_BUCKET = "ingest-plain"

@@ -3,7 +3,7 @@
 :func:`run_demo` deploys the synthesized ``EventMetricsStack`` into moto, loads the
 lookup table (experiments and assignments), puts a few hundred events on the deployed
 Kinesis stream (some malformed, some sent twice by the "producer"), reads the stream back
-and invokes ``aggregator.events.handler`` with the deployed function's environment
+and invokes ``streamagg_events.handler`` with the deployed function's environment
 through a local Kinesis mapping with the deployed mapping's settings, then replays the
 whole stream once more (as after a lost checkpoint). It prints the counters per
 experiment, variant and window, the unique users and the archive objects, and compares
@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aggregator.events.handler import build_runtime, handle
 from botocore.exceptions import ClientError
 
 from local_aws.deploy import DeployedStack, deploy_synthesized_stack
@@ -36,6 +35,7 @@ from local_aws.events_harness import (
 )
 from local_aws.faults import DeliveryFaults, FaultyEventSourceMapping
 from local_aws.server import client
+from streamagg_events.handler import build_runtime, handle
 
 DEMO_EVENTS = 300
 DEMO_SEED = 7

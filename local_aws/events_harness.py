@@ -29,17 +29,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from aggregator.events.config import EventMetricsConfig
-from aggregator.events.handler import Runtime, build_runtime, handle
-from aggregator.events.pipeline import EventStores
-from aggregator.events.stores import LookupStore, MetricsStore
-from aggregator.stores import ArchiveStore
 from botocore.exceptions import ClientError
 
 from local_aws import proof
 from local_aws.event_source_mapping import KINESIS
 from local_aws.faults import FaultPlan
 from local_aws.memory import MemoryS3
+from streamagg_engine.stores import ArchiveStore
+from streamagg_events.config import EventMetricsConfig
+from streamagg_events.handler import Runtime, build_runtime, handle
+from streamagg_events.pipeline import EventStores
+from streamagg_events.stores import LookupStore, MetricsStore
 
 METRICS_TABLE = "event-metrics"
 LOOKUP_TABLE = "experiment-lookups"

@@ -23,13 +23,13 @@ from typing import Any
 from aggregator.config import AggregatorConfig
 from aggregator.handler import Runtime, build_runtime, handle
 from aggregator.pipeline import Stores
-from aggregator.stores import ArchiveStore, SnapshotStore
-from aggregator.windows import Window
-
+from aggregator.stores import SnapshotStore
 from local_aws import proof
 from local_aws.faults import FaultPlan
 from local_aws.memory import MemoryDynamoDB, MemoryS3
 from local_aws.stream_records import TTL_IDENTITY, lambda_record
+from streamagg_engine.stores import ArchiveStore
+from streamagg_engine.windows import Window
 
 NAMESPACE = "proofNs0001"
 TABLE = "rate-limits"

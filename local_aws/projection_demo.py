@@ -3,7 +3,7 @@
 Deploys the synthesized :class:`infra.stacks.projection_stack.ProjectionStack` into moto,
 writes realistic items to its source table (pending then analysed, tag changes, a
 re-score, a move back to pending, deletions, one malformed analysis), reads the table's
-stream and invokes ``aggregator.projection.handler`` with the deployed function's
+stream and invokes ``streamagg_projection.handler`` with the deployed function's
 environment, through a local event source mapping with the deployed mapping's settings
 and filters. Then it prints the dashboard per day and tag, queries both indexes, replays
 the whole stream once more (nothing may change) and compares the dashboard with the
@@ -20,12 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aggregator.projection.handler import build_runtime, handle
-
 from local_aws.deploy import DeployedStack, deploy_synthesized_stack
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSettings
 from local_aws.projection_harness import compare, expected_dashboard
 from local_aws.server import client
+from streamagg_projection.handler import build_runtime, handle
 
 Say = Callable[[str], None]
 DAY = "2026-03-02"

@@ -4,7 +4,7 @@
 changes, re-scores, moves to another day, back to pending, malformed analyses, deletions,
 re-creations) as Lambda-shaped stream records, and keeps the items' final state. The
 ground truth is the dashboard that final state projects, computed here from plain
-Python values, independently of :mod:`aggregator.projection`. ``run`` pushes the records
+Python values, independently of :mod:`streamagg_projection`. ``run`` pushes the records
 through the real handler under faults: throttled calls, UnprocessedItems, lost responses,
 crashes mid-batch (:class:`local_aws.faults.SimulatedCrash`), random batch sizes,
 duplicate deliveries, parallel lanes per item key and bisection
@@ -26,14 +26,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from aggregator.projection.config import ProjectionConfig
-from aggregator.projection.handler import Runtime, build_runtime, handle
-from aggregator.projection.store import DashboardStore
 from botocore.exceptions import ClientError
 
 from local_aws import proof
 from local_aws.faults import FaultPlan
 from local_aws.stream_records import lambda_record
+from streamagg_projection.config import ProjectionConfig
+from streamagg_projection.handler import Runtime, build_runtime, handle
+from streamagg_projection.stores import DashboardStore
 
 DASHBOARD = "dashboard"
 START = datetime(2026, 3, 1, 20, 0, tzinfo=UTC).timestamp()

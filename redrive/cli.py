@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 import boto3
-from aggregator.config import AggregatorConfig
-from aggregator.errors import ConfigError
-from aggregator.handler import build_runtime
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from aggregator.config import AggregatorConfig
+from aggregator.handler import build_runtime
+from streamagg_engine.errors import ConfigError
 
 from .errors import RedriveError
 from .replay import InProcessTarget, InvokeTarget, Target

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aggregator.handler import Runtime, handle
 from botocore.exceptions import BotoCoreError, ClientError
+
+from aggregator.handler import Runtime, handle
 
 from .errors import FunctionError
 from .stream import sequence_number

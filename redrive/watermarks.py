@@ -22,9 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from aggregator.archiver import is_archivable
 from aggregator.config import AggregatorConfig
-from aggregator.errors import MalformedRecordError
 from aggregator.processor import (
     CounterChange,
     SnapshotKey,
@@ -32,9 +33,9 @@ from aggregator.processor import (
     decode_change,
     plan_snapshots,
 )
-from aggregator.records import SEQUENCE_WIDTH, StreamRecord, parse_record
 from aggregator.stores import snapshot_item_key, stored_watermarks, watermark_attribute
-from botocore.exceptions import BotoCoreError, ClientError
+from streamagg_engine.errors import MalformedRecordError
+from streamagg_engine.records import SEQUENCE_WIDTH, StreamRecord, parse_record
 
 from .errors import RedriveError
 

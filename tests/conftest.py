@@ -3,7 +3,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from aggregator.logs import PACKAGE_LOGGER
+
+from infra.lambda_code import PIPELINES
+from streamagg_engine.logs import ENGINE_LOGGER
 
 pytest_plugins = ["tests.moto_fixtures"]
 
@@ -20,9 +22,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _package_logger_reaches_caplog() -> Iterator[None]:
-    """configure_logging() detaches the package logger from root; undo it per test."""
+    """configure_logging() detaches the packages' loggers from root; undo it per test."""
     yield
-    logger = logging.getLogger(PACKAGE_LOGGER)
-    logger.propagate = True
-    logger.handlers.clear()
+    for name in (ENGINE_LOGGER, *PIPELINES):
+        logger = logging.getLogger(name)
+        logger.propagate = True
+        logger.handlers.clear()
     logger.setLevel(logging.NOTSET)

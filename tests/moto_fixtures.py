@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from aggregator.config import AggregatorConfig
 from aggregator.handler import Runtime, build_runtime, handle
-
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingReport, MappingSettings
 from local_aws.server import MotoServer, client
 

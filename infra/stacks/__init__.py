@@ -1,5 +1,5 @@
 """The deployable stacks."""
 
-from infra.stacks.aggregator_stack import AggregatorStack
+from .aggregator_stack import AggregatorStack
 
 __all__ = ["AggregatorStack"]

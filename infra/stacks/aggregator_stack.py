@@ -16,15 +16,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aggregator.config import ENV_NAMES, AggregatorConfig
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra.stream_aggregator import StreamAggregator
-from infra.suppressions import skip_checkov
+from ..pipeline_settings import USAGE_ENV_NAMES as ENV_NAMES
+from ..pipeline_settings import AggregatorConfig
+from ..stream_aggregator import StreamAggregator
+from ..suppressions import skip_checkov
 
 # Set by the construct from the resources it is given; not settable from the context.
 _RESOURCE_FIELDS = frozenset({"snapshot_table_name", "archive_bucket_name"})
@@ -96,7 +97,7 @@ class AggregatorStack(Stack):
             **kwargs: passed to :class:`aws_cdk.Stack` (``env``, ``stack_name``, ...).
 
         Raises:
-            aggregator.errors.ConfigError: a context value is not a valid setting.
+            streamagg_engine.errors.ConfigError: a context value is not a valid setting.
             ValueError: a construct setting in the context is not valid (the message
                 names it).
         """
@@ -172,7 +173,7 @@ def config_from_context(context: Mapping[str, object]) -> AggregatorConfig:
     (``env_name``, ``batch_size``) are left to their owners.
 
     Raises:
-        aggregator.errors.ConfigError: a value is not valid for its setting.
+        streamagg_engine.errors.ConfigError: a value is not valid for its setting.
         ValueError: the context sets a resource name, which the construct owns.
     """
     for name in sorted(_RESOURCE_FIELDS & set(context)):

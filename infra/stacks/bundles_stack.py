@@ -11,7 +11,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack, Tags
 from constructs import Construct
 
-from infra.bundles import ObjectBundler
+from ..bundles import ObjectBundler
 
 
 class BundlesStack(Stack):

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aggregator.events.config import ENV_NAMES, EventMetricsConfig
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kinesis as kinesis
 from constructs import Construct
 
-from infra.event_metrics import EventMetricsAggregator
-from infra.suppressions import skip_checkov
+from ..event_metrics import EventMetricsAggregator
+from ..pipeline_settings import EVENTS_ENV_NAMES as ENV_NAMES
+from ..pipeline_settings import EventMetricsConfig
+from ..suppressions import skip_checkov
 
 _RESOURCE_FIELDS = frozenset({"metrics_table_name", "lookup_table_name", "archive_bucket_name"})
 CONTEXT_KEYS = {name: var.lower() for name, var in ENV_NAMES.items()

@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aggregator.projection.config import ENV_NAMES, ProjectionConfig
 from aws_cdk import CfnOutput, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from infra.projection import DEFAULTS, ProjectionStage
-from infra.suppressions import skip_checkov
+from ..pipeline_settings import PROJECTION_ENV_NAMES as ENV_NAMES
+from ..pipeline_settings import ProjectionConfig
+from ..projection import DEFAULTS, ProjectionStage
+from ..suppressions import skip_checkov
 
 CONTEXT_PREFIX = "projection_"
 CONFIG_CONTEXT_KEYS = tuple(CONTEXT_PREFIX + name for name in ENV_NAMES

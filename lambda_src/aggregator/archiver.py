@@ -8,8 +8,6 @@ the bytes are the same too.
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,13 +15,13 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from .config import AggregatorConfig
-from .ddb_json import PlainValue, to_plain
-from .errors import MalformedRecordError
-from .records import StreamRecord
+from streamagg_engine.ddb_json import PlainValue, to_plain
+from streamagg_engine.errors import MalformedRecordError
+from streamagg_engine.jsonl import encode_jsonl
+from streamagg_engine.records import StreamRecord
 
-CONTENT_TYPE = "application/x-ndjson"
-CONTENT_ENCODING = "gzip"
+from .config import AggregatorConfig
+
 _TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 _AUDIT_FIELDS = ("event_id", "entity_id", "action", "timestamp", "principal", "resource")
 
@@ -91,17 +89,6 @@ def build_objects(lines: Iterable[ArchiveLine], prefix: str) -> list[ArchiveObje
             records=tuple(entry.record for entry in group),
         ))
     return objects
-
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-"""``json.dumps`` with these options would build a new encoder for every line."""
-
-
-def encode_jsonl(lines: Iterable[Mapping[str, Any]]) -> bytes:
-    """Compact JSON Lines, gzip-compressed with a zero mtime so equal input gives equal bytes."""
-    encode = _ENCODER.encode
-    text = "".join([encode(line) + "\n" for line in lines])
-    return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
 
 
 def _is_ttl_removal(identity: Mapping[str, Any] | None) -> bool:

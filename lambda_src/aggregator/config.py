@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import NoReturn
 
-from .errors import ConfigError
-from .windows import Window
+from streamagg_engine.errors import ConfigError
+from streamagg_engine.windows import Window
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})

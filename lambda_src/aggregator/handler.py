@@ -17,13 +17,15 @@ from typing import Any
 
 import boto3
 
-from .clients import sdk_config
+from streamagg_engine.batch import run_batch
+from streamagg_engine.clients import sdk_config
+from streamagg_engine.logs import configure_logging
+from streamagg_engine.stores import ArchiveStore
+
 from .config import AggregatorConfig
-from .engine import run_batch
-from .logs import configure_logging
-from .metrics import COUNTS
+from .metrics import COUNTS, NAMESPACE
 from .pipeline import Stores, process_batch
-from .stores import ArchiveStore, BucketStore, SnapshotStore
+from .stores import BucketStore, SnapshotStore
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ class Runtime:
 def build_runtime(env: Mapping[str, str], *, dynamodb: Any = None, s3: Any = None) -> Runtime:
     """Everything an invocation needs; clients may be passed in (tests, local runs)."""
     config = AggregatorConfig.from_env(env)
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, "aggregator")
     if dynamodb is None or (s3 is None and config.archival_enabled):
         client_config = sdk_config(config.max_workers, env.get("AWS_EXECUTION_ENV", ""))
         dynamodb = dynamodb or boto3.client("dynamodb", config=client_config)
@@ -72,4 +74,5 @@ def handle(event: Mapping[str, Any], runtime: Runtime, *, now_ms: int) -> dict[s
         event,
         partial(process_batch, config=runtime.config, stores=runtime.stores,
                 pool=runtime.pool, now_ms=now_ms),
-        logger=logger, counts=COUNTS, function_name=runtime.function_name, now_ms=now_ms)
+        logger=logger, namespace=NAMESPACE, counts=COUNTS,
+        function_name=runtime.function_name, now_ms=now_ms)

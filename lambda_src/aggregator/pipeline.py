@@ -17,16 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from .archiver import (
-    CONTENT_ENCODING,
-    CONTENT_TYPE,
-    ArchiveLine,
-    build_objects,
-    extract_line,
-    is_archivable,
-)
-from .config import AggregatorConfig
-from .engine import (
+from streamagg_engine.batch import (
     UNEXPECTED_SHAPES,
     FailedRecords,
     Job,
@@ -35,14 +26,23 @@ from .engine import (
     skip_reason,
     write_failed,
 )
-from .errors import MalformedRecordError, StoreError
+from streamagg_engine.errors import MalformedRecordError, StoreError
+from streamagg_engine.jsonl import CONTENT_ENCODING, CONTENT_TYPE
+from streamagg_engine.records import StreamRecord, parse_record
+
+from .archiver import (
+    ArchiveLine,
+    build_objects,
+    extract_line,
+    is_archivable,
+)
+from .config import AggregatorConfig
 from .processor import (
     CounterChange,
     SnapshotUpdate,
     decode_change,
     plan_snapshots,
 )
-from .records import StreamRecord, parse_record
 from .refill import BucketState, RefillPlan, bucket_state, merge_states, plan_refill
 
 logger = logging.getLogger(__name__)

@@ -18,11 +18,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from streamagg_engine.ddb_json import Image, get_integer, get_string
+from streamagg_engine.errors import MalformedRecordError
+from streamagg_engine.records import StreamRecord
+from streamagg_engine.windows import HOUR_MS, Window, window_keys
+
 from .config import AggregatorConfig
-from .ddb_json import Image, get_integer, get_string
-from .errors import MalformedRecordError
-from .records import StreamRecord
-from .windows import HOUR_MS, Window, window_keys
 
 
 class SnapshotKey(NamedTuple):

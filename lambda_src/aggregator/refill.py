@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .ddb_json import Image, get_integer, get_string
-from .errors import MalformedRecordError
-from .records import StreamRecord
+from streamagg_engine.ddb_json import Image, get_integer, get_string
+from streamagg_engine.errors import MalformedRecordError
+from streamagg_engine.records import StreamRecord
 
 _PREFIX = "b_"
 _UNSUPPORTED_ITEM = ("sched", "rsched", "vu", "disabled", "bypass")

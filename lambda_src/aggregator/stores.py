@@ -1,4 +1,5 @@
-"""The aggregator's only AWS I/O: three narrow adapters over clients passed in.
+"""The usage aggregator's AWS I/O: two narrow adapters over clients passed in (the
+archive's is the engine's :class:`streamagg_engine.stores.ArchiveStore`).
 
 Exactly-once snapshots
 ----------------------
@@ -23,33 +24,21 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from streamagg_engine.errors import StoreError
+from streamagg_engine.stores import to_store_error
+from streamagg_engine.windows import window_end
+
 from .config import AggregatorConfig
-from .errors import StoreError
 from .processor import SnapshotKey, SnapshotUpdate
 from .refill import RefillPlan
-from .windows import window_end
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
 WATERMARK_PREFIX = "wm_"
-_RETRYABLE = frozenset({
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "InternalServerError", "ServiceUnavailable", "SlowDown", "TransactionConflictException",
-    "RequestTimeout", "RequestTimeoutException", "LimitExceededException",
-})
 _MAX_CONFLICTS = 8
-
-
-def to_store_error(exc: Exception, action: str) -> StoreError:
-    """The one place that sorts AWS failures into retryable and permanent."""
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        return StoreError(f"{action}: {code}: {exc}", retryable=code in _RETRYABLE, code=code)
-    return StoreError(f"{action}: {exc}", retryable=True, code=type(exc).__name__)
 
 
 @lru_cache(maxsize=16_384)
@@ -222,20 +211,3 @@ class BucketStore:
         except BotoCoreError as exc:
             raise to_store_error(exc, "bucket refill") from exc
         return True
-
-
-class ArchiveStore:
-    """Puts archive objects; the same key and bytes on a retry make the PUT idempotent."""
-
-    def __init__(self, client: S3Client, bucket: str) -> None:
-        self._client = client
-        self._bucket = bucket
-
-    def put(self, key: str, body: bytes, *, content_type: str, content_encoding: str) -> None:
-        try:
-            self._client.put_object(
-                Bucket=self._bucket, Key=key, Body=body,
-                ContentType=content_type, ContentEncoding=content_encoding,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise to_store_error(exc, "archive put") from exc

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aggregator.config import AggregatorConfig
 from aws_cdk import Acknowledgment, App, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 
+from aggregator.config import AggregatorConfig
 from infra import StreamAggregator
 from infra.archive_catalog import ArchiveCatalog
 from tests.infra.support import source_table, synth_with_nag

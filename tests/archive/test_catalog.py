@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aggregator.config import AggregatorConfig
 from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 from cfnlint.api import ManualArgs, lint_file
 
+from aggregator.config import AggregatorConfig
 from infra import StreamAggregator
 from infra.archive_catalog import (
     ARCHIVE_COLUMNS,

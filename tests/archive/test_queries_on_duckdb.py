@@ -23,8 +23,8 @@ from typing import Any
 
 import duckdb
 import pytest
-from aggregator.config import AggregatorConfig
 
+from aggregator.config import AggregatorConfig
 from local_aws import MotoServer, client
 from tests.factories import audit_image, n, s
 from tests.moto_fixtures import LocalAws

@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 
 from aggregator.archiver import extract_line
-from aggregator.records import parse_record
-
 from infra.archive_catalog import ARCHIVE_COLUMNS, PARTITION_KEYS
+from streamagg_engine.records import parse_record
 from tests.factories import audit_image, audit_removal
 
 from .support import REPO

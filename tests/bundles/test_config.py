@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from aggregator.bundles.config import BundlerConfig
-from aggregator.errors import ConfigError
+
+from streamagg_bundles.config import BundlerConfig
+from streamagg_engine.errors import ConfigError
 
 REQUIRED = {"DISTRIBUTION_BUCKET_NAME": "distribution", "IDEMPOTENCY_TABLE_NAME": "claims"}
 

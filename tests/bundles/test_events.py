@@ -6,12 +6,12 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from aggregator.bundles.events import parse_message
-from aggregator.errors import MalformedRecordError
 from hypothesis import given
 from hypothesis import strategies as st
 
 from local_aws.bundles_harness import TEST_EVENT_BODY, Uploaded, s3_event_body, sqs_record
+from streamagg_bundles.s3_events import parse_message
+from streamagg_engine.errors import MalformedRecordError
 
 MOMENT = datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC)
 

@@ -9,10 +9,10 @@ import itertools
 from typing import Any
 
 import pytest
-from aggregator.bundles.plan import PlannedBundle
 
 from local_aws import bundles_harness as harness
 from local_aws.server import MotoServer, client
+from streamagg_bundles.processor import PlannedBundle
 
 _runs = itertools.count(1)
 
@@ -69,8 +69,8 @@ def test_the_harness_catches_a_bundler_without_claims(
     def nothing_recorded(self: Any, bundle_key: str) -> None:
         return None
 
-    monkeypatch.setattr("aggregator.bundles.storage.ClaimTable.claim", claim_everything)
-    monkeypatch.setattr("aggregator.bundles.storage.ClaimTable.complete", nothing_recorded)
+    monkeypatch.setattr("streamagg_bundles.stores.ClaimTable.claim", claim_everything)
+    monkeypatch.setattr("streamagg_bundles.stores.ClaimTable.complete", nothing_recorded)
     harness.run(objects, seed=13, ddb=ddb, s3=s3, config=config, crash_rate=0.0,
                 s3_duplicate_rate=0.5)
 

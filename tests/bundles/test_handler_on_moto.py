@@ -17,10 +17,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
-from aggregator.bundles.config import BundlerConfig
-from aggregator.bundles.events import parse_message
-from aggregator.bundles.handler import Runtime, build_runtime, handle
-from aggregator.bundles.plan import plan_bundles
 from botocore.exceptions import ClientError
 
 from local_aws.bundles_harness import (
@@ -37,6 +33,10 @@ from local_aws.bundles_harness import (
 )
 from local_aws.faults import FaultPlan, FaultyClient, SimulatedCrash
 from local_aws.server import MotoServer, client
+from streamagg_bundles.config import BundlerConfig
+from streamagg_bundles.handler import Runtime, build_runtime, handle
+from streamagg_bundles.processor import plan_bundles
+from streamagg_bundles.s3_events import parse_message
 
 _ids = itertools.count(1)
 NOW_MS = 1_775_000_000_000
@@ -291,7 +291,7 @@ def test_a_failed_put_reports_exactly_the_messages_it_carried(world: World) -> N
 
 def test_the_lambda_entry_point_reads_its_environment_once(
         world: World, moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    from aggregator.bundles import handler as entry  # noqa: PLC0415
+    from streamagg_bundles import handler as entry  # noqa: PLC0415
 
     for name, value in world.config.to_env().items():
         monkeypatch.setenv(name, value)

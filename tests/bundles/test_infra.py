@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aggregator.errors import ConfigError
 from aws_cdk import App, Duration, Stack
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -18,6 +17,7 @@ from cfnlint.api import ManualArgs, lint_file
 from infra.alarms import alarm_name
 from infra.bundles import ALARM_KEYS, ObjectBundler
 from infra.stacks.bundles_stack import BundlesStack
+from streamagg_engine.errors import ConfigError
 from tests.infra.support import (
     dashboard_alarms,
     dashboard_body,
@@ -190,7 +190,7 @@ def test_the_idempotency_table_is_on_demand_with_ttl_and_pitr(template: Template
 
 def test_the_function_runs_the_bundler_with_validated_settings(template: Template) -> None:
     template.has_resource_properties("AWS::Lambda::Function", {
-        "Handler": "aggregator.bundles.handler.handler", "Timeout": 300,
+        "Handler": "streamagg_bundles.handler.handler", "Timeout": 300,
         "EphemeralStorage": {"Size": 512},
         "Environment": {"Variables": Match.object_like({
             "BUNDLE_PREFIX": "bundles/", "MAX_BUNDLE_INPUT_MB": "100",
@@ -220,7 +220,7 @@ def test_alarms_watch_the_queue_the_dlq_replication_and_the_emf_counts(
                         ("failed-writes", "FailedWrites"),
                         ("oversized-objects", "ObjectsOversized")):
         template.has_resource_properties("AWS::CloudWatch::Alarm", {
-            "AlarmName": f"Bundles-test-Bundler-{key}", "Namespace": "StreamAggregator",
+            "AlarmName": f"Bundles-test-Bundler-{key}", "Namespace": "StreamAggregator/Bundles",
             "MetricName": metric})
     for key in ("errors", "throttles"):
         template.has_resource_properties("AWS::CloudWatch::Alarm", {

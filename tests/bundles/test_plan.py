@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from aggregator.bundles.events import SourceObject
-from aggregator.bundles.plan import bundle_key, plan_bundles
 from hypothesis import given
 from hypothesis import strategies as st
+
+from streamagg_bundles.processor import bundle_key, plan_bundles
+from streamagg_bundles.s3_events import SourceObject
 
 START = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
 

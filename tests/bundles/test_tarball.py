@@ -9,9 +9,10 @@ import tempfile
 from datetime import UTC, datetime
 
 import pytest
-from aggregator.bundles.events import SourceObject
-from aggregator.bundles.tarball import OpenedObject, read_manifest, write_bundle
-from aggregator.errors import StoreError
+
+from streamagg_bundles.s3_events import SourceObject
+from streamagg_bundles.tarball import OpenedObject, read_manifest, write_bundle
+from streamagg_engine.errors import StoreError
 
 MOMENT = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
 

@@ -11,8 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-from aggregator.events.config import EventMetricsConfig
-from aggregator.windows import Window
 from aws_cdk import App, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kinesis as kinesis
@@ -23,6 +21,8 @@ from aws_cdk.assertions import Template
 
 from infra.event_metrics import EventMetricsAggregator
 from infra.stacks.event_metrics_stack import EventMetricsStack
+from streamagg_engine.windows import Window
+from streamagg_events.config import EventMetricsConfig
 from tests.infra.support import stack_template, synth_with_nag
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")

@@ -7,11 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any, cast
 
-from aggregator.events.config import EventMetricsConfig
-from aggregator.events.pipeline import BatchResult, EventStores, process_batch
-from aggregator.events.stores import LookupStore, MetricsStore
-from aggregator.stores import ArchiveStore
-
 from local_aws.events_harness import (
     BUCKET,
     LOOKUP_TABLE,
@@ -22,6 +17,10 @@ from local_aws.events_harness import (
     kinesis_record,
 )
 from local_aws.memory import MemoryS3
+from streamagg_engine.stores import ArchiveStore
+from streamagg_events.config import EventMetricsConfig
+from streamagg_events.pipeline import BatchResult, EventStores, process_batch
+from streamagg_events.stores import LookupStore, MetricsStore
 
 NOW_MS = 1_769_900_000_000
 LOOKUPS = [

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from aggregator.errors import ConfigError
-from aggregator.events.config import EventMetricsConfig
-from aggregator.windows import Window
+
+from streamagg_engine.errors import ConfigError
+from streamagg_engine.windows import Window
+from streamagg_events.config import EventMetricsConfig
 
 
 def test_the_environment_rebuilds_the_same_config() -> None:

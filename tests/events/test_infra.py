@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aggregator.errors import ConfigError
-from aggregator.events.config import EventMetricsConfig
 from aws_cdk import App, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kinesis as kinesis
@@ -22,6 +20,8 @@ from cfnlint.api import ManualArgs, lint_file
 from infra.alarms import ALARM_KEYS, alarm_name
 from infra.event_metrics import EventMetricsAggregator
 from infra.stacks.event_metrics_stack import EventMetricsStack
+from streamagg_engine.errors import ConfigError
+from streamagg_events.config import EventMetricsConfig
 from tests.infra.support import dashboard_alarms, dashboard_body, dashboard_thresholds
 
 from .conftest import EXAMPLE, STACKS
@@ -55,7 +55,7 @@ def test_overridden_props_reach_the_mapping_and_function(templates: dict[str, Te
         "ParallelizationFactor": 4,
         "EventSourceArn": "arn:aws:kinesis:eu-west-1:123456789012:stream/clicks"})
     template.has_resource_properties("AWS::Lambda::Function", {
-        "Handler": "aggregator.events.handler.handler", "Timeout": 120,
+        "Handler": "streamagg_events.handler.handler", "Timeout": 120,
         "ReservedConcurrentExecutions": 5,
         "Environment": {"Variables": Match.object_like({
             "EVENTS_METRICS_TABLE_NAME": "metrics", "EVENTS_LOOKUP_TABLE_NAME": "lookups",
@@ -123,7 +123,7 @@ def test_every_alarm_exists_and_notifies_the_topic(templates: dict[str, Template
         "skipped-records", "failed-writes")}
     templates[EXAMPLE].has_resource_properties("AWS::CloudWatch::Alarm", {
         "AlarmName": f"{EXAMPLE}-EventMetrics-skipped-records",
-        "Namespace": "StreamAggregator", "MetricName": "RecordsSkipped"})
+        "Namespace": "StreamAggregator/EventMetrics", "MetricName": "RecordsSkipped"})
     assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
 
 
@@ -139,7 +139,7 @@ def test_the_dashboard_shows_every_alarm_and_its_threshold_and_the_pipelines_cou
         "skipped_records >= 1", "failed_writes >= 1"}
     text = json.dumps(dashboard_body(template))
     for metric in ("EventsCounted", "CounterTransactions", "ArchivedEvents", "BatchDuration"):
-        assert f'"StreamAggregator", "{metric}"' in text
+        assert f'"StreamAggregator/EventMetrics", "{metric}"' in text
     templates["Overridden"].has_resource_properties("AWS::CloudWatch::Dashboard",
                                                     {"DashboardName": "clicks"})
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 
 import pytest
-from aggregator.errors import MalformedRecordError
-from aggregator.events.kinesis import decode_document, parse_record, position
 from hypothesis import given
 from hypothesis import strategies as st
+
+from streamagg_engine.errors import MalformedRecordError
+from streamagg_events.kinesis import decode_document, parse_record, position
 
 from .support import raw_record, record
 

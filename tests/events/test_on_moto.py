@@ -14,9 +14,6 @@ import re
 import time
 from typing import Any
 
-from aggregator.events.config import EventMetricsConfig
-from aggregator.events.handler import build_runtime, handle
-
 from local_aws.events_harness import (
     MemoryEventsDynamoDB,
     compare,
@@ -26,6 +23,8 @@ from local_aws.events_harness import (
 )
 from local_aws.memory import MemoryS3
 from local_aws.server import MotoServer, client
+from streamagg_events.config import EventMetricsConfig
+from streamagg_events.handler import build_runtime, handle
 
 _names = itertools.count(1)
 

@@ -7,10 +7,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from aggregator.events.enrich import UNASSIGNED
 from botocore.exceptions import ClientError
 
 from local_aws.events_harness import LOOKUP_TABLE, METRICS_TABLE
+from streamagg_events.enrich import UNASSIGNED
 
 from .support import Memory, document, raw_record, record
 
@@ -58,7 +58,7 @@ def test_events_become_counts_sums_and_unique_users_per_variant_and_window() -> 
 def test_malformed_records_are_logged_with_their_id_and_the_batch_proceeds(
         caplog: pytest.LogCaptureFixture) -> None:
     memory = Memory()
-    with caplog.at_level(logging.WARNING, logger="aggregator.events"):
+    with caplog.at_level(logging.WARNING, logger="streamagg_events"):
         result = memory.process([
             record("!!!", 20), raw_record(b"{oops", 21), record(document(3, user_id=None), 22),
             record(document(4, experiment_id="retired"), 23), record(document(5), 24),

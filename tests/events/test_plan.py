@@ -6,10 +6,13 @@ import gzip
 import json
 from decimal import Decimal
 
-from aggregator.events.config import EventMetricsConfig
-from aggregator.events.enrich import Enriched
-from aggregator.events.kinesis import parse_record
-from aggregator.events.plan import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamagg_events.config import EventMetricsConfig
+from streamagg_events.enrich import Enriched
+from streamagg_events.kinesis import parse_record
+from streamagg_events.processor import (
     Counted,
     counter_keys,
     plan_archive,
@@ -17,9 +20,7 @@ from aggregator.events.plan import (
     plan_user_sets,
     user_shard,
 )
-from aggregator.events.schema import event_schema, validate
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from streamagg_events.schema import event_schema, validate
 
 from .support import document, record
 

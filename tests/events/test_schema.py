@@ -7,10 +7,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from aggregator.errors import MalformedRecordError
-from aggregator.events.schema import event_schema, validate
 from hypothesis import given
 from hypothesis import strategies as st
+
+from streamagg_engine.errors import MalformedRecordError
+from streamagg_events.schema import event_schema, validate
 
 from .support import document
 

@@ -10,15 +10,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from aggregator.config import AggregatorConfig
-from aggregator.handler import build_runtime, handle
-from aggregator.pipeline import BatchResult, Stores, process_batch
-from aggregator.stores import ArchiveStore, SnapshotStore
-from aggregator.windows import Window
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aggregator.config import AggregatorConfig
+from aggregator.handler import build_runtime, handle
+from aggregator.pipeline import BatchResult, Stores, process_batch
+from aggregator.stores import SnapshotStore
 from local_aws.memory import MemoryDynamoDB, MemoryS3
+from streamagg_engine.stores import ArchiveStore
+from streamagg_engine.windows import Window
 from tests.bad_input import CORPUS, Case, build
 from tests.factories import audit_removal, bucket_record
 

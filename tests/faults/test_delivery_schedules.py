@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 import io
 
-from aggregator.config import AggregatorConfig
-from aggregator.handler import build_runtime, handle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aggregator.config import AggregatorConfig
+from aggregator.handler import build_runtime, handle
 from local_aws.harness import BUCKET, TABLE, WINDOWS, compare, generate_workload
 from local_aws.memory import MemoryDynamoDB, MemoryS3
 

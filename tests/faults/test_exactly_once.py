@@ -10,8 +10,8 @@ import os
 from typing import Any
 
 import pytest
-from aggregator.stores import SnapshotStore
 
+from aggregator.stores import SnapshotStore
 from local_aws.harness import TABLE, compare, generate_workload, run
 from local_aws.memory import MemoryDynamoDB, MemoryS3
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aggregator.refill import RefillPlan
 from aggregator.stores import BucketStore
-
 from local_aws.harness import BUCKET, TABLE, compare, generate_workload, run
 from local_aws.memory import MemoryDynamoDB, MemoryS3
 from tests.factories import bucket_image, n

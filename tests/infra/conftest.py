@@ -97,22 +97,33 @@ def variants(variants_assembly: Path) -> Variants:
 # --- a consumer app outside this repository -------------------------------------------
 
 @pytest.fixture(scope="session")
-def consumer_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This repository installed as a package (``pip install --target``), nothing else.
-
-    pip builds from a copy of the files the package is made of (setuptools writes a
-    ``build/`` directory next to ``pyproject.toml``), which also shows that nothing else
-    in the repository is needed.
-    """
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The library's wheel, built by ``python -m build`` (no download: ``--no-isolation``)
+    from a copy of what the package is made of, so no stale ``build/`` can leak into it."""
     source = tmp_path_factory.mktemp("source")
-    shutil.copy2(REPO / "pyproject.toml", source)
-    for folder in ("infra", "lambda_src", "redrive"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(REPO / name, source)
+    for folder in ("infra", "lambda_src"):
         shutil.copytree(REPO / folder, source / folder,
                         ignore=shutil.ignore_patterns("__pycache__"))
+    dist = tmp_path_factory.mktemp("dist")
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist),
+         str(source)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    (built,) = dist.glob("*.whl")
+    return built
+
+
+@pytest.fixture(scope="session")
+def consumer_site(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """The wheel installed offline (``--no-index``) into a folder of its own, nothing else."""
     site = tmp_path_factory.mktemp("site")
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--no-deps", "--target", str(site), str(source)],
+         "--no-deps", "--no-index", "--target", str(site), str(wheel)],
         capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
@@ -121,9 +132,13 @@ def consumer_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def consumer_assembly(tmp_path_factory: pytest.TempPathFactory, consumer_site: Path) -> Path:
-    """:data:`CONSUMER_APP` synthesized in a directory outside the repo; its ``cdk.out``."""
+    """:data:`CONSUMER_APP` synthesized in a directory outside the repo, beside the
+    consumer's own ``infra`` and ``aggregator`` packages; its ``cdk.out``."""
     workdir = tmp_path_factory.mktemp("consumer")
     (workdir / "app.py").write_text(CONSUMER_APP)
+    for own in ("infra", "aggregator"):
+        (workdir / own).mkdir()
+        (workdir / own / "__init__.py").write_text('OWNER = "consumer"\n')
     env = {**os.environ, "PYTHONPATH": str(consumer_site)}
     result = subprocess.run(
         [sys.executable, "app.py", str(consumer_site)],

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aggregator.config import AggregatorConfig
 from aws_cdk import App, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
@@ -19,6 +18,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
+from aggregator.config import AggregatorConfig
 from infra import StreamAggregator
 from infra.alarms import AlarmThresholds
 
@@ -113,22 +113,28 @@ class Variants:
 
 
 CONSUMER_APP = textwrap.dedent('''
-    """A consumer's own app: its pre-existing table, the installed construct, cdk-nag."""
+    """A consumer's own app: its own infra/ and aggregator/ packages, its pre-existing
+    table, the installed constructs imported as the README shows, cdk-nag."""
     import sys
     from pathlib import Path
 
     import aggregator
     import infra
-    from aggregator.config import AggregatorConfig
     from aws_cdk import App, Stack, Validations
     from aws_cdk import aws_dynamodb as dynamodb
     from cdk_nag import AwsSolutionsChecks
-    from infra import StreamAggregator
+    from cdk_stream_aggregator import AggregatorConfig, StreamAggregator
+
+    import cdk_stream_aggregator
 
     site = Path(sys.argv[1]).resolve()
-    for module in (aggregator, infra):
-        where = Path(module.__file__).resolve()
-        assert where.is_relative_to(site), f"{module.__name__} imported from {where}"
+    here = Path.cwd().resolve()
+    assert Path(cdk_stream_aggregator.__file__).resolve().is_relative_to(site)
+    for own in (aggregator, infra):
+        where = Path(own.__file__).resolve()
+        assert where.is_relative_to(here), f"{own.__name__} imported from {where}"
+    assert infra.OWNER == aggregator.OWNER == "consumer"
+    assert AggregatorConfig().table_name == "rate-limits"
 
     app = App(outdir="cdk.out")
     stack = Stack(app, "Consumer")
@@ -137,10 +143,12 @@ CONSUMER_APP = textwrap.dedent('''
         table_stream_arn="arn:aws:dynamodb:eu-west-1:123456789012:table/rate-limits"
         "/stream/2025-01-01T00:00:00.000",
     )
-    StreamAggregator(stack, "Usage", table=table, config=AggregatorConfig(), batch_size=500)
+    StreamAggregator(stack, "Usage", table=table)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
 ''')
+"""Run with the wheel's install folder as ``sys.argv[1]`` and on ``PYTHONPATH``, from a
+directory that holds the consumer's own ``infra/`` and ``aggregator/`` packages."""
 
 
 def dashboard_body(template: Template) -> dict[str, Any]:

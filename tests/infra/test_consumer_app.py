@@ -1,11 +1,11 @@
-"""The construct works outside this repository, from the package as pip installs it.
+"""The constructs work outside this repository, from the wheel as pip installs it.
 
-The ``consumer_assembly`` fixture installs this repository with ``pip install --no-deps
---target <tmp>/site .``, writes a small app in another temporary directory that wraps
-its own pre-existing table (``Table.from_table_attributes(..., table_stream_arn=...)``)
-with ``StreamAggregator``, runs it with this venv's Python, ``PYTHONPATH=<tmp>/site`` and
-that directory as the working directory, with cdk-nag on. The app itself checks that
-``infra`` and ``aggregator`` were imported from the installed copy.
+The ``wheel`` fixture builds the wheel (``python -m build``); ``consumer_site`` installs it
+offline into a folder of its own; ``consumer_assembly`` writes a small app in another
+temporary directory, beside that app's *own* ``infra`` and ``aggregator`` packages, that
+imports the constructs as the README shows and wraps its pre-existing table with the
+minimal call ``StreamAggregator(stack, "Usage", table=table)``, with cdk-nag on. The app
+itself checks that its own packages and the installed library were both imported.
 """
 
 from __future__ import annotations
@@ -30,9 +30,15 @@ def _resources(template: dict[str, Any], resource_type: str) -> list[dict[str, A
 def test_installed_package_holds_the_construct_and_the_lambda_sources(
     consumer_site: Path,
 ) -> None:
-    assert (consumer_site / "infra" / "stream_aggregator.py").is_file()
-    assert (consumer_site / "infra" / "alarms.py").is_file()
-    assert (consumer_site / "aggregator" / "handler.py").is_file()
+    top_level = {p.name for p in consumer_site.iterdir() if not p.name.endswith(".dist-info")}
+    assert top_level == {"cdk_stream_aggregator"}
+    package = consumer_site / "cdk_stream_aggregator"
+    assert (package / "stream_aggregator.py").is_file()
+    assert (package / "py.typed").is_file()
+    assert (package / "lambda_src" / "aggregator" / "handler.py").is_file()
+    assert (package / "lambda_src" / "streamagg_engine" / "batch.py").is_file()
+    (info,) = consumer_site.glob("cdk_stream_aggregator-*.dist-info")
+    assert (info / "licenses" / "LICENSE").is_file()
 
 
 def test_consumer_template_has_the_function_on_its_own_stream(
@@ -45,7 +51,7 @@ def test_consumer_template_has_the_function_on_its_own_stream(
         "arn:aws:dynamodb:eu-west-1:123456789012:table/rate-limits/stream/"
         "2025-01-01T00:00:00.000"
     )
-    assert mapping["Properties"]["BatchSize"] == 500
+    assert mapping["Properties"]["BatchSize"] == 100
     assert _resources(template, "AWS::DynamoDB::Table") == []
 
 
@@ -61,7 +67,9 @@ def test_consumer_asset_holds_the_handler_and_no_boto3(
     asset = consumer_assembly / source["path"]
     files = {p.relative_to(asset).as_posix() for p in asset.rglob("*") if p.is_file()}
     assert "aggregator/handler.py" in files
-    assert all(f.startswith("aggregator/") and f.endswith(".py") for f in files)
+    assert "streamagg_engine/batch.py" in files
+    assert all(f.startswith(("aggregator/", "streamagg_engine/")) and f.endswith(".py")
+               for f in files)
     assert not any("boto3" in f or "botocore" in f for f in files)
 
 

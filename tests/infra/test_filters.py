@@ -12,14 +12,14 @@ import json
 from typing import Any
 
 import pytest
-from aggregator.archiver import is_archivable
-from aggregator.config import AggregatorConfig
-from aggregator.processor import is_source_record
-from aggregator.records import parse_record
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aggregator.archiver import is_archivable
+from aggregator.config import AggregatorConfig
+from aggregator.processor import is_source_record
 from infra.filters import default_filters, patterns
+from streamagg_engine.records import parse_record
 
 
 def _matches_rule(value: str, rule: Any) -> bool:

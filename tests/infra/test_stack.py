@@ -7,15 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aggregator.config import AggregatorConfig
-from aggregator.errors import ConfigError
 from aws_cdk import App
 from aws_cdk.assertions import Match, Template
 
+from aggregator.config import AggregatorConfig
 from infra import AggregatorStack
 from infra.parts import RUNTIME
 from infra.stacks.aggregator_stack import config_from_context
 from infra.stream_aggregator import DEFAULTS
+from streamagg_engine.errors import ConfigError
 
 RESOURCE_ENV = {"TABLE_NAME", "SNAPSHOT_TABLE_NAME", "ARCHIVE_BUCKET_NAME"}
 

@@ -7,11 +7,9 @@ cdk-nag); each test reads one behaviour from them.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aggregator.config import AggregatorConfig
 from aws_cdk import App, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
@@ -19,8 +17,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
+from aggregator.config import AggregatorConfig
 from infra import StreamAggregator
-from infra.parts import aggregator_package_dir, stage_lambda_asset
 
 from .support import CUSTOM_FILTER, EXISTING_BUCKET, EXISTING_TOPIC, Variants
 
@@ -282,49 +280,3 @@ def test_stream_without_old_images_is_refused() -> None:
 def test_out_of_range_prop_is_refused_by_name(prop: str, value: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _build(**{prop: value})
-
-
-# --- the Lambda asset ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("handler", [
-    "aggregator.handler.handler", "aggregator.events.handler.handler",
-    "aggregator.bundles.handler.handler", "aggregator.projection.handler.handler"])
-def test_each_asset_holds_the_engine_and_its_own_pipeline_only(handler: str) -> None:
-    staged = stage_lambda_asset(handler)
-    files = sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file())
-    own = handler.split(".")[1] if handler.count(".") == 3 else None
-    expected = sorted(
-        f"aggregator/{relative.as_posix()}"
-        for p in aggregator_package_dir().rglob("*.py")
-        if "__pycache__" not in (relative := p.relative_to(aggregator_package_dir())).parts
-        and (len(relative.parts) == 1 or relative.parts[0] == own)
-    )
-    assert files == expected
-    assert f"aggregator/{handler.rsplit('.', 1)[0].split('.', 1)[1].replace('.', '/')}.py" \
-        in files
-    assert not any("boto3" in f or "__pycache__" in f for f in files)
-
-
-def test_a_handler_outside_the_package_is_refused() -> None:
-    with pytest.raises(ValueError, match="handler must be aggregator"):
-        stage_lambda_asset("other.handler.handler")
-
-
-def test_asset_is_found_from_any_working_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    before = stage_lambda_asset()
-    monkeypatch.chdir(tmp_path)
-    assert stage_lambda_asset() == before
-
-
-def test_asset_directory_is_named_by_content(tmp_path: Path) -> None:
-    package = tmp_path / "pkg"
-    package.mkdir()
-    (package / "handler.py").write_text("X = 1\n")
-    first = stage_lambda_asset(package_dir=package)
-    (package / "handler.py").write_text("X = 2\n")
-    second = stage_lambda_asset(package_dir=package)
-    assert first != second
-    assert (second / "aggregator" / "handler.py").read_text() == "X = 2\n"

@@ -8,12 +8,12 @@ import time
 from typing import Any
 
 import pytest
+
 from aggregator import handler as handler_module
 from aggregator.config import AggregatorConfig
 from aggregator.stores import WATERMARK_PREFIX
-from aggregator.windows import Window, window_key
-
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSettings
+from streamagg_engine.windows import Window, window_key
 from tests.factories import NS, audit_image, bucket_image, n
 from tests.moto_fixtures import LocalAws
 

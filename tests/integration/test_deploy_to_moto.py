@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aggregator.config import AggregatorConfig
 from aws_cdk import App
 
+from aggregator.config import AggregatorConfig
 from infra import AggregatorStack
 from infra.stacks.aggregator_stack import config_from_context
 from local_aws import MotoServer, client

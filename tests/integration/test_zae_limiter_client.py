@@ -5,9 +5,8 @@ from __future__ import annotations
 import gzip
 
 from aggregator.config import AggregatorConfig
-from aggregator.windows import Window
-
 from local_aws.traffic import TtlEmulator, generate, remove_audit_items, zae_limiter
+from streamagg_engine.windows import Window
 from tests.moto_fixtures import LocalAws
 
 

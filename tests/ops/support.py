@@ -15,7 +15,6 @@ from typing import Any
 
 from aggregator.config import AggregatorConfig
 from aggregator.handler import Runtime, handle
-
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSettings
 from local_aws.server import client
 from tests.factories import NS, audit_image, bucket_image, n

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aggregator.config import AggregatorConfig
-from aggregator.handler import handle
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Match, Template
 
+from aggregator.config import AggregatorConfig
+from aggregator.handler import handle
 from infra import AggregatorStack, StreamAggregator
 from infra.log_queries import LOG_QUERIES, LogQuery, query_definition_name
 from tests.factories import bucket_image, bucket_record

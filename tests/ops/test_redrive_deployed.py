@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aggregator.handler import build_runtime, handle
 from aws_cdk import App
 
+from aggregator.handler import build_runtime, handle
 from infra import AggregatorStack
 from local_aws import MotoServer, client
 from local_aws.deploy import DeployedStack, deploy_synthesized_stack

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aggregator.config import AggregatorConfig
 
+from aggregator.config import AggregatorConfig
 from redrive.cli import main
 from tests.moto_fixtures import LocalAws
 

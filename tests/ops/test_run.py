@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from aggregator.config import AggregatorConfig
 from botocore.stub import Stubber
 
+from aggregator.config import AggregatorConfig
 from redrive.errors import FunctionError
 from redrive.run import Redrive, Report, Settings, Status
 from redrive.stream import RecordFilter

@@ -10,9 +10,9 @@ from typing import Any
 
 import boto3
 import pytest
-from aggregator.config import AggregatorConfig
 from botocore.stub import Stubber
 
+from aggregator.config import AggregatorConfig
 from infra.filters import default_filters
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSettings
 from redrive.errors import StreamReadError, UnsupportedFilterError

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from aggregator.errors import ConfigError
-from aggregator.projection.config import ProjectionConfig
+
+from streamagg_engine.errors import ConfigError
+from streamagg_projection.config import ProjectionConfig
 
 
 def test_environment_round_trips() -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from aggregator.projection import pipeline, plan
 
 from local_aws.projection_harness import MemoryDashboard, compare, generate_workload, run
+from streamagg_projection import pipeline, processor
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -31,8 +31,8 @@ def test_the_dashboard_equals_the_projection_of_the_final_source_state(seed: int
 
 def test_the_harness_notices_stale_items(monkeypatch: pytest.MonkeyPatch) -> None:
     """The seed's design (puts only, nothing deleted) must fail the proof."""
-    def puts_only(changes: list[plan.Change]) -> list[plan.ItemWrites]:
-        found = plan.coalesce(changes)
+    def puts_only(changes: list[processor.Change]) -> list[processor.ItemWrites]:
+        found = processor.coalesce(changes)
         for writes in found:
             writes.deletes.clear()
         return [w for w in found if w.puts]
@@ -49,7 +49,7 @@ def test_the_harness_notices_a_failure_reported_for_the_newest_record_only(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Why a failed write fails every record of its item: Lambda must retry from the first,
     or a delete an earlier record of the batch needed is never retried."""
-    monkeypatch.setattr(plan.ItemWrites, "carried", property(
+    monkeypatch.setattr(processor.ItemWrites, "carried", property(
         lambda self: [(self.records[-1].position, self.records[-1].sequence_number)]))
     workload = generate_workload(2, 3000, items=120)
     dashboard = MemoryDashboard()

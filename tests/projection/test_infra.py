@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aggregator.errors import ConfigError
 from aws_cdk import App, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk.assertions import Match, Template
@@ -17,6 +16,7 @@ from cfnlint.api import ManualArgs, lint_file
 
 from infra.projection import ProjectionStage
 from infra.stacks.projection_stack import ProjectionStack
+from streamagg_engine.errors import ConfigError
 
 from .conftest import STACK
 
@@ -81,7 +81,7 @@ def test_filters_pass_deletions_and_moves_away_from_analysed(
 def test_function_may_batch_write_the_dashboard_table_and_nothing_else(
         projection_template: Template) -> None:
     (function,) = _resources(projection_template, "AWS::Lambda::Function").values()
-    assert function["Properties"]["Handler"] == "aggregator.projection.handler.handler"
+    assert function["Properties"]["Handler"] == "streamagg_projection.handler.handler"
     env = function["Properties"]["Environment"]["Variables"]
     assert env["PROJECTION_TTL_DAYS"] == "7"
     (policy,) = _resources(projection_template, "AWS::IAM::Policy").values()
@@ -108,7 +108,7 @@ def test_alarms_cover_errors_lag_dlq_skipped_records_and_failed_writes(
         "errors", "duration", "iterator-age", "iterator-age-warning", "dlq-depth",
         "throttles", "skipped-records", "failed-writes"))
     projection_template.has_resource_properties("AWS::CloudWatch::Alarm", {
-        "MetricName": "RecordsSkipped", "Namespace": "StreamAggregator"})
+        "MetricName": "RecordsSkipped", "Namespace": "StreamAggregator/Projection"})
 
 
 def test_cdk_nag_reports_nothing_unacknowledged(projection_assembly: Path) -> None:

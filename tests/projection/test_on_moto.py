@@ -6,10 +6,9 @@ import itertools
 import time
 from typing import Any
 
-from aggregator.projection.config import ProjectionConfig
-from aggregator.projection.handler import build_runtime, handle
-
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSettings
+from streamagg_projection.config import ProjectionConfig
+from streamagg_projection.handler import build_runtime, handle
 from tests.moto_fixtures import LocalAws
 
 _names = itertools.count(1)

@@ -7,10 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from aggregator.errors import StoreError
-from aggregator.projection.config import ProjectionConfig
-from aggregator.projection.handler import Runtime, handle
-from aggregator.projection.store import WriteOutcome
+
+from streamagg_engine.errors import StoreError
+from streamagg_projection.config import ProjectionConfig
+from streamagg_projection.handler import Runtime, handle
+from streamagg_projection.stores import WriteOutcome
 
 from .support import image, record
 

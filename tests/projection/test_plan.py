@@ -4,19 +4,20 @@ import logging
 from typing import Any
 
 import pytest
-from aggregator.errors import MalformedRecordError
-from aggregator.projection.config import ProjectionConfig
-from aggregator.projection.plan import (
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streamagg_engine.errors import MalformedRecordError
+from streamagg_engine.records import parse_record
+from streamagg_projection.config import ProjectionConfig
+from streamagg_projection.processor import (
     ItemWrites,
     chunks,
     coalesce,
     decode_change,
     requests,
 )
-from aggregator.projection.transform import Key, project
-from aggregator.records import parse_record
-from hypothesis import given
-from hypothesis import strategies as st
+from streamagg_projection.transform import Key, project
 
 from .support import image, record
 

@@ -4,10 +4,11 @@ import random
 from typing import Any
 
 import pytest
-from aggregator.errors import StoreError
-from aggregator.projection.config import ProjectionConfig
-from aggregator.projection.store import DashboardStore
 from botocore.exceptions import ClientError
+
+from streamagg_engine.errors import StoreError
+from streamagg_projection.config import ProjectionConfig
+from streamagg_projection.stores import DashboardStore
 
 CONFIG = ProjectionConfig(dashboard_table_name="dash", write_attempts=3,
                           backoff_base_seconds=0.1, backoff_max_seconds=0.15)

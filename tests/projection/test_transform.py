@@ -4,11 +4,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aggregator.errors import MalformedRecordError
-from aggregator.projection.config import ProjectionConfig
-from aggregator.projection.transform import project
 from hypothesis import given
 from hypothesis import strategies as st
+
+from streamagg_engine.errors import MalformedRecordError
+from streamagg_projection.config import ProjectionConfig
+from streamagg_projection.transform import project
 
 from .support import image
 

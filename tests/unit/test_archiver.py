@@ -2,11 +2,12 @@ import gzip
 import json
 
 import pytest
-from aggregator.archiver import build_objects, encode_jsonl, extract_line, is_archivable
-from aggregator.config import AggregatorConfig
-from aggregator.errors import MalformedRecordError
-from aggregator.records import parse_record
 
+from aggregator.archiver import build_objects, extract_line, is_archivable
+from aggregator.config import AggregatorConfig
+from streamagg_engine.errors import MalformedRecordError
+from streamagg_engine.jsonl import encode_jsonl
+from streamagg_engine.records import parse_record
 from tests.factories import NS, audit_image, audit_removal, bucket_record, stream_record
 
 CONFIG = AggregatorConfig()

@@ -1,9 +1,10 @@
 import pytest
-from aggregator.config import AggregatorConfig
-from aggregator.errors import ConfigError
-from aggregator.windows import Window
 from hypothesis import given
 from hypothesis import strategies as st
+
+from aggregator.config import AggregatorConfig
+from streamagg_engine.errors import ConfigError
+from streamagg_engine.windows import Window
 
 
 def test_defaults_follow_the_reviewed_aggregator() -> None:

@@ -2,10 +2,11 @@ import base64
 from typing import Any
 
 import pytest
-from aggregator.ddb_json import get_integer, get_string, to_plain
-from aggregator.errors import MalformedRecordError
 from hypothesis import given
 from hypothesis import strategies as st
+
+from streamagg_engine.ddb_json import get_integer, get_string, to_plain
+from streamagg_engine.errors import MalformedRecordError
 
 
 def test_all_scalar_and_container_types_become_plain_json_values() -> None:

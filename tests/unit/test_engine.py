@@ -6,8 +6,9 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from aggregator.engine import FailedRecords, log_skipped, settle
-from aggregator.errors import MalformedRecordError, StoreError
+
+from streamagg_engine.batch import FailedRecords, log_skipped, settle
+from streamagg_engine.errors import MalformedRecordError, StoreError
 
 
 def test_a_stream_reports_only_its_first_failed_record() -> None:

@@ -6,12 +6,12 @@ from typing import Any
 
 import boto3
 import pytest
-from aggregator.clients import sdk_config
-from aggregator.handler import build_runtime, handle
-from aggregator.logs import JsonFormatter, configure_logging
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.stub import Stubber
 
+from aggregator.handler import build_runtime, handle
+from streamagg_engine.clients import sdk_config
+from streamagg_engine.logs import JsonFormatter, configure_logging
 from tests.factories import bucket_record
 
 
@@ -77,8 +77,8 @@ def test_errors_carry_the_traceback_in_an_exception_field() -> None:
 
 
 def test_configuring_logging_twice_keeps_one_handler() -> None:
-    logger = configure_logging("INFO")
-    configure_logging("DEBUG")
+    logger = configure_logging("INFO", "aggregator")
+    configure_logging("DEBUG", "aggregator")
     assert len(logger.handlers) == 1
     assert logger.level == logging.DEBUG
 
@@ -110,7 +110,7 @@ def test_each_batch_emits_its_metrics_in_embedded_metric_format(
 
 
 def test_logs_follow_stdout_when_a_tool_redirects_it() -> None:
-    logger = configure_logging("INFO")
+    logger = configure_logging("INFO", "aggregator")
     first, second = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(first):
         logger.info("one")

@@ -6,12 +6,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+
 from aggregator.config import AggregatorConfig
-from aggregator.errors import StoreError
 from aggregator.pipeline import Stores, process_batch
 from aggregator.processor import SnapshotUpdate
 from aggregator.refill import RefillPlan
-
+from streamagg_engine.errors import StoreError
 from tests.factories import audit_removal, bucket_record
 
 CONFIG = AggregatorConfig(archive_bucket_name="archive")

@@ -3,14 +3,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from aggregator.config import AggregatorConfig
-from aggregator.errors import MalformedRecordError
-from aggregator.processor import decode_change, plan_snapshots, whole_tokens
-from aggregator.records import parse_record
-from aggregator.windows import Window, window_key
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aggregator.config import AggregatorConfig
+from aggregator.processor import decode_change, plan_snapshots, whole_tokens
+from streamagg_engine.errors import MalformedRecordError
+from streamagg_engine.records import parse_record
+from streamagg_engine.windows import Window, window_key
 from tests.factories import NS, bucket_record, n
 
 CONFIG = AggregatorConfig()

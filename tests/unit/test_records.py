@@ -1,9 +1,9 @@
 from typing import Any
 
 import pytest
-from aggregator.errors import MalformedRecordError
-from aggregator.records import parse_record
 
+from streamagg_engine.errors import MalformedRecordError
+from streamagg_engine.records import parse_record
 from tests.factories import bucket_record
 
 

@@ -1,10 +1,10 @@
 from typing import Any
 
-from aggregator.records import parse_record
-from aggregator.refill import BucketState, LimitState, bucket_state, drip, merge_states, plan_refill
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aggregator.refill import BucketState, LimitState, bucket_state, drip, merge_states, plan_refill
+from streamagg_engine.records import parse_record
 from tests.factories import bucket_record, n
 
 NOW = 1_700_000_060_000  # one minute after the factories' rf

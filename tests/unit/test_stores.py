@@ -5,15 +5,15 @@ from typing import Any
 
 import boto3
 import pytest
-from aggregator.config import AggregatorConfig
-from aggregator.errors import StoreError
-from aggregator.processor import decode_change, plan_snapshots
-from aggregator.records import parse_record
-from aggregator.refill import RefillPlan
-from aggregator.stores import BucketStore, SnapshotStore, watermark_attribute
-from aggregator.windows import Window
 from botocore.stub import ANY, Stubber
 
+from aggregator.config import AggregatorConfig
+from aggregator.processor import decode_change, plan_snapshots
+from aggregator.refill import RefillPlan
+from aggregator.stores import BucketStore, SnapshotStore, watermark_attribute
+from streamagg_engine.errors import StoreError
+from streamagg_engine.records import parse_record
+from streamagg_engine.windows import Window
 from tests.factories import NS, bucket_record
 
 CONFIG = AggregatorConfig(table_name="usage", snapshot_windows=(Window.HOURLY,))

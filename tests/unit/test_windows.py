@@ -1,8 +1,15 @@
 from datetime import UTC, datetime, timedelta
 
-from aggregator.windows import Window, parse_window_key, window_end, window_key, window_last_second
 from hypothesis import given
 from hypothesis import strategies as st
+
+from streamagg_engine.windows import (
+    Window,
+    parse_window_key,
+    window_end,
+    window_key,
+    window_last_second,
+)
 
 MOMENTS = st.datetimes(
     min_value=datetime(1971, 1, 1), max_value=datetime(2199, 12, 31), timezones=st.just(UTC)
