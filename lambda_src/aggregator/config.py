@@ -5,22 +5,18 @@ same object at ``cdk synth`` and writes it into the function's environment with
 :meth:`AggregatorConfig.to_env`. Because both sides go through ``__post_init__``, a bad
 setting fails at synth with a message that names it, never at 3 a.m. in Lambda.
 
-This module must stay pure (no boto3, no ``os.environ``): the caller passes the mapping.
+Parsing and the shared checks are :mod:`streamagg_engine.settings`; the checks only this
+pipeline needs live here. Pure (no boto3, no ``os.environ``): the caller passes the mapping.
 """
 
 from __future__ import annotations
 
 import re
 import string
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import NoReturn
+from dataclasses import dataclass, field
 
-from streamagg_engine.errors import ConfigError
+from streamagg_engine.settings import EnvSettings
 from streamagg_engine.windows import Window
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
 
 # Fields each key template may use, by template.
 _SNAPSHOT_KEY_FIELDS = frozenset({"ns", "entity", "resource", "window_key", "window"})
@@ -34,7 +30,7 @@ DEFAULT_SNAPSHOT_GSI4SK = "{ns}/ENTITY#{entity}"
 
 
 @dataclass(frozen=True)
-class AggregatorConfig:
+class AggregatorConfig(EnvSettings):
     """How stream records become snapshots, refills and archive objects.
 
     The defaults are the zae-limiter profile, so the aggregator works on a zae-limiter
@@ -89,41 +85,57 @@ class AggregatorConfig:
     _counter_regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _require_name("table_name", self.table_name)
+        self.require_table_name("table_name")
         if self.snapshot_table_name:
-            _require_name("snapshot_table_name", self.snapshot_table_name)
+            self.require_table_name("snapshot_table_name")
         if not self.snapshot_windows:
-            _fail("snapshot_windows", "at least one window is needed (hourly, daily, monthly)")
+            self.invalid("snapshot_windows",
+                         "at least one window is needed (hourly, daily, monthly)")
         if len(set(self.snapshot_windows)) != len(self.snapshot_windows):
-            _fail("snapshot_windows", "a window is listed twice")
-        _require_range("snapshot_ttl_days", self.snapshot_ttl_days, 0, 36_500)
-        _require_range("counter_scale", self.counter_scale, 1, 10**12)
-        _require_range("max_workers", self.max_workers, 1, 64)
+            self.invalid("snapshot_windows", "a window is listed twice")
+        self.require_range("snapshot_ttl_days", 0, 36_500)
+        self.require_range("counter_scale", 1, 10**12)
+        self.require_range("max_workers", 1, 64)
         for name in ("archive_key_marker", "source_key_marker", "entity_attribute",
                      "resource_attribute"):
             if not getattr(self, name):
-                _fail(name, "must not be empty")
+                self.invalid(name, "must not be empty")
         if self.archive_key_marker.startswith(self.source_key_marker) or \
                 self.source_key_marker.startswith(self.archive_key_marker):
-            _fail("archive_key_marker", "must not overlap source_key_marker")
-        if self.archive_prefix.startswith("/") or "//" in self.archive_prefix:
-            _fail("archive_prefix", f"{self.archive_prefix!r} is not a clean S3 key prefix")
+            self.invalid("archive_key_marker", "must not overlap source_key_marker")
+        self.require_key_prefix("archive_prefix")
         if self.counter_attribute.count("{limit}") != 1:
-            _fail("counter_attribute", "must contain '{limit}' exactly once, e.g. 'b_{limit}_tc'")
+            self.invalid("counter_attribute",
+                         "must contain '{limit}' exactly once, e.g. 'b_{limit}_tc'")
         for name in ("snapshot_pk", "snapshot_sk", "snapshot_gsi2pk", "snapshot_gsi2sk"):
-            _require_template(name, getattr(self, name))
+            self._require_template(name)
         for name in ("snapshot_gsi4pk", "snapshot_gsi4sk"):
-            _require_template(name, getattr(self, name), optional=True)
+            self._require_template(name, optional=True)
         if bool(self.snapshot_gsi4pk) != bool(self.snapshot_gsi4sk):
-            _fail("snapshot_gsi4sk", "set both GSI4 templates or neither")
+            self.invalid("snapshot_gsi4sk", "set both GSI4 templates or neither")
         if len(self.snapshot_windows) > 1 and "{window}" not in self.snapshot_pk + self.snapshot_sk:
-            _fail("snapshot_sk", "with several snapshot_windows the key must contain {window}: "
-                  "an hourly, daily and monthly window can start at the same second")
-        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            _fail("log_level", f"{self.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+            self.invalid("snapshot_sk", "with several snapshot_windows the key must contain "
+                         "{window}: an hourly, daily and monthly window can start at the same "
+                         "second")
+        self.require_log_level()
         head, _, tail = self.counter_attribute.partition("{limit}")
         regex = re.compile(f"^{re.escape(head)}(?P<limit>[A-Za-z0-9_.-]+?){re.escape(tail)}$")
         object.__setattr__(self, "_counter_regex", regex)
+
+    def _require_template(self, name: str, *, optional: bool = False) -> None:
+        template: str = getattr(self, name)
+        if not template:
+            if optional:
+                return
+            self.invalid(name, "must not be empty")
+        try:
+            used = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        except ValueError as exc:
+            self.invalid(name, f"{template!r} is not a valid template: {exc}")
+        unknown = used - _SNAPSHOT_KEY_FIELDS
+        if unknown:
+            self.invalid(name, f"unknown field(s) {sorted(unknown)}; "
+                         f"use {sorted(_SNAPSHOT_KEY_FIELDS)}")
 
     @property
     def archival_enabled(self) -> bool:
@@ -142,90 +154,5 @@ class AggregatorConfig:
         name = match.group("limit")
         return None if name in self.excluded_counters else name
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> AggregatorConfig:
-        """Build from environment variables; unset ones take the defaults."""
-        kwargs: dict[str, object] = {}
-        for f in fields(cls):
-            if not f.init:
-                continue
-            var = ENV_NAMES[f.name]
-            if var not in env:
-                continue
-            kwargs[f.name] = _parse(f.name, var, env[var])
-        return cls(**kwargs)  # type: ignore[arg-type]
 
-    def to_env(self) -> dict[str, str]:
-        """The environment that makes :meth:`from_env` rebuild exactly this object."""
-        env: dict[str, str] = {}
-        for f in fields(self):
-            if not f.init:
-                continue
-            value = getattr(self, f.name)
-            if isinstance(value, bool):
-                text = "true" if value else "false"
-            elif isinstance(value, tuple):
-                text = ",".join(v.value if isinstance(v, Window) else str(v) for v in value)
-            else:
-                text = str(value)
-            env[ENV_NAMES[f.name]] = text
-        return env
-
-
-ENV_NAMES: dict[str, str] = {
-    f.name: f.name.upper() for f in fields(AggregatorConfig) if f.init
-}
-
-
-def _parse(name: str, var: str, raw: str) -> object:
-    text = raw.strip()
-    if name == "snapshot_windows":
-        parts = [p.strip().lower() for p in text.split(",") if p.strip()]
-        try:
-            return tuple(Window(p) for p in parts)
-        except ValueError:
-            bad = next(p for p in parts if p not in Window.values())
-            _fail(name, f"unknown window {bad!r}; choose from {', '.join(Window.values())}", var)
-    if name == "excluded_counters":
-        return tuple(p.strip() for p in text.split(",") if p.strip())
-    if name in {"enable_archival", "enable_refill"}:
-        lowered = text.lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        _fail(name, f"{raw!r} is not a boolean (true/false)", var)
-    if name in {"snapshot_ttl_days", "counter_scale", "max_workers"}:
-        try:
-            return int(text)
-        except ValueError:
-            _fail(name, f"{raw!r} is not a whole number", var)
-    return raw
-
-
-def _fail(name: str, problem: str, var: str | None = None) -> NoReturn:
-    raise ConfigError(f"{name} ({var or ENV_NAMES.get(name, name.upper())}): {problem}")
-
-
-def _require_name(name: str, value: str) -> None:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", value):
-        _fail(name, f"{value!r} is not a valid DynamoDB table name")
-
-
-def _require_range(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        _fail(name, f"{value!r} must be a whole number from {low} to {high}")
-
-
-def _require_template(name: str, template: str, *, optional: bool = False) -> None:
-    if not template:
-        if optional:
-            return
-        _fail(name, "must not be empty")
-    try:
-        used = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    except ValueError as exc:
-        _fail(name, f"{template!r} is not a valid template: {exc}")
-    unknown = used - _SNAPSHOT_KEY_FIELDS
-    if unknown:
-        _fail(name, f"unknown field(s) {sorted(unknown)}; use {sorted(_SNAPSHOT_KEY_FIELDS)}")
+ENV_NAMES: dict[str, str] = AggregatorConfig.env_names()

@@ -1,25 +1,20 @@
 """The projection pipeline's one validated configuration, shared by Lambda and CDK.
 
-Like :class:`aggregator.config.AggregatorConfig`: built from the function's environment
-once per container, and at ``cdk synth`` by the construct, so a bad setting fails synth
-with a message naming it. Pure: the caller passes the mapping.
+Parsed by :mod:`streamagg_engine.settings` from the function's environment once per
+container, and built at ``cdk synth`` by the construct, so a bad setting fails synth with
+a message naming it. Pure: the caller passes the mapping.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import NoReturn
+from dataclasses import dataclass
 
-from streamagg_engine.errors import ConfigError
-
-_INT_FIELDS = frozenset({"ttl_days", "score_decimals", "write_attempts", "max_workers"})
-_FLOAT_FIELDS = frozenset({"backoff_base_seconds", "backoff_max_seconds"})
+from streamagg_engine.settings import EnvSettings
 
 
 @dataclass(frozen=True)
-class ProjectionConfig:
+class ProjectionConfig(EnvSettings, env_prefix="PROJECTION_"):
     """How analysed source items become dashboard items (see ``docs/projection.md``).
 
     Each field maps to one environment variable, ``PROJECTION_`` + its name in capitals.
@@ -46,61 +41,21 @@ class ProjectionConfig:
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
-        for name in ("dashboard_table_name",):
-            value = getattr(self, name)
-            if not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", value):
-                _fail(name, f"{value!r} is not a valid DynamoDB table name")
+        self.require_table_name("dashboard_table_name")
         if not re.fullmatch(r"[^\s]{1,255}", self.source_partition_key):
-            _fail("source_partition_key", f"{self.source_partition_key!r} is not an "
-                  "attribute name")
+            self.invalid("source_partition_key",
+                         f"{self.source_partition_key!r} is not an attribute name")
         if not self.analyzed_status.strip():
-            _fail("analyzed_status", "must not be empty")
-        _require_range("ttl_days", self.ttl_days, 0, 3650)
-        _require_range("score_decimals", self.score_decimals, 0, 10)
-        _require_range("write_attempts", self.write_attempts, 1, 20)
-        _require_range("max_workers", self.max_workers, 1, 64)
+            self.invalid("analyzed_status", "must not be empty")
+        self.require_range("ttl_days", 0, 3650)
+        self.require_range("score_decimals", 0, 10)
+        self.require_range("write_attempts", 1, 20)
+        self.require_range("max_workers", 1, 64)
         if not 0 < self.backoff_base_seconds <= self.backoff_max_seconds <= 30:
-            _fail("backoff_base_seconds", "needs 0 < backoff_base_seconds <= "
-                  f"backoff_max_seconds <= 30, got {self.backoff_base_seconds!r} and "
-                  f"{self.backoff_max_seconds!r}")
-        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            _fail("log_level", f"{self.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> ProjectionConfig:
-        """Build from environment variables; unset ones take the defaults."""
-        kwargs: dict[str, object] = {}
-        for f in fields(cls):
-            var = ENV_NAMES[f.name]
-            if var in env:
-                kwargs[f.name] = _parse(f.name, env[var])
-        return cls(**kwargs)  # type: ignore[arg-type]
-
-    def to_env(self) -> dict[str, str]:
-        """The environment that makes :meth:`from_env` rebuild exactly this object."""
-        return {ENV_NAMES[f.name]: str(getattr(self, f.name)) for f in fields(self)}
+            self.invalid("backoff_base_seconds", "needs 0 < backoff_base_seconds <= "
+                         f"backoff_max_seconds <= 30, got {self.backoff_base_seconds!r} and "
+                         f"{self.backoff_max_seconds!r}")
+        self.require_log_level()
 
 
-ENV_NAMES: dict[str, str] = {f.name: f"PROJECTION_{f.name.upper()}"
-                             for f in fields(ProjectionConfig)}
-
-
-def _parse(name: str, raw: str) -> object:
-    text = raw.strip()
-    try:
-        if name in _INT_FIELDS:
-            return int(text)
-        if name in _FLOAT_FIELDS:
-            return float(text)
-    except ValueError:
-        _fail(name, f"{raw!r} is not a number")
-    return raw
-
-
-def _fail(name: str, problem: str) -> NoReturn:
-    raise ConfigError(f"{name} ({ENV_NAMES[name]}): {problem}")
-
-
-def _require_range(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        _fail(name, f"{value!r} must be a whole number from {low} to {high}")
+ENV_NAMES: dict[str, str] = ProjectionConfig.env_names()

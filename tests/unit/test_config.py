@@ -1,6 +1,4 @@
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from aggregator.config import AggregatorConfig
 from streamagg_engine.errors import ConfigError
@@ -68,19 +66,3 @@ def test_counter_attribute_pattern_names_the_limit_and_excludes_wcu() -> None:
     assert config.counter_name("b_tokens.v2_tc") == "tokens.v2"
     assert config.counter_name("b_rpm_tk") is None
     assert config.counter_name("b_wcu_tc") is None
-
-
-@given(
-    windows=st.lists(st.sampled_from(list(Window)), min_size=1, max_size=3, unique=True),
-    ttl=st.integers(0, 36_500),
-    archival=st.booleans(),
-    bucket=st.sampled_from(["", "archive-bucket"]),
-    workers=st.integers(1, 64),
-)
-def test_to_env_round_trips_through_from_env(
-    windows: list[Window], ttl: int, archival: bool, bucket: str, workers: int
-) -> None:
-    config = AggregatorConfig(snapshot_windows=tuple(windows), snapshot_ttl_days=ttl,
-                              enable_archival=archival, archive_bucket_name=bucket,
-                              max_workers=workers)
-    assert AggregatorConfig.from_env(config.to_env()) == config
