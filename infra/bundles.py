@@ -32,17 +32,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Unpack
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3_notifications
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -68,11 +66,12 @@ from .parts import (
     dead_letter_queue,
     encryption_key,
 )
-from .pipeline import FunctionProps, PipelineConstruct
+from .pipeline import PipelineConstruct
 from .pipeline_settings import BUNDLER_COUNTS as COUNTS
 from .pipeline_settings import BUNDLER_ENV_NAMES as ENV_NAMES
 from .pipeline_settings import BUNDLER_NAMESPACE as NAMESPACE
 from .pipeline_settings import BundlerConfig
+from .props import QueuePipelineProps, QueueSettings, resolve
 from .suppressions import skip_checkov, skip_function_checks
 
 HANDLER = "streamagg_bundles.handler.handler"
@@ -118,14 +117,20 @@ class BundlerAlarmThresholds:
 
 
 @dataclass(frozen=True)
-class ObjectBundlerDefaults(FunctionProps, BucketDefaults):
-    """Every default of :class:`ObjectBundler`, in one place: the function's
-    (:class:`infra.pipeline.FunctionProps`, with more time and memory to stream objects),
-    the queue's and the buckets' (:class:`infra.buckets.BucketDefaults`)."""
+class ObjectBundlerDefaults(QueueSettings, BucketDefaults):
+    """Every default of :class:`ObjectBundler`, in one place: the function's and the
+    queue mapping's (:class:`infra.props.QueueSettings`, with more time and memory to
+    stream objects), the queue's and the buckets' (:class:`infra.buckets.BucketDefaults`)."""
 
     timeout: Duration = Duration.minutes(5)
     memory_size: int = 1024
-    batch_size: int = 100
+    reserved_concurrency: int | None = 10
+    """A queue, unlike a stream, lets Lambda scale out to the account's whole concurrency
+    when uploads burst, and each invocation builds up to ``max_workers`` bundles at once
+    from S3 reads. Ten caps what one bundler takes from the account and from the buckets'
+    request rates, while leaving room above the five batches Lambda's SQS pollers start
+    with; the event source's ``max_concurrency`` follows it, so the queue is never
+    throttled back into itself (which would spend receives toward the DLQ)."""
     max_batching_window: Duration = Duration.seconds(30)
     """Gather up to this long: fewer, larger bundles."""
     max_receive_count: int = 5
@@ -165,21 +170,11 @@ class ObjectBundler(PipelineConstruct):
         spool_memory_mb: int = 8,
         max_workers: int = 4,
         log_level: str = "INFO",
-        batch_size: int = DEFAULTS.batch_size,
-        max_batching_window: Duration = DEFAULTS.max_batching_window,
-        max_concurrency: int | None = None,
-        timeout: Duration = DEFAULTS.timeout,
-        memory_size: int = DEFAULTS.memory_size,
-        architecture: lambda_.Architecture = DEFAULTS.architecture,
         visibility_timeout: Duration | None = None,
         max_receive_count: int = DEFAULTS.max_receive_count,
         queue_retention: Duration = DEFAULTS.queue_retention,
-        log_retention: logs.RetentionDays = DEFAULTS.log_retention,
         alarm_thresholds: BundlerAlarmThresholds | None = None,
-        alarm_topic: sns.ITopic | None = None,
-        alarm_emails: Sequence[str] = (),
-        alarm_name_prefix: str | None = None,
-        dashboard_name: str | None = None,
+        **props: Unpack[QueuePipelineProps],
     ) -> None:
         """Args:
             ingest_bucket: an existing bucket whose new objects are bundled. Default: a
@@ -190,38 +185,38 @@ class ObjectBundler(PipelineConstruct):
             bundle_prefix .. log_level: the bundler's settings (see
                 :class:`streamagg_bundles.config.BundlerConfig`; the Lambda reads them as
                 ``BUNDLE_PREFIX``, ``MAX_BUNDLE_INPUT_MB``, ``IDEMPOTENCY_TTL_DAYS`` ...).
-            batch_size: messages per invocation, 1..10000 (above 10 needs a batching
-                window). Default 100.
-            max_batching_window: 0..300 s. Default 30 s.
-            max_concurrency: the event source's maximum concurrency, 2..1000. Default none.
-            timeout: function timeout, 30..900 s. Default 5 minutes.
-            memory_size: MB, 128..10240. Default 1024.
             visibility_timeout: of the queue; at least 6 x ``timeout``. Default 6 x timeout.
             max_receive_count: receives before a message moves to the DLQ, 1..1000.
             queue_retention: how long the queue keeps a message, 60 s..14 days. Default 4
                 days. ``idempotency_ttl_days`` must cover it plus the DLQ's 14 days, so a
                 redriven message still finds its claim.
-            alarm_thresholds, alarm_topic, alarm_emails, alarm_name_prefix,
-                dashboard_name: as in ``StreamAggregator``.
+            alarm_thresholds: when the alarms fire.
+            **props: the function, queue mapping and alarm props
+                (:class:`infra.props.QueuePipelineProps`), over :data:`DEFAULTS`: a
+                timeout of 30..900 s (5 minutes), 1024 MB, a batching window of 30 s
+                (``batch_size`` above 10 needs one), ``reserved_concurrency`` 10 (2 or
+                more; None lifts the cap) and ``max_concurrency`` equal to it (at most
+                it). A stream's ``retry_attempts``, ``max_record_age``,
+                ``parallelization_factor``, ``starting_position`` and ``filters`` do not
+                exist for a queue: S3's notifications are filtered by
+                ``notification_filters``, receives by ``max_receive_count``.
 
         Raises:
             streamagg_engine.errors.ConfigError: a bundler setting is invalid (names it).
+            TypeError: a keyword is not one of the construct's props.
             ValueError: a prop is invalid or two exclusive props were both given.
         """
         super().__init__(scope, construct_id)
         if ingest_bucket is not None and ingest_bucket_props is not None:
             raise ValueError("ingest_bucket and ingest_bucket_props are mutually exclusive: "
                              "pass an existing bucket or props for a new one, not both")
-        function = FunctionProps(memory_size=memory_size, timeout=timeout,
-                                 architecture=architecture, log_retention=log_retention)
-        _check_props(function, batch_size=batch_size, max_receive_count=max_receive_count,
-                     max_concurrency=max_concurrency, max_batching_window=max_batching_window,
+        settings = resolve(type(self).__name__, DEFAULTS, props, QueuePipelineProps)
+        _check_props(settings, max_receive_count=max_receive_count,
                      queue_retention=queue_retention)
+        timeout = settings.timeout
         visibility = visibility_timeout or Duration.seconds(6 * timeout.to_seconds())
         check_seconds("visibility_timeout", visibility, 6 * int(timeout.to_seconds()), 43_200)
-        alarm_props = self._alarm_props(alarm_topic=alarm_topic, alarm_emails=alarm_emails,
-                                        alarm_name_prefix=alarm_name_prefix,
-                                        dashboard_name=dashboard_name)
+        monitoring = self._monitoring(settings)
         thresholds = alarm_thresholds or BundlerAlarmThresholds()
         self.config = BundlerConfig(
             distribution_bucket_name=_SYNTH_NAME, idempotency_table_name=_SYNTH_NAME,
@@ -272,26 +267,28 @@ class ObjectBundler(PipelineConstruct):
         env[ENV_NAMES["distribution_bucket_name"]] = self.distribution_bucket.bucket_name
         env[ENV_NAMES["idempotency_table_name"]] = self.idempotency_table.table_name
         role = self._add_function(
-            function, handler=HANDLER, environment=env,
+            settings, handler=HANDLER, environment=env,
             description="Bundles S3 objects announced on SQS into gzip tarballs, once each",
             role_description="Object bundler Lambda: source reads, bundle puts, claims",
             ephemeral_storage_size=Size.mebibytes(max(512, ephemeral_mb)))
         self._grant(role, bundle_prefix)
         self.event_source = event_sources.SqsEventSource(
-            self.queue, batch_size=batch_size, max_batching_window=max_batching_window,
-            max_concurrency=max_concurrency, report_batch_item_failures=True)
+            self.queue, batch_size=settings.batch_size,
+            max_batching_window=settings.max_batching_window,
+            max_concurrency=_max_concurrency(settings), report_batch_item_failures=True)
         self.function.add_event_source(self.event_source)
         skip_function_checks(
             self.function, self.log_group, invoked_by="an SQS event source mapping",
             on_failure="failed messages go to the queue's own dead-letter queue through its "
             "redrive policy", calls="AWS APIs (S3, DynamoDB)",
-            concurrency="Concurrency is bounded by the event source's max_concurrency when "
-            "set; a reservation would throttle the queue.")
+            concurrency=None if settings.reserved_concurrency is not None else
+            "Reserved concurrency was lifted on purpose (reserved_concurrency=None); the "
+            "event source's max_concurrency bounds invocations when set.")
 
         metrics = pipeline_metrics(self.function, self.dead_letter_queue,
                                    namespace=NAMESPACE, counts=COUNTS,
                                    queue=self.queue)
-        self._monitor(alarm_props, self._alarm_specs(metrics, thresholds), metrics)
+        self._monitor(monitoring, self._alarm_specs(metrics, thresholds), metrics)
 
     def _idempotency_table(self) -> dynamodb.Table:
         """Claims and bundle records: losing it would lose deduplication, so it is kept."""
@@ -449,18 +446,34 @@ class ObjectBundler(PipelineConstruct):
             skip_checkov(handler, check, reason)
 
 
-def _check_props(function: FunctionProps, *, batch_size: int, max_receive_count: int,
-                 max_concurrency: int | None, max_batching_window: Duration,
+def _check_props(settings: QueueSettings, *, max_receive_count: int,
                  queue_retention: Duration) -> None:
-    check_range("batch_size", batch_size, 1, 10_000)
+    check_range("batch_size", settings.batch_size, 1, 10_000)
     check_range("max_receive_count", max_receive_count, 1, 1000)
-    if max_concurrency is not None:
-        check_range("max_concurrency", max_concurrency, 2, 1000)
+    reserved, wanted = settings.reserved_concurrency, settings.max_concurrency
+    if reserved is not None:
+        check_range("reserved_concurrency", reserved, 2, 100_000)
+    if wanted is not None:
+        check_range("max_concurrency", wanted, 2, 1000)
+        if reserved is not None and wanted > reserved:
+            raise ValueError(
+                f"max_concurrency ({wanted}) must not exceed reserved_concurrency "
+                f"({reserved}): the queue's extra invocations would be throttled and their "
+                "messages received again, toward the DLQ")
     # A claim's lease is the timeout plus a minute; from 30 s on, the visibility timeout
     # (6 x timeout) outlasts it, so a deferred message comes back after the lease ends.
-    function.check_function(min_timeout_seconds=30)
-    check_seconds("max_batching_window", max_batching_window, 0, 300)
+    settings.check_function(min_timeout_seconds=30, owned=("ephemeral_storage_size",))
+    check_seconds("max_batching_window", settings.max_batching_window, 0, 300)
     check_seconds("queue_retention", queue_retention, 60, 1_209_600)
-    if batch_size > 10 and max_batching_window.to_seconds() == 0:
+    if settings.batch_size > 10 and settings.max_batching_window.to_seconds() == 0:
         raise ValueError("batch_size above 10 needs a max_batching_window of at least "
                          "1 second (an SQS event source rule)")
+
+
+def _max_concurrency(settings: QueueSettings) -> int | None:
+    """The event source's cap: the one given, else the reservation (at most SQS's 1000)."""
+    if settings.max_concurrency is not None:
+        return settings.max_concurrency
+    if settings.reserved_concurrency is None:
+        return None
+    return min(settings.reserved_concurrency, 1000)

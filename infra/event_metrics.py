@@ -15,33 +15,32 @@ lookup table and archive bucket names replaced by the actual resources' names.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from .alarms import AlarmThresholds, alarm_specs, pipeline_metrics
 from .buckets import ArchiveDefaults, archive_buckets, grant_archive_puts
-from .pipeline import StreamFunctionProps, StreamPipelineConstruct
+from .pipeline import StreamPipelineConstruct
 from .pipeline_settings import EVENTS_COUNTS as COUNTS
 from .pipeline_settings import EVENTS_ENV_NAMES as ENV_NAMES
 from .pipeline_settings import EVENTS_NAMESPACE as NAMESPACE
 from .pipeline_settings import EventMetricsConfig
+from .props import StreamPipelineProps, StreamSettings, resolve
 from .suppressions import skip_checkov
 
 HANDLER = "streamagg_events.handler.handler"
 
 
 @dataclass(frozen=True)
-class EventMetricsDefaults(StreamFunctionProps, ArchiveDefaults):
+class EventMetricsDefaults(StreamSettings, ArchiveDefaults):
     """Every default of :class:`EventMetricsAggregator`, in one place: the stream
-    function's (:class:`infra.pipeline.StreamFunctionProps`: ``max_record_age`` is 6
+    function's (:class:`infra.props.StreamSettings`: ``max_record_age`` is 6
     hours, so a failed batch can still be re-read from the stream, which keeps it 24
     hours by default) and the archive bucket's (:class:`infra.buckets.ArchiveDefaults`)."""
 
@@ -80,22 +79,8 @@ class EventMetricsAggregator(StreamPipelineConstruct):
         metrics_table: dynamodb.ITable | None = None,
         archive_bucket: s3.IBucket | None = None,
         archive_bucket_props: s3.BucketProps | None = None,
-        batch_size: int = DEFAULTS.batch_size,
-        max_batching_window: Duration = DEFAULTS.max_batching_window,
-        starting_position: lambda_.StartingPosition = DEFAULTS.starting_position,
-        retry_attempts: int = DEFAULTS.retry_attempts,
-        max_record_age: Duration = DEFAULTS.max_record_age,
-        parallelization_factor: int = DEFAULTS.parallelization_factor,
-        memory_size: int = DEFAULTS.memory_size,
-        timeout: Duration = DEFAULTS.timeout,
-        architecture: lambda_.Architecture = DEFAULTS.architecture,
-        reserved_concurrency: int | None = None,
-        log_retention: logs.RetentionDays = DEFAULTS.log_retention,
         alarm_thresholds: AlarmThresholds | None = None,
-        alarm_topic: sns.ITopic | None = None,
-        alarm_emails: tuple[str, ...] | list[str] = (),
-        alarm_name_prefix: str | None = None,
-        dashboard_name: str | None = None,
+        **props: Unpack[StreamPipelineProps],
     ) -> None:
         """Args:
             stream: the Kinesis stream of events (base64 JSON, see ``docs/event-metrics.md``).
@@ -106,47 +91,43 @@ class EventMetricsAggregator(StreamPipelineConstruct):
                 TTL, deletion protection, retained).
             archive_bucket / archive_bucket_props: an existing bucket, or props merged
                 over the secure defaults for a new one; not both, neither with archival off.
-            batch_size: 1..10000. max_batching_window: 0..300 s. starting_position:
-                TRIM_HORIZON or LATEST. retry_attempts: -1..10000. max_record_age:
-                60 s..7 days, and below ``config.marker_ttl_days``.
-                parallelization_factor: 1..10. memory_size: 128..10240 MB. timeout:
-                1..900 s. reserved_concurrency: 1..100000 or None.
-            alarm_thresholds, alarm_topic, alarm_emails, alarm_name_prefix,
-                dashboard_name: as for :class:`~infra.stream_aggregator.StreamAggregator`.
+            alarm_thresholds: when the alarms fire, as for
+                :class:`~infra.stream_aggregator.StreamAggregator`.
+            **props: the function, mapping and alarm props every stream construct
+                takes (:class:`infra.props.StreamPipelineProps`), over :data:`DEFAULTS`.
+                ``max_record_age`` must stay below ``config.marker_ttl_days``.
+                ``filters`` (default none) are Kinesis filter criteria, matched on the
+                fields of each event's JSON under ``data``, e.g.
+                ``lambda_.FilterCriteria.filter({"data": {"event_type": ["click"]}})``:
+                an event filtered out is never counted nor archived.
 
         Raises:
+            TypeError: a keyword is not one of the construct's props.
             ValueError: a prop is out of range or props conflict; the message names it.
         """
         super().__init__(scope, construct_id)
         config = config or EventMetricsConfig()
-        props = StreamFunctionProps(
-            batch_size=batch_size, max_batching_window=max_batching_window,
-            starting_position=starting_position, retry_attempts=retry_attempts,
-            max_record_age=max_record_age, parallelization_factor=parallelization_factor,
-            memory_size=memory_size, timeout=timeout, architecture=architecture,
-            reserved_concurrency=reserved_concurrency, log_retention=log_retention)
-        props.check_stream(source=self.SOURCE)
-        _check_marker_lifetime(config, max_record_age, stream)
-        alarm_props = self._alarm_props(alarm_topic=alarm_topic, alarm_emails=alarm_emails,
-                                        alarm_name_prefix=alarm_name_prefix,
-                                        dashboard_name=dashboard_name)
+        settings = resolve(type(self).__name__, DEFAULTS, props, StreamPipelineProps)
+        settings.check_stream(source=self.SOURCE)
+        _check_marker_lifetime(config, settings.max_record_age, stream)
+        monitoring = self._monitoring(settings)
 
         self.archive_bucket, self.access_logs_bucket = archive_buckets(
             self, enabled=config.enable_archival, bucket=archive_bucket,
             props=archive_bucket_props)
         self.metrics_table: dynamodb.ITable = metrics_table or self._new_metrics_table()
         self._add_stream_function(
-            props, handler=HANDLER, environment=self._environment(config, lookup_table),
+            settings, handler=HANDLER, environment=self._environment(config, lookup_table),
             description="Counts Kinesis JSON events per experiment variant and archives them",
             role_description="Event metrics Lambda: stream read, lookups, counters, "
             "archive puts")
         self._grant(stream, lookup_table, config)
-        self._map_stream(stream.stream_arn, props, filters=None,
+        self._map_stream(stream.stream_arn, settings, filters=[],
                          calls="AWS APIs (Kinesis, DynamoDB, S3)")
         metrics = pipeline_metrics(self.function, self.dead_letter_queue,
                                    namespace=NAMESPACE, counts=COUNTS)
-        self._monitor(alarm_props, alarm_specs(metrics, alarm_thresholds or AlarmThresholds(),
-                                          timeout), metrics)
+        thresholds = alarm_thresholds or AlarmThresholds()
+        self._monitor(monitoring, alarm_specs(metrics, thresholds, settings.timeout), metrics)
 
     def _new_metrics_table(self) -> dynamodb.Table:
         table = dynamodb.Table(

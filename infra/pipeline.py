@@ -4,8 +4,8 @@
 alarm topic, the alarms and the dashboard; :class:`StreamPipelineConstruct` adds the KMS
 key, the dead-letter queue and the stream event source mapping (bisect on error, partial
 batch responses, bounded retries and record age, the DLQ as on-failure destination) of a
-DynamoDB or Kinesis stream. Their props, with the defaults, are :class:`FunctionProps`
-and :class:`StreamFunctionProps`, checked before anything is built.
+DynamoDB or Kinesis stream. Their props are :mod:`infra.props`'s, checked before
+anything is built.
 
 The parts are built in the subclass's own scope under the ids the constructs always used
 (``Function``, ``LogGroup``, ``Role``, ``Key``, ``DeadLetterQueue``,
@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -34,68 +34,17 @@ from . import parts
 from .alarms import AlarmSpec, PipelineMetrics, alarm_name, create_alarms
 from .dashboard import create_dashboard
 from .lambda_code import asset_code
+from .props import AlarmSettings, FunctionSettings, StreamSettings
 from .suppressions import skip_function_checks
 
-_STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 _STREAM_CONCURRENCY = (
     "Concurrency is bounded by the stream: shards x parallelization_factor. A reservation "
     "below that throttles the stream; set reserved_concurrency to cap it.")
 
 
 @dataclass(frozen=True)
-class FunctionProps:
-    """The function settings every pipeline construct takes, with their defaults."""
-
-    memory_size: int = 512
-    timeout: Duration = Duration.seconds(60)
-    architecture: lambda_.Architecture = lambda_.Architecture.ARM_64
-    reserved_concurrency: int | None = None
-    """Default: none (the event source bounds how many invocations run at once)."""
-    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
-
-    def check_function(self, *, min_timeout_seconds: int = 1) -> None:
-        """Raises ValueError naming the first function prop out of range."""
-        parts.check_range("memory_size", self.memory_size, 128, 10_240)
-        if self.reserved_concurrency is not None:
-            parts.check_range("reserved_concurrency", self.reserved_concurrency, 1, 100_000)
-        parts.check_seconds("timeout", self.timeout, min_timeout_seconds, 900)
-
-
-@dataclass(frozen=True)
-class StreamFunctionProps(FunctionProps):
-    """... and the settings of a stream's event source mapping.
-
-    ``max_record_age`` is 6 hours, not the 24 hours a stream keeps records by default:
-    the on-failure destination only receives a batch's *metadata* (shard and sequence
-    range), so a failed batch must be re-read from the stream before it expires. Giving
-    up after 6 hours leaves at least 18 hours to inspect the DLQ message and replay.
-    """
-
-    batch_size: int = 100
-    max_batching_window: Duration = Duration.seconds(1)
-    starting_position: lambda_.StartingPosition = lambda_.StartingPosition.TRIM_HORIZON
-    retry_attempts: int = 10
-    max_record_age: Duration = Duration.hours(6)
-    parallelization_factor: int = 1
-
-    def check_stream(self, *, source: str) -> None:
-        """Raises ValueError naming the first prop out of range for a ``source`` mapping."""
-        parts.check_range("batch_size", self.batch_size, 1, 10_000)
-        parts.check_range("retry_attempts", self.retry_attempts, -1, 10_000)
-        parts.check_range("parallelization_factor", self.parallelization_factor, 1, 10)
-        parts.check_seconds("max_batching_window", self.max_batching_window, 0, 300)
-        parts.check_seconds("max_record_age", self.max_record_age, 60, 604_800)
-        self.check_function()
-        if self.starting_position.value not in _STARTING_POSITIONS:
-            raise ValueError(
-                f"starting_position must be TRIM_HORIZON or LATEST for a {source}, "
-                f"got {self.starting_position.value}"
-            )
-
-
-@dataclass(frozen=True)
-class AlarmProps:
-    """A construct's alarm and dashboard props, checked before anything is built."""
+class Monitoring:
+    """A construct's alarm and dashboard props, checked, with their names resolved."""
 
     topic: sns.ITopic | None
     emails: Sequence[str]
@@ -144,21 +93,21 @@ class PipelineConstruct(Construct):
         # keeps ACLs disabled (BUCKET_OWNER_ENFORCED).
         self.node.set_context(parts.S3_ACCESS_LOGS_USE_BUCKET_POLICY, True)
 
-    def _alarm_props(self, *, alarm_topic: sns.ITopic | None, alarm_emails: Sequence[str],
-                     alarm_name_prefix: str | None,
-                     dashboard_name: str | None) -> AlarmProps:
+    def _monitoring(self, props: AlarmSettings) -> Monitoring:
         """Checks the alarm props; the prefix defaults to ``{stack name}-{construct id}``,
         the dashboard's name to the prefix."""
-        parts.check_emails(alarm_emails, alarm_topic)
-        prefix = parts.alarm_name_prefix(self, alarm_name_prefix, self.node.id)
-        return AlarmProps(topic=alarm_topic, emails=alarm_emails, name_prefix=prefix,
-                          dashboard_name=parts.dashboard_name(dashboard_name, prefix))
+        parts.check_emails(props.alarm_emails, props.alarm_topic)
+        prefix = parts.alarm_name_prefix(self, props.alarm_name_prefix, self.node.id)
+        return Monitoring(topic=props.alarm_topic, emails=props.alarm_emails,
+                          name_prefix=prefix,
+                          dashboard_name=parts.dashboard_name(props.dashboard_name, prefix))
 
-    def _add_function(self, props: FunctionProps, *, handler: str,
+    def _add_function(self, props: FunctionSettings, *, handler: str,
                       environment: Mapping[str, str], description: str,
                       role_description: str, **function_props: Any) -> iam.Role:
         """The function with a log group and a role of its own; returns the role, which
-        holds no policy yet: grants are the subclass's."""
+        holds no policy yet: grants are the subclass's. ``props.function_overrides`` (checked
+        by :meth:`FunctionSettings.check_function`) come last, over the description."""
         self.log_group = logs.LogGroup(self, "LogGroup", retention=props.log_retention,
                                        removal_policy=RemovalPolicy.RETAIN)
         role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
@@ -176,12 +125,11 @@ class PipelineConstruct(Construct):
             log_group=self.log_group,
             logging_format=parts.LOGGING_FORMAT,
             environment=dict(environment),
-            description=description,
-            **function_props,
+            **{"description": description, **function_props, **props.function_overrides},
         )
         return role
 
-    def _monitor(self, alarm_props: AlarmProps, specs: list[AlarmSpec],
+    def _monitor(self, alarm_props: Monitoring, specs: list[AlarmSpec],
                  metrics: PipelineMetrics) -> None:
         """The alarm topic (unless one was given), one alarm per spec, the dashboard."""
         self.alarm_topic = alarm_props.topic or parts.alarm_topic(
@@ -207,7 +155,7 @@ class StreamPipelineConstruct(PipelineConstruct):
 
     event_source_mapping: lambda_.EventSourceMapping
 
-    def _add_stream_function(self, props: StreamFunctionProps, *, handler: str,
+    def _add_stream_function(self, props: StreamSettings, *, handler: str,
                              environment: Mapping[str, str], description: str,
                              role_description: str) -> iam.Role:
         """The KMS key, the dead-letter queue and the function (see ``_add_function``)."""
@@ -220,10 +168,11 @@ class StreamPipelineConstruct(PipelineConstruct):
         return self._add_function(props, handler=handler, environment=environment,
                                   description=description, role_description=role_description)
 
-    def _map_stream(self, stream_arn: str, props: StreamFunctionProps, *,
-                    filters: Sequence[Mapping[str, Any]] | None, calls: str) -> None:
+    def _map_stream(self, stream_arn: str, props: StreamSettings, *,
+                    filters: Sequence[Mapping[str, Any]], calls: str) -> None:
         """The mapping (after the subclass's grants: the mapping adds the DLQ's), and the
-        checkov findings the function does not follow; ``calls`` names the services the
+        checkov findings the function does not follow; ``filters`` are the construct's
+        default unless ``props.filters`` is set; ``calls`` names the services the
         function calls."""
         self.event_source_mapping = lambda_.EventSourceMapping(
             self,
@@ -238,7 +187,7 @@ class StreamPipelineConstruct(PipelineConstruct):
             retry_attempts=props.retry_attempts,
             max_record_age=props.max_record_age,
             parallelization_factor=props.parallelization_factor,
-            filters=list(filters or []) or None,
+            filters=list(filters if props.filters is None else props.filters) or None,
             on_failure=parts.SqsOnFailureDestination(self.dead_letter_queue),
         )
         role = self.function.role

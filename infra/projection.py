@@ -16,25 +16,23 @@ positive items") and ``by_tag`` (``tag`` + ``ingested_at``). See ``docs/projecti
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from . import alarms, parts
 from .alarms import AlarmThresholds, alarm_specs, pipeline_metrics
-from .pipeline import StreamFunctionProps, StreamPipelineConstruct, grant_table_stream_read
+from .pipeline import StreamPipelineConstruct, grant_table_stream_read
 from .pipeline_settings import PROJECTION_COUNTS as COUNTS
 from .pipeline_settings import PROJECTION_ENV_NAMES as ENV_NAMES
 from .pipeline_settings import PROJECTION_NAMESPACE as NAMESPACE
 from .pipeline_settings import ProjectionConfig, projection_item
+from .props import StreamPipelineProps, StreamSettings, resolve
 from .suppressions import skip_checkov
 
 HANDLER = "streamagg_projection.handler.handler"
@@ -62,9 +60,9 @@ ALARM_DESCRIPTIONS: Mapping[str, str] = {
 
 
 @dataclass(frozen=True)
-class ProjectionDefaults(StreamFunctionProps):
+class ProjectionDefaults(StreamSettings):
     """Every default of :class:`ProjectionStage`, in one place: the stream function's
-    (:class:`infra.pipeline.StreamFunctionProps`; ``max_record_age`` 6 hours leaves 18 of
+    (:class:`infra.props.StreamSettings`; ``max_record_age`` 6 hours leaves 18 of
     the stream's 24 hours to replay a batch from the DLQ), with the seed's batching
     window (100 records, 5 s)."""
 
@@ -116,23 +114,8 @@ class ProjectionStage(StreamPipelineConstruct):
         source_table: dynamodb.ITable,
         config: ProjectionConfig | None = None,
         dashboard_table: dynamodb.ITable | None = None,
-        batch_size: int = DEFAULTS.batch_size,
-        max_batching_window: Duration = DEFAULTS.max_batching_window,
-        starting_position: lambda_.StartingPosition = DEFAULTS.starting_position,
-        retry_attempts: int = DEFAULTS.retry_attempts,
-        max_record_age: Duration = DEFAULTS.max_record_age,
-        parallelization_factor: int = DEFAULTS.parallelization_factor,
-        filters: Sequence[Mapping[str, Any]] | None = None,
-        memory_size: int = DEFAULTS.memory_size,
-        timeout: Duration = DEFAULTS.timeout,
-        architecture: lambda_.Architecture = DEFAULTS.architecture,
-        reserved_concurrency: int | None = None,
-        log_retention: logs.RetentionDays = DEFAULTS.log_retention,
         alarm_thresholds: AlarmThresholds | None = None,
-        alarm_topic: sns.ITopic | None = None,
-        alarm_emails: Sequence[str] = (),
-        alarm_name_prefix: str | None = None,
-        dashboard_name: str | None = None,
+        **props: Unpack[StreamPipelineProps],
     ) -> None:
         """Args:
             source_table: an existing table with a stream; for a table of this app the
@@ -141,37 +124,24 @@ class ProjectionStage(StreamPipelineConstruct):
                 the real table's name. Default :class:`ProjectionConfig`.
             dashboard_table: an existing dashboard table (same key schema and indexes).
                 Default: a new one (see the module docstring).
-            batch_size: 1..10000, default 100. max_batching_window: 0..300 s, default 5 s.
-            starting_position: ``TRIM_HORIZON`` (default) or ``LATEST``.
-            retry_attempts: -1..10000, default 10. max_record_age: 60 s..7 days, 6 h.
-            parallelization_factor: 1..10, default 1 (order per item key holds at any).
-            filters: the mapping's filters; default :func:`default_filters`, ``[]`` none.
-            memory_size: 128..10240 MB. timeout: 1..900 s. reserved_concurrency: >= 1.
             alarm_thresholds: the thresholds of :class:`infra.alarms.AlarmThresholds`
                 these alarms use (errors, iterator age, DLQ, skipped, failed writes).
-            alarm_topic / alarm_emails: an existing topic, or e-mails for a new one.
-            alarm_name_prefix: alarm names are ``{prefix}-{key}``; default
-                ``{stack name}-{construct_id}``.
-            dashboard_name: the CloudWatch dashboard's name; default the prefix.
+            **props: the function, mapping and alarm props every stream construct
+                takes (:class:`infra.props.StreamPipelineProps`), over :data:`DEFAULTS`
+                (a 5 s batching window). ``filters`` defaults to :func:`default_filters`;
+                ``[]`` turns filtering off. Any ``parallelization_factor`` keeps the
+                order per item key.
 
         Raises:
+            TypeError: a keyword is not one of the construct's props.
             ValueError: a prop is out of range (the message names it), both
                 ``alarm_topic`` and ``alarm_emails`` were given, or the source table has
                 no stream with old and new images.
         """
         super().__init__(scope, construct_id)
-        props = StreamFunctionProps(
-            batch_size=batch_size, max_batching_window=max_batching_window,
-            starting_position=starting_position, retry_attempts=retry_attempts,
-            max_record_age=max_record_age, parallelization_factor=parallelization_factor,
-            memory_size=memory_size, timeout=timeout, architecture=architecture,
-            reserved_concurrency=reserved_concurrency, log_retention=log_retention)
-        props.check_stream(source=self.SOURCE)
-        if filters is not None and len(filters) > 5:
-            raise ValueError(f"filters: at most 5 filters per mapping, got {len(filters)}")
-        alarm_props = self._alarm_props(alarm_topic=alarm_topic, alarm_emails=alarm_emails,
-                                        alarm_name_prefix=alarm_name_prefix,
-                                        dashboard_name=dashboard_name)
+        settings = resolve(type(self).__name__, DEFAULTS, props, StreamPipelineProps)
+        settings.check_stream(source=self.SOURCE)
+        monitoring = self._monitoring(settings)
         stream_arn = parts.require_stream(source_table, prop="source_table",
                                           needs="deletions need the old images")
         config = config or ProjectionConfig()
@@ -180,17 +150,17 @@ class ProjectionStage(StreamPipelineConstruct):
         environment = config.to_env()
         environment[ENV_NAMES["dashboard_table_name"]] = self.dashboard_table.table_name
         self._add_stream_function(
-            props, handler=HANDLER, environment=environment,
+            settings, handler=HANDLER, environment=environment,
             description="Projects analysed source items into the dashboard table",
             role_description="Projection Lambda: stream read, dashboard batch writes")
         self._grant(source_table)
-        self._map_stream(stream_arn, props,
-                         filters=default_filters(config) if filters is None else filters,
+        self._map_stream(stream_arn, settings, filters=default_filters(config),
                          calls="DynamoDB")
         metrics = pipeline_metrics(self.function, self.dead_letter_queue,
                                    namespace=NAMESPACE, counts=COUNTS)
-        self._monitor(alarm_props, alarm_specs(metrics, alarm_thresholds or AlarmThresholds(),
-                                         timeout, ALARM_DESCRIPTIONS), metrics)
+        specs = alarm_specs(metrics, alarm_thresholds or AlarmThresholds(), settings.timeout,
+                            ALARM_DESCRIPTIONS)
+        self._monitor(monitoring, specs, metrics)
 
     def _new_dashboard_table(self) -> dynamodb.Table:
         table = dynamodb.Table(

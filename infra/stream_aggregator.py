@@ -22,17 +22,14 @@ metrics the alarms read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Unpack
 
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from . import parts
@@ -41,17 +38,18 @@ from .archive_catalog import ArchiveCatalog
 from .buckets import ArchiveDefaults, archive_buckets, grant_archive_puts
 from .filters import default_filters
 from .log_queries import create_query_definitions
-from .pipeline import StreamFunctionProps, StreamPipelineConstruct, grant_table_stream_read
+from .pipeline import StreamPipelineConstruct, grant_table_stream_read
 from .pipeline_settings import USAGE_COUNTS, USAGE_NAMESPACE, AggregatorConfig
 from .pipeline_settings import USAGE_ENV_NAMES as ENV_NAMES
+from .props import StreamPipelineProps, StreamSettings, resolve
 
 HANDLER = "aggregator.handler.handler"
 
 
 @dataclass(frozen=True)
-class StreamAggregatorDefaults(StreamFunctionProps, ArchiveDefaults):
+class StreamAggregatorDefaults(StreamSettings, ArchiveDefaults):
     """Every default of :class:`StreamAggregator`, in one place: the stream function's
-    (:class:`infra.pipeline.StreamFunctionProps`, where ``max_record_age`` is explained)
+    (:class:`infra.props.StreamSettings`, where ``max_record_age`` is explained)
     and the archive bucket's (:class:`infra.buckets.ArchiveDefaults`)."""
 
     memory_size: int = 1_769
@@ -108,24 +106,9 @@ class StreamAggregator(StreamPipelineConstruct):
         snapshot_table: dynamodb.ITable | None = None,
         archive_bucket: s3.IBucket | None = None,
         archive_bucket_props: s3.BucketProps | None = None,
-        batch_size: int = DEFAULTS.batch_size,
-        max_batching_window: Duration = DEFAULTS.max_batching_window,
-        starting_position: lambda_.StartingPosition = DEFAULTS.starting_position,
-        retry_attempts: int = DEFAULTS.retry_attempts,
-        max_record_age: Duration = DEFAULTS.max_record_age,
-        parallelization_factor: int = DEFAULTS.parallelization_factor,
-        filters: Sequence[Mapping[str, Any]] | None = None,
-        memory_size: int = DEFAULTS.memory_size,
-        timeout: Duration = DEFAULTS.timeout,
-        architecture: lambda_.Architecture = DEFAULTS.architecture,
-        reserved_concurrency: int | None = None,
-        log_retention: logs.RetentionDays = DEFAULTS.log_retention,
         alarm_thresholds: AlarmThresholds | None = None,
-        alarm_topic: sns.ITopic | None = None,
-        alarm_emails: Sequence[str] = (),
-        alarm_name_prefix: str | None = None,
-        dashboard_name: str | None = None,
         archive_catalog: bool | None = None,
+        **props: Unpack[StreamPipelineProps],
     ) -> None:
         """Args:
             table: the source table, an existing ``ITable`` with a stream (for a table
@@ -143,40 +126,19 @@ class StreamAggregator(StreamPipelineConstruct):
                 ACLs disabled, versioned, retained, server access logs to a bucket of
                 its own, :func:`infra.buckets.archive_lifecycle_rules`). Not together with
                 ``archive_bucket``; neither when ``config.enable_archival`` is false.
-            batch_size: records per invocation, 1..10000. Default 100.
-            max_batching_window: how long to gather a batch, 0..300 s. Default 1 s.
-            starting_position: ``TRIM_HORIZON`` (default: everything still in the
-                stream) or ``LATEST``.
-            retry_attempts: retries of a failing batch, -1 (until the record expires)
-                ..10000. Default 10.
-            max_record_age: records older than this go to the DLQ, 60 s..7 days.
-                Default 6 hours (see :class:`StreamAggregatorDefaults`).
-            parallelization_factor: concurrent batches per shard, 1..10. Default 1.
-            filters: the mapping's filter criteria (``lambda_.FilterCriteria.filter``
-                results, at most 5). Default: :func:`infra.filters.default_filters` of
-                ``config`` (only the records the configuration uses invoke the
-                function); ``[]`` turns filtering off.
-            memory_size: function memory in MB, 128..10240. Default 1,769 (one vCPU).
-            timeout: function timeout, 1..900 s. Default 60 s.
-            architecture: Default ``ARM_64``.
-            reserved_concurrency: reserved concurrent executions. Default: none (the
-                mapping runs at most shards x ``parallelization_factor`` at once).
-            log_retention: how long the function's logs are kept. Default one month.
             alarm_thresholds: when the alarms fire. Default :class:`AlarmThresholds`
                 (the operations guide's critical levels).
-            alarm_topic: an existing SNS topic for the alarms. Default: a new topic,
-                encrypted with ``encryption_key``, SSL only.
-            alarm_emails: addresses subscribed to the new topic. Default none. Not
-                together with ``alarm_topic`` (subscribe to your own topic yourself).
-            alarm_name_prefix: alarm names are ``{prefix}-{key}``. Default
-                ``{stack name}-{construct_id}``.
-            dashboard_name: Default the alarm name prefix, with characters a dashboard
-                name cannot hold replaced by ``-``.
             archive_catalog: a Glue table (partition projection) and an Athena
                 workgroup over the archive, named after the alarm name prefix. Default:
                 on when archival is on. ``True`` with archival off is a ``ValueError``.
+            **props: the function, mapping and alarm props every stream construct
+                takes (:class:`infra.props.StreamPipelineProps`), over
+                :data:`DEFAULTS`. ``filters`` defaults to
+                :func:`infra.filters.default_filters` of ``config`` (only the records the
+                configuration uses invoke the function); ``[]`` turns filtering off.
 
         Raises:
+            TypeError: a keyword is not one of the construct's props.
             ValueError: a prop is out of range, both archive arguments were given, an
                 archive argument was given with archival off, both ``alarm_topic`` and
                 ``alarm_emails`` were given, or the table has no stream (or, for a
@@ -184,16 +146,9 @@ class StreamAggregator(StreamPipelineConstruct):
         """
         super().__init__(scope, construct_id)
         config = config if config is not None else AggregatorConfig()
-        props = StreamFunctionProps(
-            batch_size=batch_size, max_batching_window=max_batching_window,
-            starting_position=starting_position, retry_attempts=retry_attempts,
-            max_record_age=max_record_age, parallelization_factor=parallelization_factor,
-            memory_size=memory_size, timeout=timeout, architecture=architecture,
-            reserved_concurrency=reserved_concurrency, log_retention=log_retention)
-        props.check_stream(source=self.SOURCE)
-        alarm_props = self._alarm_props(alarm_topic=alarm_topic, alarm_emails=alarm_emails,
-                                        alarm_name_prefix=alarm_name_prefix,
-                                        dashboard_name=dashboard_name)
+        settings = resolve(type(self).__name__, DEFAULTS, props, StreamPipelineProps)
+        settings.check_stream(source=self.SOURCE)
+        monitoring = self._monitoring(settings)
         thresholds = alarm_thresholds or AlarmThresholds()
         stream_arn = parts.require_stream(
             table, prop="table", needs="snapshots need new images, the archive needs old ones")
@@ -202,22 +157,21 @@ class StreamAggregator(StreamPipelineConstruct):
             self, enabled=config.enable_archival, bucket=archive_bucket,
             props=archive_bucket_props)
         self.archive_catalog = self._archive_catalog(
-            archive_catalog, config, alarm_props.name_prefix, archive_bucket_props)
+            archive_catalog, config, monitoring.name_prefix, archive_bucket_props)
 
         self._add_stream_function(
-            props, handler=HANDLER,
+            settings, handler=HANDLER,
             environment=self._environment(config, table, snapshot_table),
             description="Aggregates DynamoDB stream records into snapshots and an archive",
             role_description="Aggregator Lambda: stream read, snapshot writes, archive puts")
         self._grant(table, snapshot_table, config)
-        self._map_stream(stream_arn, props,
-                         filters=default_filters(config) if filters is None else filters,
+        self._map_stream(stream_arn, settings, filters=default_filters(config),
                          calls="AWS APIs (DynamoDB, S3)")
         metrics = pipeline_metrics(self.function, self.dead_letter_queue,
                                    namespace=USAGE_NAMESPACE, counts=USAGE_COUNTS)
-        self._monitor(alarm_props, alarm_specs(metrics, thresholds, timeout), metrics)
+        self._monitor(monitoring, alarm_specs(metrics, thresholds, settings.timeout), metrics)
         self.query_definitions: dict[str, logs.QueryDefinition] = create_query_definitions(
-            self, log_group=self.log_group, name_prefix=alarm_props.name_prefix
+            self, log_group=self.log_group, name_prefix=monitoring.name_prefix
         )
 
     def _archive_catalog(

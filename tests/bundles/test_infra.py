@@ -15,7 +15,7 @@ from aws_cdk.assertions import Match, Template
 from cfnlint.api import ManualArgs, lint_file
 
 from infra.alarms import alarm_name
-from infra.bundles import ALARM_KEYS, ObjectBundler
+from infra.bundles import ALARM_KEYS, HANDLER, ObjectBundler
 from infra.stacks.bundles_stack import BundlesStack
 from streamagg_engine.errors import ConfigError
 from tests.infra.support import (
@@ -176,6 +176,27 @@ def test_the_event_source_reports_batch_item_failures(template: Template,
         "ScalingConfig": {"MaximumConcurrency": 5}})
 
 
+def test_concurrency_is_capped_by_default_and_the_queue_follows_the_cap(
+        template: Template) -> None:
+    template.has_resource_properties("AWS::Lambda::Function", {
+        "Handler": "streamagg_bundles.handler.handler", "ReservedConcurrentExecutions": 10})
+    template.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "ScalingConfig": {"MaximumConcurrency": 10}})
+
+
+@pytest.mark.synth
+def test_lifting_the_cap_leaves_both_unset_with_a_reviewed_checkov_skip() -> None:
+    stack = Stack(App(), "Uncapped")
+    ObjectBundler(stack, "Bundler", reserved_concurrency=None)
+    template = Template.from_stack(stack)
+    (function,) = [r for r in template.find_resources("AWS::Lambda::Function").values()
+                   if r["Properties"].get("Handler") == HANDLER]
+    assert "ReservedConcurrentExecutions" not in function["Properties"]
+    assert "CKV_AWS_115" in {s["id"] for s in function["Metadata"]["checkov"]["skip"]}
+    template.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "ScalingConfig": Match.absent()})
+
+
 def test_the_idempotency_table_is_on_demand_with_ttl_and_pitr(template: Template) -> None:
     template.has_resource_properties("AWS::DynamoDB::Table", {
         "BillingMode": "PAY_PER_REQUEST",
@@ -275,6 +296,14 @@ def test_existing_buckets_are_used_as_given(variant: Template) -> None:
     ({"max_bundle_input_mb": 4096}, ValueError, "MAX_BUNDLE_INPUT_MB.*10240"),
     ({"ingest_bucket_props": s3.BucketProps(), "ingest_bucket": "x"}, ValueError,
      "mutually exclusive"),
+    ({"max_concurrency": 20}, ValueError,
+     r"max_concurrency \(20\) must not exceed reserved_concurrency \(10\)"),
+    ({"reserved_concurrency": 1}, ValueError, "reserved_concurrency must be a whole number "
+     "from 2"),
+    ({"retry_attempts": 3, "parallelization_factor": 2}, TypeError,
+     r"unexpected keyword argument\(s\): parallelization_factor, retry_attempts$"),
+    ({"function_overrides": {"ephemeral_storage_size": None}}, ValueError,
+     "function_overrides: ephemeral_storage_size is set by the construct"),
 ])
 def test_bad_props_fail_at_synth_naming_the_setting(props: dict[str, Any], error: type,
                                                      message: str) -> None:

@@ -227,3 +227,28 @@ def test_a_bad_context_setting_fails_the_example_stack_naming_it() -> None:
     app = App(context={"events_windows": "hourly,weekly"})
     with pytest.raises(ConfigError, match=r"windows \(EVENTS_WINDOWS\): unknown window"):
         EventMetricsStack(app, "Bad")
+
+
+@pytest.mark.synth
+def test_filters_on_event_fields_reach_the_mapping_and_none_is_the_default() -> None:
+    def mapping(**props: Any) -> dict[str, Any]:
+        stack = Stack(App(), "Filters")
+        EventMetricsAggregator(
+            stack, "E", lookup_table=dynamodb.Table.from_table_name(stack, "L", "lookups"),
+            stream=kinesis.Stream.from_stream_arn(
+                stack, "S", "arn:aws:kinesis:us-east-1:123456789012:stream/s"), **props)
+        (found,) = Template.from_stack(stack).find_resources(
+            "AWS::Lambda::EventSourceMapping").values()
+        properties: dict[str, Any] = found["Properties"]
+        return properties
+
+    assert "FilterCriteria" not in mapping()
+    clicks = lambda_.FilterCriteria.filter({"data": {"event_type": ["click"]}})
+    assert mapping(filters=[clicks])["FilterCriteria"] == {
+        "Filters": [{"Pattern": '{"data":{"event_type":["click"]}}'}]}
+
+
+def test_more_than_five_filters_fail_at_synth_naming_the_prop() -> None:
+    with pytest.raises(ValueError, match=r"^filters: at most 5 filters per mapping"):
+        _construct(filters=[lambda_.FilterCriteria.filter({"data": {"n": [i]}})
+                            for i in range(6)])

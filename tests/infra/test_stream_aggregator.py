@@ -280,3 +280,26 @@ def test_stream_without_old_images_is_refused() -> None:
 def test_out_of_range_prop_is_refused_by_name(prop: str, value: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _build(**{prop: value})
+
+
+def test_a_misspelt_prop_is_refused_like_any_unexpected_keyword() -> None:
+    with pytest.raises(TypeError, match=r"^StreamAggregator\(\) got unexpected keyword "
+                                        r"argument\(s\): batch_sise$"):
+        _build(batch_sise=10)
+
+
+def test_a_function_override_owned_by_the_construct_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"^function_overrides: runtime is set by the "
+                                         r"construct"):
+        _build(function_overrides={"runtime": lambda_.Runtime.PYTHON_3_12})
+
+
+@pytest.mark.synth
+def test_function_overrides_reach_the_function_and_keep_what_the_construct_sets() -> None:
+    aggregator = _build(function_overrides={"tracing": lambda_.Tracing.ACTIVE,
+                                            "description": "usage for team A"})
+    template = Template.from_stack(Stack.of(aggregator))
+    template.has_resource_properties("AWS::Lambda::Function", {
+        "TracingConfig": {"Mode": "Active"}, "Description": "usage for team A",
+        "Handler": "aggregator.handler.handler", "MemorySize": 1769,
+        "LoggingConfig": Match.object_like({"LogFormat": "Text"})})
