@@ -21,20 +21,17 @@ import json
 import random
 import re
 import sys
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, cast
-
-from botocore.exceptions import ClientError
+from typing import Any
 
 from local_aws import proof
 from local_aws.event_source_mapping import KINESIS
 from local_aws.faults import FaultPlan
-from local_aws.memory import MemoryS3
+from local_aws.memory import MemoryDynamoDB, MemoryS3, table_definition
 from streamagg_engine.stores import ArchiveStore
 from streamagg_events.config import EventMetricsConfig
 from streamagg_events.handler import Runtime, build_runtime, handle
@@ -271,104 +268,12 @@ def compare(workload: Workload, items: Iterable[Mapping[str, Any]],
     return differences
 
 
-class MemoryEventsDynamoDB:
-    """In-memory DynamoDB for the requests the event pipeline makes, thread-safe.
-
-    ``batch_get_item``, ``transact_write_items`` (Put with ``attribute_not_exists``,
-    Update), ``update_item`` (``SET`` with ``if_not_exists``, ``ADD`` of numbers and
-    string sets) and ``put_item``; anything else raises rather than guess. A contract test
-    runs the same traffic here and on moto's server and compares the tables.
-    """
-
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
-        self._lock = threading.Lock()
-        self.calls = 0
-
-    def put_item(self, *, TableName: str, Item: Mapping[str, Any]) -> dict[str, Any]:  # noqa: N803
-        with self._lock:
-            self.calls += 1
-            self.tables[TableName][_key(Item)] = json.loads(json.dumps(Item))
-        return {}
-
-    def batch_get_item(self, *, RequestItems: Mapping[str, Any]) -> dict[str, Any]:  # noqa: N803
-        with self._lock:
-            self.calls += 1
-            responses = {
-                table: [json.loads(json.dumps(found)) for key in request["Keys"]
-                        if (found := self.tables[table].get(_key(key))) is not None]
-                for table, request in RequestItems.items()}
-        return {"Responses": responses, "UnprocessedKeys": {}}
-
-    def update_item(self, **request: Any) -> dict[str, Any]:
-        with self._lock:
-            self.calls += 1
-            table = self.tables[request["TableName"]]
-            key = _key(request["Key"])
-            item = json.loads(json.dumps(table.get(key, request["Key"])))
-            _update(item, request)
-            table[key] = item
-        return {}
-
-    def transact_write_items(self, *, TransactItems: Sequence[Mapping[str, Any]],  # noqa: N803
-                             ) -> dict[str, Any]:
-        with self._lock:
-            self.calls += 1
-            reasons = []
-            for action in TransactItems:
-                (kind, request), = action.items()
-                key = request["Item"] if kind == "Put" else request["Key"]
-                exists = _key(key) in self.tables[request["TableName"]]
-                failed = "ConditionExpression" in request and exists
-                if "ConditionExpression" in request and \
-                        request["ConditionExpression"] != "attribute_not_exists(#pk)":
-                    raise NotImplementedError(request["ConditionExpression"])
-                reasons.append({"Code": "ConditionalCheckFailed" if failed else "None"})
-            if any(r["Code"] != "None" for r in reasons):
-                raise ClientError(cast(Any, {
-                    "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
-                    "CancellationReasons": reasons}), "TransactWriteItems")
-            for action in TransactItems:
-                (kind, request), = action.items()
-                table = self.tables[request["TableName"]]
-                if kind == "Put":
-                    table[_key(request["Item"])] = json.loads(json.dumps(request["Item"]))
-                else:
-                    key = _key(request["Key"])
-                    item = json.loads(json.dumps(table.get(key, request["Key"])))
-                    _update(item, request)
-                    table[key] = item
-        return {}
-
-    def items(self, table: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [json.loads(json.dumps(item)) for item in self.tables[table].values()]
-
-
-def _key(item: Mapping[str, Any]) -> tuple[str, str]:
-    return (item["pk"]["S"], item.get("sk", {}).get("S", ""))
-
-
-def _update(item: dict[str, Any], request: Mapping[str, Any]) -> None:
-    names, values = request["ExpressionAttributeNames"], request["ExpressionAttributeValues"]
-    match = re.fullmatch(r"SET (?P<set>.+?) ADD (?P<add>.+)", request["UpdateExpression"])
-    if match is None:
-        raise NotImplementedError(request["UpdateExpression"])
-    for clause in re.split(r",\s*(?![^()]*\))", match.group("set")):
-        target, _, source = (part.strip() for part in clause.partition("="))
-        guarded = re.fullmatch(r"if_not_exists\((#\w+),\s*(:\w+)\)", source)
-        if guarded is None:
-            item[names[target]] = values[source]
-        elif names[guarded.group(1)] not in item:
-            item[names[target]] = values[guarded.group(2)]
-    for clause in match.group("add").split(","):
-        target, placeholder = clause.split()
-        name, value = names[target], values[placeholder]
-        if "N" in value:
-            current = Decimal(item[name]["N"]) if name in item else Decimal(0)
-            item[name] = {"N": str(current + Decimal(value["N"]))}
-        else:
-            item[name] = {"SS": sorted(set(item.get(name, {}).get("SS", [])) | set(value["SS"]))}
+def memory_tables() -> MemoryDynamoDB:
+    """The in-memory metrics and lookup tables the proof runs on, lookups empty."""
+    ddb = MemoryDynamoDB()
+    ddb.create_table(**table_definition(METRICS_TABLE, "pk", "sk"))
+    ddb.create_table(**table_definition(LOOKUP_TABLE, "pk"))
+    return ddb
 
 
 def load_lookups(ddb: Any, items: Sequence[Mapping[str, Any]]) -> None:
@@ -377,10 +282,10 @@ def load_lookups(ddb: Any, items: Sequence[Mapping[str, Any]]) -> None:
 
 
 def run_seed(seed: int, events: int, **kwargs: Any) -> tuple[
-        Workload, proof.StreamRun, Differences, MemoryEventsDynamoDB]:
+        Workload, proof.StreamRun, Differences, MemoryDynamoDB]:
     """One seed on the in-memory stores: workload, run, comparison."""
     workload = generate_workload(seed, events)
-    ddb, s3 = MemoryEventsDynamoDB(), MemoryS3()
+    ddb, s3 = memory_tables(), MemoryS3()
     load_lookups(ddb, workload.lookups)
     result = run(workload, seed=seed, ddb=ddb, s3=s3, **kwargs)
     differences = compare(workload, ddb.items(METRICS_TABLE), s3.objects.values())

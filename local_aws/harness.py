@@ -26,7 +26,7 @@ from aggregator.pipeline import Stores
 from aggregator.stores import SnapshotStore
 from local_aws import proof
 from local_aws.faults import FaultPlan
-from local_aws.memory import MemoryDynamoDB, MemoryS3
+from local_aws.memory import MemoryDynamoDB, MemoryS3, table_definition
 from local_aws.stream_records import TTL_IDENTITY, lambda_record
 from streamagg_engine.stores import ArchiveStore
 from streamagg_engine.windows import Window
@@ -100,6 +100,13 @@ def generate_workload(seed: int, records: int, *, entities: int = 300, hours: fl
                     counters[name] += amount
         out.append(_bucket_record(key, before, after, sequence, created))
     return Workload(out, dict(truth), archived)
+
+
+def memory_stores() -> tuple[MemoryDynamoDB, MemoryS3]:
+    """The in-memory table and bucket the proof runs on at size."""
+    ddb = MemoryDynamoDB()
+    ddb.create_table(**table_definition(TABLE, "PK", "SK"))
+    return ddb, MemoryS3()
 
 
 def run(workload: Workload, *, seed: int, throttle_rate: float = 0.01,
@@ -201,7 +208,7 @@ COLUMNS = (proof.Column("records", 8), proof.INVOCATIONS, proof.CRASHES, proof.T
 def prove_seed(seed: int, records: int) -> proof.SeedRow:
     """One seed on the in-memory stores, as a row of the results table."""
     workload = generate_workload(seed, records)
-    ddb, s3 = MemoryDynamoDB(), MemoryS3()
+    ddb, s3 = memory_stores()
     result = run(workload, seed=seed, ddb=ddb, s3=s3)
     differences = compare(workload, ddb.items(TABLE), s3.objects.values())
     faults, requests = result.storage_faults, result.storage_requests

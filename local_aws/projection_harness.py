@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import random
 import sys
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from local_aws import proof
 from local_aws.faults import FaultPlan
+from local_aws.memory import MemoryDynamoDB, table_definition
 from local_aws.stream_records import lambda_record
 from streamagg_projection.config import ProjectionConfig
 from streamagg_projection.handler import Runtime, build_runtime, handle
@@ -177,41 +175,16 @@ def compare(expected: Expected, items: Iterable[Mapping[str, Any]]) -> Differenc
 
 # --- storage ------------------------------------------------------------------------
 
-class MemoryDashboard:
-    """BatchWriteItem into a dict, with DynamoDB's checks: <= 25 requests, no key twice."""
-
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], dict[str, Any]] = {}
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def batch_write_item(self, *, RequestItems: Mapping[str, list[dict[str, Any]]]  # noqa: N803
-                         ) -> dict[str, Any]:
-        ((_, requests),) = RequestItems.items()
-        keys = [_key(r) for r in requests]
-        if not 0 < len(requests) <= 25 or len(set(keys)) != len(keys):
-            raise ClientError({"Error": {"Code": "ValidationException", "Message":
-                               "Provided list of item keys contains duplicates"}},
-                              "BatchWriteItem")
-        with self._lock:
-            self.calls += 1
-            for key, request in zip(keys, requests, strict=True):
-                if "PutRequest" in request:
-                    self.items[key] = dict(request["PutRequest"]["Item"])
-                else:
-                    self.items.pop(key, None)
-        return {"UnprocessedItems": {}}
-
-
-def _key(request: Mapping[str, Any]) -> tuple[str, str]:
-    body = request["PutRequest"]["Item"] if "PutRequest" in request \
-        else request["DeleteRequest"]["Key"]
-    return (body["day_partition"]["S"], body["sk"]["S"])
+def memory_dashboard() -> MemoryDynamoDB:
+    """The in-memory dashboard table the proof runs on."""
+    ddb = MemoryDynamoDB()
+    ddb.create_table(**table_definition(DASHBOARD, "day_partition", "sk"))
+    return ddb
 
 
 # --- the faulty run ------------------------------------------------------------------
 
-def run(workload: Workload, *, seed: int, dashboard: MemoryDashboard,
+def run(workload: Workload, *, seed: int, dashboard: MemoryDynamoDB,
         throttle_rate: float = 0.02, unprocessed_rate: float = 0.1,
         lost_response_rate: float = 0.02, crash_rate: float = 0.1,
         redeliver_rate: float = 0.05, lanes: int = 3, batch_size: int = 100) -> proof.StreamRun:
@@ -227,8 +200,8 @@ def run(workload: Workload, *, seed: int, dashboard: MemoryDashboard,
 
     def faulty(runtime: Runtime) -> Runtime:
         (client,) = plan.invocation_clients(dashboard)
-        return replace(runtime, store=DashboardStore(client, config, sleep=lambda _: None,
-                                                     rng=random.Random(seed)))
+        return replace(runtime, stores=DashboardStore(client, config, sleep=lambda _: None,
+                                                      rng=random.Random(seed)))
 
     return proof.deliver_with_faults(
         workload.records, containers.handler(handle, faulty), plan=plan, seed=seed,
@@ -247,9 +220,9 @@ COLUMNS = (proof.Column("records", 8), proof.Column("expected", 8), proof.INVOCA
 def prove_seed(seed: int, records: int, crash_rate: float) -> proof.SeedRow:
     """One seed, as a row of the results table; a run that gave records up is not exact."""
     workload = generate_workload(seed, records)
-    dashboard = MemoryDashboard()
+    dashboard = memory_dashboard()
     result = run(workload, seed=seed, dashboard=dashboard, crash_rate=crash_rate)
-    differences = compare(workload.expected, dashboard.items.values())
+    differences = compare(workload.expected, dashboard.items(DASHBOARD))
     faults, report = result.storage_faults, result.report
     note = f"     missing {len(differences.missing)}, stale {len(differences.stale)}, " \
         f"wrong {len(differences.wrong)}" if differences else ""

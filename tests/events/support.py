@@ -11,10 +11,10 @@ from local_aws.events_harness import (
     BUCKET,
     LOOKUP_TABLE,
     METRICS_TABLE,
-    MemoryEventsDynamoDB,
     encode_event,
     harness_config,
     kinesis_record,
+    memory_tables,
 )
 from local_aws.memory import MemoryS3
 from streamagg_engine.stores import ArchiveStore
@@ -53,7 +53,7 @@ class Memory:
 
     def __init__(self, config: EventMetricsConfig | None = None) -> None:
         self.config = config or harness_config()
-        self.ddb = MemoryEventsDynamoDB()
+        self.ddb = memory_tables()
         self.s3 = MemoryS3()
         for item in LOOKUPS:
             self.ddb.put_item(TableName=LOOKUP_TABLE, Item=item)
@@ -71,6 +71,7 @@ class Memory:
 
     def counter(self, experiment: str, variant: str, window: str, start: str,
                 ) -> dict[str, Decimal]:
-        item = self.ddb.tables[METRICS_TABLE].get(
-            (f"EXP#{experiment}", f"{window}#{start}#VARIANT#{variant}"), {})
+        item = self.ddb.get_item(TableName=METRICS_TABLE, Key={
+            "pk": {"S": f"EXP#{experiment}"},
+            "sk": {"S": f"{window}#{start}#VARIANT#{variant}"}}).get("Item", {})
         return {k: Decimal(v["N"]) for k, v in item.items() if "N" in v and k != "ttl"}

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from local_aws import events_harness
-from local_aws.events_harness import MemoryEventsDynamoDB, run_seed
+from local_aws.events_harness import run_seed
+from local_aws.memory import MemoryDynamoDB
 
 
 @pytest.mark.parametrize("seed", [11, 12, 13])
@@ -25,16 +26,16 @@ def test_counts_sums_and_users_are_exact_under_faults_and_parallel_lanes(seed: i
     assert workload.producer_duplicates > 0
 
 
-class _NoConditions(MemoryEventsDynamoDB):
+class _NoConditions(MemoryDynamoDB):
     """A store that forgets marker conditions: what double counting looks like."""
 
-    def transact_write_items(self, *, TransactItems: Any) -> dict[str, Any]:  # noqa: N803
-        stripped = [{kind: {k: v for k, v in request.items() if k != "ConditionExpression"}}
-                    for action in TransactItems for kind, request in action.items()]
-        return super().transact_write_items(TransactItems=stripped)
+    def transact_write_items(self, *, TransactItems: Any, **request: Any) -> dict[str, Any]:  # noqa: N803
+        stripped = [{kind: {k: v for k, v in action.items() if k != "ConditionExpression"}}
+                    for item in TransactItems for kind, action in item.items()]
+        return super().transact_write_items(TransactItems=stripped, **request)
 
 
 def test_the_proof_catches_double_counting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(events_harness, "MemoryEventsDynamoDB", _NoConditions)
+    monkeypatch.setattr(events_harness, "MemoryDynamoDB", _NoConditions)
     _, _, differences, _ = run_seed(5, 1500)
     assert differences.counters

@@ -15,13 +15,12 @@ import time
 from typing import Any
 
 from local_aws.events_harness import (
-    MemoryEventsDynamoDB,
     compare,
     generate_workload,
     kinesis_record,
     read_counters,
 )
-from local_aws.memory import MemoryS3
+from local_aws.memory import MemoryDynamoDB, MemoryS3, table_definition
 from local_aws.server import MotoServer, client
 from streamagg_events.config import EventMetricsConfig
 from streamagg_events.handler import build_runtime, handle
@@ -32,14 +31,8 @@ _names = itertools.count(1)
 def _tables(ddb: Any) -> tuple[str, str]:
     n = next(_names)
     metrics, lookups = f"event-metrics-{n}", f"lookups-{n}"
-    ddb.create_table(TableName=metrics, BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                {"AttributeName": "sk", "KeyType": "RANGE"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                           {"AttributeName": "sk", "AttributeType": "S"}])
-    ddb.create_table(TableName=lookups, BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    ddb.create_table(**table_definition(metrics, "pk", "sk"))
+    ddb.create_table(**table_definition(lookups, "pk"))
     return metrics, lookups
 
 
@@ -103,7 +96,9 @@ def test_the_in_memory_store_answers_like_moto(moto: MotoServer) -> None:
     ddb = client("dynamodb", url)
     metrics, lookups = _tables(ddb)
     workload = generate_workload(22, 80, users=10)
-    memory = MemoryEventsDynamoDB()
+    memory = MemoryDynamoDB()
+    for definition in (table_definition(metrics, "pk", "sk"), table_definition(lookups, "pk")):
+        memory.create_table(**definition)
     for item in workload.lookups:
         ddb.put_item(TableName=lookups, Item=item)
         memory.put_item(TableName=lookups, Item=item)

@@ -17,7 +17,7 @@ from aggregator.config import AggregatorConfig
 from aggregator.handler import build_runtime, handle
 from aggregator.pipeline import BatchResult, Stores, process_batch
 from aggregator.stores import SnapshotStore
-from local_aws.memory import MemoryDynamoDB, MemoryS3
+from local_aws.memory import MemoryDynamoDB, MemoryS3, table_definition
 from streamagg_engine.stores import ArchiveStore
 from streamagg_engine.windows import Window
 from tests.bad_input import CORPUS, Case, build
@@ -28,8 +28,14 @@ CONFIG = AggregatorConfig(table_name="usage", archive_bucket_name="archive", ena
                           max_workers=2)
 
 
+def usage_table() -> MemoryDynamoDB:
+    ddb = MemoryDynamoDB()
+    ddb.create_table(**table_definition(CONFIG.table_name, "PK", "SK"))
+    return ddb
+
+
 def run_batch(records: list[Any]) -> tuple[BatchResult, MemoryDynamoDB, MemoryS3]:
-    ddb, s3 = MemoryDynamoDB(), MemoryS3()
+    ddb, s3 = usage_table(), MemoryS3()
     stores = Stores(snapshots=SnapshotStore(ddb, CONFIG), buckets=None,  # type: ignore[arg-type]
                     archive=ArchiveStore(s3, "archive"))  # type: ignore[arg-type]
     with ThreadPoolExecutor(2) as pool:
@@ -75,7 +81,7 @@ def test_a_batch_near_the_6_mb_payload_limit_is_processed_whole() -> None:
 
 
 def test_the_lambda_entry_never_raises_for_data() -> None:
-    runtime = build_runtime(CONFIG.to_env(), dynamodb=MemoryDynamoDB(), s3=MemoryS3())
+    runtime = build_runtime(CONFIG.to_env(), dynamodb=usage_table(), s3=MemoryS3())
     with contextlib.redirect_stdout(io.StringIO()):
         response = handle({"Records": [build(c) for c in CORPUS]}, runtime, now_ms=0)
     assert response == {"batchItemFailures": []}

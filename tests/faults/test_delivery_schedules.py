@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 from aggregator.config import AggregatorConfig
 from aggregator.handler import build_runtime, handle
-from local_aws.harness import BUCKET, TABLE, WINDOWS, compare, generate_workload
-from local_aws.memory import MemoryDynamoDB, MemoryS3
+from local_aws.harness import BUCKET, TABLE, WINDOWS, compare, generate_workload, memory_stores
 
 WORKLOAD = generate_workload(3, 40, entities=3, hours=26)
 CONFIG = AggregatorConfig(table_name=TABLE, archive_bucket_name=BUCKET,
@@ -43,7 +42,7 @@ def schedules(draw: st.DrawFn, size: int = len(WORKLOAD.records)) -> list[tuple[
 def test_any_order_keeping_schedule_with_repeats_gives_the_same_table(
     schedule: list[tuple[int, int]],
 ) -> None:
-    ddb, s3 = MemoryDynamoDB(), MemoryS3()
+    ddb, s3 = memory_stores()
     runtime = build_runtime(CONFIG.to_env(), dynamodb=ddb, s3=s3)
     with contextlib.redirect_stdout(io.StringIO()):
         for start, end in schedule:

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from aggregator.stores import SnapshotStore
-from local_aws.harness import TABLE, compare, generate_workload, run
-from local_aws.memory import MemoryDynamoDB, MemoryS3
+from local_aws.harness import TABLE, compare, generate_workload, memory_stores, run
 
 RECORDS = int(os.environ.get("PROOF_RECORDS", "20000"))
 
@@ -21,7 +20,7 @@ RECORDS = int(os.environ.get("PROOF_RECORDS", "20000"))
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_counts_equal_the_ground_truth_under_storage_and_delivery_faults(seed: int) -> None:
     workload = generate_workload(seed, RECORDS)
-    ddb, s3 = MemoryDynamoDB(), MemoryS3()
+    ddb, s3 = memory_stores()
     result = run(workload, seed=seed, ddb=ddb, s3=s3)
     differences = compare(workload, ddb.items(TABLE), s3.objects.values())
     assert not differences, differences
@@ -45,6 +44,6 @@ def test_the_proof_fails_when_redeliveries_are_added_again(monkeypatch: pytest.M
 
     monkeypatch.setattr(SnapshotStore, "_request", unconditional)
     workload = generate_workload(9, 3000)
-    ddb, s3 = MemoryDynamoDB(), MemoryS3()
+    ddb, s3 = memory_stores()
     run(workload, seed=9, ddb=ddb, s3=s3)
     assert compare(workload, ddb.items(TABLE), s3.objects.values()).snapshots

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from aggregator.refill import RefillPlan
 from aggregator.stores import BucketStore
-from local_aws.harness import BUCKET, TABLE, compare, generate_workload, run
-from local_aws.memory import MemoryDynamoDB, MemoryS3
+from local_aws.harness import BUCKET, TABLE, compare, generate_workload, memory_stores, run
+from local_aws.memory import table_definition
 from tests.factories import bucket_image, n
 from tests.moto_fixtures import LocalAws
 
 
 def _moto_table(aws: LocalAws) -> None:
-    aws.ddb.create_table(
-        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"},
-                   {"AttributeName": "SK", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"},
-                              {"AttributeName": "SK", "AttributeType": "S"}],
-    )
+    aws.ddb.create_table(**table_definition(TABLE, "PK", "SK"))
     aws.s3.create_bucket(Bucket=BUCKET)
 
 
@@ -47,7 +41,7 @@ def test_the_in_memory_aws_writes_what_moto_writes(aws: LocalAws) -> None:
     _reset(aws)
     _moto_table(aws)
     workload = generate_workload(5, 250, entities=15)
-    memory, memory_s3 = MemoryDynamoDB(), MemoryS3()
+    memory, memory_s3 = memory_stores()
     quiet = {"throttle_rate": 0.0, "lost_response_rate": 0.1, "crash_rate": 0.0,
              "redeliver_rate": 0.2, "lanes": 1}
     run(workload, seed=5, ddb=memory, s3=memory_s3, **quiet)  # type: ignore[arg-type]

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from local_aws.projection_harness import MemoryDashboard, compare, generate_workload, run
+from local_aws.projection_harness import (
+    DASHBOARD,
+    compare,
+    generate_workload,
+    memory_dashboard,
+    run,
+)
 from streamagg_projection import pipeline, processor
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_dashboard_equals_the_projection_of_the_final_source_state(seed: int) -> None:
     workload = generate_workload(seed, 3000, items=120)
-    dashboard = MemoryDashboard()
+    dashboard = memory_dashboard()
     # Rates high enough that every kind of fault happens at this size, whatever the
     # interleaving of the lanes (at 2 % a seed sometimes drew no throttle at all).
     result = run(workload, seed=seed, dashboard=dashboard, crash_rate=0.8,
                  unprocessed_rate=0.2, throttle_rate=0.1, lost_response_rate=0.1)
-    differences = compare(workload.expected, dashboard.items.values())
+    differences = compare(workload.expected, dashboard.items(DASHBOARD))
     assert not differences, differences
     assert result.given_up == 0
     faults = result.storage_faults
@@ -39,10 +45,10 @@ def test_the_harness_notices_stale_items(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(pipeline, "coalesce", puts_only)
     workload = generate_workload(1, 2000, items=80)
-    dashboard = MemoryDashboard()
+    dashboard = memory_dashboard()
     run(workload, seed=1, dashboard=dashboard, crash_rate=0, throttle_rate=0,
         unprocessed_rate=0, lost_response_rate=0)
-    assert compare(workload.expected, dashboard.items.values()).stale
+    assert compare(workload.expected, dashboard.items(DASHBOARD)).stale
 
 
 def test_the_harness_notices_a_failure_reported_for_the_newest_record_only(
@@ -52,7 +58,7 @@ def test_the_harness_notices_a_failure_reported_for_the_newest_record_only(
     monkeypatch.setattr(processor.ItemWrites, "carried", property(
         lambda self: [(self.records[-1].position, self.records[-1].sequence_number)]))
     workload = generate_workload(2, 3000, items=120)
-    dashboard = MemoryDashboard()
+    dashboard = memory_dashboard()
     run(workload, seed=2, dashboard=dashboard, crash_rate=0, unprocessed_rate=0.3,
         throttle_rate=0.1)
-    assert compare(workload.expected, dashboard.items.values()).stale
+    assert compare(workload.expected, dashboard.items(DASHBOARD)).stale
