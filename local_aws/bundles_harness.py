@@ -362,7 +362,7 @@ def run(objects: Sequence[Uploaded], *, seed: int, ddb: Any, s3: Any, config: Bu
                       sources=SourceObjects(s3),
                       bundles=DistributionBucket(faulty_s3, config.distribution_bucket_name))
         return containers.invoke(lambda runtime: handle(
-            event, replace(runtime, ports=ports), now_ms=clock.now_ms(),
+            event, replace(runtime, stores=ports), now_ms=clock.now_ms(),
             owner=f"request-{next(requests)}"))
 
     def consume(lane: int) -> None:

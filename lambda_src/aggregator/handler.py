@@ -1,25 +1,16 @@
-"""Lambda entry point: configuration and clients once per container, then one batch.
+"""Lambda entry point of the usage aggregator: ``aggregator.handler.handler``.
 
-Nothing happens at import time (no environment reads, no clients), so tests import this
-module freely and a cold start pays only for what the first invocation needs.
+The engine's bootstrap (:mod:`streamagg_engine.bootstrap`) builds configuration, clients
+and the thread pool once per container, on the first invocation; this module says what
+is the aggregator's own: its settings, its stores and how a batch is processed.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TypeAlias
 
-import boto3
-
-from streamagg_engine.batch import run_batch
-from streamagg_engine.clients import sdk_config
-from streamagg_engine.logs import configure_logging
+from streamagg_engine import bootstrap
 from streamagg_engine.stores import ArchiveStore
 
 from .config import AggregatorConfig
@@ -27,52 +18,29 @@ from .metrics import COUNTS, NAMESPACE
 from .pipeline import Stores, process_batch
 from .stores import BucketStore, SnapshotStore
 
-logger = logging.getLogger(__name__)
+Runtime: TypeAlias = bootstrap.Runtime[AggregatorConfig, Stores]
 
 
-@dataclass(frozen=True)
-class Runtime:
-    config: AggregatorConfig
-    stores: Stores
-    pool: ThreadPoolExecutor
-    function_name: str
-    """Dimension of the batch metrics (Lambda's AWS_LAMBDA_FUNCTION_NAME)."""
-
-
-def build_runtime(env: Mapping[str, str], *, dynamodb: Any = None, s3: Any = None) -> Runtime:
-    """Everything an invocation needs; clients may be passed in (tests, local runs)."""
-    config = AggregatorConfig.from_env(env)
-    configure_logging(config.log_level, "aggregator")
-    if dynamodb is None or (s3 is None and config.archival_enabled):
-        client_config = sdk_config(config.max_workers, env.get("AWS_EXECUTION_ENV", ""))
-        dynamodb = dynamodb or boto3.client("dynamodb", config=client_config)
-        if config.archival_enabled and s3 is None:
-            s3 = boto3.client("s3", config=client_config)
-    stores = Stores(
-        snapshots=SnapshotStore(dynamodb, config),
-        buckets=BucketStore(dynamodb, config.table_name) if config.enable_refill else None,
-        archive=ArchiveStore(s3, config.archive_bucket_name) if config.archival_enabled else None,
+def _stores(config: AggregatorConfig, clients: bootstrap.Clients) -> Stores:
+    return Stores(
+        snapshots=SnapshotStore(clients.dynamodb, config),
+        buckets=BucketStore(clients.dynamodb, config.table_name) if config.enable_refill
+        else None,
+        archive=ArchiveStore(clients.s3, config.archive_bucket_name) if config.archival_enabled
+        else None,
     )
-    pool = ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="aggregator")
-    return Runtime(config=config, stores=stores, pool=pool,
-                   function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", "local"))
 
 
-_runtime: Runtime | None = None
+def _process(runtime: Runtime, call: bootstrap.Invocation) -> bootstrap.Process:
+    return partial(process_batch, config=runtime.config, stores=runtime.stores,
+                   pool=runtime.pool, now_ms=call.now_ms)
 
 
-def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    """DynamoDB Streams batch in, partial batch response out."""
-    global _runtime  # noqa: PLW0603 - one runtime per container is the point
-    if _runtime is None:
-        _runtime = build_runtime(os.environ)
-    return handle(event, _runtime, now_ms=int(time.time() * 1000))
-
-
-def handle(event: Mapping[str, Any], runtime: Runtime, *, now_ms: int) -> dict[str, Any]:
-    return run_batch(
-        event,
-        partial(process_batch, config=runtime.config, stores=runtime.stores,
-                pool=runtime.pool, now_ms=now_ms),
-        logger=logger, namespace=NAMESPACE, counts=COUNTS,
-        function_name=runtime.function_name, now_ms=now_ms)
+PIPELINE = bootstrap.Pipeline(
+    package="aggregator", settings=AggregatorConfig.from_env, stores=_stores,
+    process=_process, needs_s3=lambda config: config.archival_enabled,
+    namespace=NAMESPACE, counts=COUNTS)
+build_runtime = PIPELINE.build_runtime
+handle = PIPELINE.handle
+handler = bootstrap.LambdaEntry(PIPELINE)
+"""DynamoDB Streams batch in, partial batch response out."""

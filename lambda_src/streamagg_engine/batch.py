@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .errors import StoreError
+from .logs import invocation_fields
 from .metrics import emf_line
 
 UNEXPECTED_SHAPES = (TypeError, ValueError, KeyError, AttributeError, IndexError)
@@ -138,5 +139,6 @@ def run_batch(event: Mapping[str, Any], process: Callable[[Sequence[Any]], Batch
             failures.first if failures.ordered else failures.identifiers(),
     })
     print(emf_line(summary, elapsed_ms, namespace=namespace, function_name=function_name,
-                   timestamp_ms=now_ms, counts=counts), flush=True)
+                   timestamp_ms=now_ms, counts=counts, properties=invocation_fields()),
+          flush=True)
     return failures.response()

@@ -1,7 +1,10 @@
 """Structured JSON logs on stdout, one object per line (CloudWatch Logs Insights reads them).
 
 Fields passed with ``extra={...}`` become top-level keys, so queries can filter on
-``event_id`` or ``reason`` directly. Every entry has timestamp, level, logger, message.
+``event_id`` or ``reason`` directly. Every entry has timestamp, level, logger, message;
+a line written during an invocation also carries the invocation's fields under the names
+AWS Lambda Powertools' Logger uses (``function_name``, ``function_request_id``,
+``cold_start``), so Logs Insights queries written for Powertools functions work here too.
 """
 
 from __future__ import annotations
@@ -9,12 +12,35 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
     "message", "asctime", "taskName",
 }
 ENGINE_LOGGER = "streamagg_engine"
+_NO_FIELDS: Mapping[str, object] = MappingProxyType({})
+_INVOCATION: ContextVar[Mapping[str, object]] = ContextVar("invocation", default=_NO_FIELDS)
+"""A context variable, not a global: tools run several invocations at once in one process,
+and each line must name its own (the bootstrap's pool hands it on to worker threads)."""
+
+
+@contextmanager
+def invocation(**fields: object) -> Iterator[None]:
+    """Every line logged inside the block carries ``fields``."""
+    token = _INVOCATION.set(MappingProxyType(fields))
+    try:
+        yield
+    finally:
+        _INVOCATION.reset(token)
+
+
+def invocation_fields() -> Mapping[str, object]:
+    """The fields of the invocation running in this context (none outside one)."""
+    return _INVOCATION.get()
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,6 +52,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            **_INVOCATION.get(),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):

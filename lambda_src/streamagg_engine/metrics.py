@@ -15,9 +15,15 @@ DURATION = "BatchDuration"
 
 
 def emf_line(summary: Mapping[str, int], duration_ms: float, *, namespace: str,
-             function_name: str, timestamp_ms: int, counts: Mapping[str, str]) -> str:
-    """The EMF document for one batch; ``counts`` maps metric names to summary fields."""
+             function_name: str, timestamp_ms: int, counts: Mapping[str, str],
+             properties: Mapping[str, object]) -> str:
+    """The EMF document for one batch; ``counts`` maps metric names to summary fields.
+
+    ``properties`` (the invocation's log fields) ride along as plain keys: CloudWatch
+    keeps them in the log line without making metrics or dimensions of them.
+    """
     document: dict[str, object] = {
+        **properties,
         "_aws": {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{

@@ -1,71 +1,38 @@
 """Lambda entry point of the projection: ``streamagg_projection.handler.handler``.
 
-Configuration, client and thread pool once per container; nothing at import time.
+The engine's bootstrap (:mod:`streamagg_engine.bootstrap`) builds configuration, client
+and the thread pool once per container; this module says what is the projection's own.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TypeAlias
 
-import boto3
-
-from streamagg_engine.batch import run_batch
-from streamagg_engine.clients import sdk_config
-from streamagg_engine.logs import configure_logging
+from streamagg_engine import bootstrap
 
 from .config import ProjectionConfig
 from .metrics import COUNTS, NAMESPACE
 from .pipeline import BatchWriter, process_batch
 from .stores import DashboardStore
 
-logger = logging.getLogger(__name__)
+Runtime: TypeAlias = bootstrap.Runtime[ProjectionConfig, BatchWriter]
 
 
-@dataclass(frozen=True)
-class Runtime:
-    config: ProjectionConfig
-    store: BatchWriter
-    pool: ThreadPoolExecutor
-    function_name: str
+def _stores(config: ProjectionConfig, clients: bootstrap.Clients) -> BatchWriter:
+    return DashboardStore(clients.dynamodb, config)
 
 
-def build_runtime(env: Mapping[str, str], *, dynamodb: Any = None) -> Runtime:
-    """Everything an invocation needs; the client may be passed in (tests, local runs)."""
-    config = ProjectionConfig.from_env(env)
-    configure_logging(config.log_level, "streamagg_projection")
-    if dynamodb is None:
-        dynamodb = boto3.client("dynamodb", config=sdk_config(
-            config.max_workers, env.get("AWS_EXECUTION_ENV", "")))
-    return Runtime(
-        config=config, store=DashboardStore(dynamodb, config),
-        pool=ThreadPoolExecutor(max_workers=config.max_workers,
-                                thread_name_prefix="projection"),
-        function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", "local"),
-    )
+def _process(runtime: Runtime, _: bootstrap.Invocation) -> bootstrap.Process:
+    """No item depends on the clock: ``now_ms`` only stamps the metrics line."""
+    return partial(process_batch, config=runtime.config, store=runtime.stores,
+                   pool=runtime.pool)
 
 
-_runtime: Runtime | None = None
-
-
-def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    """DynamoDB Streams batch in, partial batch response out."""
-    global _runtime  # noqa: PLW0603 - one runtime per container is the point
-    if _runtime is None:
-        _runtime = build_runtime(os.environ)
-    return handle(event, _runtime, now_ms=int(time.time() * 1000))
-
-
-def handle(event: Mapping[str, Any], runtime: Runtime, *, now_ms: int) -> dict[str, Any]:
-    """``now_ms`` only stamps the metrics line: no item depends on the clock."""
-    return run_batch(
-        event,
-        partial(process_batch, config=runtime.config, store=runtime.store, pool=runtime.pool),
-        logger=logger, namespace=NAMESPACE, counts=COUNTS,
-        function_name=runtime.function_name, now_ms=now_ms)
+PIPELINE = bootstrap.Pipeline(
+    package="streamagg_projection", settings=ProjectionConfig.from_env, stores=_stores,
+    process=_process, needs_s3=lambda _: False, namespace=NAMESPACE, counts=COUNTS)
+build_runtime = PIPELINE.build_runtime
+handle = PIPELINE.handle
+handler = bootstrap.LambdaEntry(PIPELINE)
+"""DynamoDB Streams batch in, partial batch response out."""

@@ -296,16 +296,16 @@ def test_the_lambda_entry_point_reads_its_environment_once(
     for name, value in world.config.to_env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)
-    monkeypatch.setattr(entry, "_runtime", None)
+    monkeypatch.setattr(entry.handler, "runtime", None)
     objects = world.upload(2)
 
     class Context:
         aws_request_id = "c0ffee00-0000-4000-8000-000000000001"
 
     first = entry.handler({"Records": [record(objects[0])]}, Context())
-    runtime = entry._runtime
+    runtime = entry.handler.runtime
     second = entry.handler({"Records": [record(objects[1])]}, Context())
 
     assert first == second == {"batchItemFailures": []}
-    assert entry._runtime is runtime
+    assert entry.handler.runtime is runtime
     assert not compare(objects, world.s3, world.config.distribution_bucket_name)

@@ -144,7 +144,7 @@ def test_the_lambda_entry_point_reads_its_environment_once(
                            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(handler_module, "_runtime", None)
+    monkeypatch.setattr(handler_module.handler, "runtime", None)
     mapping = LocalEventSourceMapping(
         aws.streams, stream, lambda event: handler_module.handler(event, None),
         settings=MappingSettings(batch_size=2), on_failure=aws.dlq_messages.append,

@@ -24,6 +24,7 @@ from tests.moto_fixtures import LocalAws
 REPO = Path(__file__).resolve().parents[2]
 STACK = "StreamAggregator-ops"
 PREFIX = f"{STACK}-Aggregator"
+REQUEST_ID = "8f5c0a3e-0000-4000-8000-000000000001"
 KEYWORDS = frozenset({"fields", "filter", "stats", "sort", "limit", "by", "as", "desc", "asc",
                       "and", "or", "not", "like", "in", "display", "parse", "dedup"})
 
@@ -55,7 +56,7 @@ def handler_lines(aws: LocalAws, capsys: pytest.CaptureFixture[str]) -> list[dic
 
     Snapshot writes fail (their table does not exist: ``ERROR`` lines), one record is
     malformed (``skipped malformed record``), a busy bucket is refilled, and the batch ends
-    with ``batch completed``.
+    with ``batch completed``; it runs as Lambda's first invocation of a container would.
     """
     table, _ = aws.create_table("logs")
     config = AggregatorConfig(table_name=table, snapshot_table_name="no-such-table",
@@ -68,7 +69,8 @@ def handler_lines(aws: LocalAws, capsys: pytest.CaptureFixture[str]) -> list[dic
     malformed = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, entity="odd")
     del malformed["dynamodb"]["NewImage"]
     capsys.readouterr()
-    response = handle({"Records": [consumed, malformed]}, aws.runtime(config), now_ms=now_ms)
+    response = handle({"Records": [consumed, malformed]}, aws.runtime(config), now_ms=now_ms,
+                      request_id=REQUEST_ID, cold_start=True)
     assert response["batchItemFailures"]
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()
             if line.startswith("{") and '"_aws"' not in line]
@@ -107,6 +109,10 @@ def test_the_handler_lines_cover_what_the_queries_are_about(
     skipped = next(line for line in handler_lines
                    if line["message"] == "skipped malformed record")
     assert "NewImage" in skipped["reason"]
+    errors = [line for line in handler_lines if line["level"] == "ERROR"]
+    assert errors
+    assert {(line["function_request_id"], line["cold_start"]) for line in handler_lines} == {
+        (REQUEST_ID, True)}
 
 
 # --- the stack ----------------------------------------------------------------------------
@@ -147,7 +153,8 @@ def test_the_stack_has_exactly_the_documented_queries(templates: dict[str, Templ
     assert sorted(d["Properties"]["Name"] for d in definitions.values()) == sorted(
         query_definition_name(PREFIX, q.key) for q in LOG_QUERIES)
     assert [q.key for q in LOG_QUERIES] == [
-        "errors", "batch-duration", "skipped-records", "refill-outcomes"]
+        "errors", "failed-invocations", "batch-duration", "skipped-records", "refill-outcomes",
+        "cold-starts"]
 
 
 def test_query_names_follow_the_alarm_name_prefix(templates: dict[str, Template]) -> None:
@@ -167,3 +174,6 @@ def test_the_queries_read_what_the_runbook_says(templates: dict[str, Template]) 
         "event_id", "sequence_number", "reason"}
     assert referenced_fields(by_key["refill-outcomes"]) >= {
         "refills_written", "refills_lost_race", "refills_failed"}
+    assert "by function_request_id, cold_start" in by_key["failed-invocations"]
+    assert "function_request_id" in referenced_fields(by_key["errors"])
+    assert by_key["cold-starts"].endswith("by bin(1h) as hour, cold_start\n| sort hour desc")

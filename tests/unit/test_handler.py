@@ -1,4 +1,5 @@
 import contextlib
+import importlib
 import io
 import json
 import logging
@@ -9,6 +10,7 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.stub import Stubber
 
+from aggregator import handler as aggregator_handler
 from aggregator.handler import build_runtime, handle
 from streamagg_engine.clients import sdk_config
 from streamagg_engine.logs import JsonFormatter, configure_logging
@@ -144,3 +146,89 @@ def test_requests_name_the_aggregator_and_the_lambda_runtime_in_their_user_agent
     assert agent.startswith("aws-stream-aggregator Python/3.")
     assert "exec-env/AWS_Lambda_python3.12" in agent
     assert "otocore/" in agent
+
+
+# --- the Lambda entry point: request id, cold start, each pipeline's JSON logs ------------
+
+class Context:
+    """The two attributes of Lambda's context object the entry point reads."""
+
+    def __init__(self, request_id: str) -> None:
+        self.aws_request_id = request_id
+        self.function_name = "usage-fn"
+
+
+def json_lines(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_every_line_names_its_request_and_only_the_first_invocation_is_a_cold_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = ddb()
+    monkeypatch.setattr(boto3, "client", lambda service, **_: client)
+    for name, value in {"ENABLE_REFILL": "false", "ENABLE_ARCHIVAL": "false",
+                        "LOG_LEVEL": "DEBUG", "AWS_LAMBDA_FUNCTION_NAME": "usage-fn"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(aggregator_handler.handler, "runtime", None)
+    event = {"Records": [bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000})]}
+    with Stubber(client) as stub:
+        for _ in range(4):
+            stub.add_response("update_item", {})
+        capsys.readouterr()
+        aggregator_handler.handler(event, Context("req-cold"))
+        cold = json_lines(capsys.readouterr().out)
+        aggregator_handler.handler(event, Context("req-warm"))
+        warm = json_lines(capsys.readouterr().out)
+
+    for lines, request_id, cold_start in ((cold, "req-cold", True), (warm, "req-warm", False)):
+        kinds = {line.get("message", "metrics") for line in lines}
+        assert {"batch started", "snapshot update", "batch completed", "metrics"} <= kinds
+        for line in lines:  # the handler's, a worker thread's and the EMF line alike
+            assert (line["function_request_id"], line["cold_start"], line["function_name"]) == (
+                request_id, cold_start, "usage-fn"), line
+
+
+def test_lines_outside_an_invocation_carry_no_request_id(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logger = configure_logging("INFO", "aggregator")
+    logger.info("between invocations")
+    (line,) = json_lines(capsys.readouterr().out)
+    assert "function_request_id" not in line
+    assert "cold_start" not in line
+
+
+def test_a_tool_calling_handle_gets_a_fresh_request_id_per_batch(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    runtime = build_runtime({}, dynamodb=ddb())
+    handle({"Records": []}, runtime, now_ms=0)
+    handle({"Records": []}, runtime, now_ms=0)
+    first, second = json_lines(capsys.readouterr().out)
+    assert first["function_request_id"] != second["function_request_id"]
+    assert first["cold_start"] is second["cold_start"] is False
+
+
+SIBLINGS = {
+    "streamagg_events": ({}, "streamagg_events.handler"),
+    "streamagg_bundles": ({"DISTRIBUTION_BUCKET_NAME": "dist", "IDEMPOTENCY_TABLE_NAME": "claims"},
+                          "streamagg_bundles.handler"),
+    "streamagg_projection": ({}, "streamagg_projection.handler"),
+}
+
+
+@pytest.mark.parametrize("package", sorted(SIBLINGS))
+def test_a_sibling_pipelines_handler_logs_json_on_stdout(
+    package: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    env, logger_name = SIBLINGS[package]
+    entry = importlib.import_module(f"{package}.handler")
+    runtime = entry.build_runtime(env, dynamodb=ddb(), s3=object())
+    if package == "streamagg_bundles":
+        entry.handle({"Records": []}, runtime, now_ms=0, owner="req-1")
+    else:
+        entry.handle({"Records": []}, runtime, now_ms=0, request_id="req-1")
+    (line,) = json_lines(capsys.readouterr().out)
+    assert (line["logger"], line["message"], line["function_request_id"]) == (
+        logger_name, "empty batch", "req-1")
