@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import jsii
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import (
+    Acknowledgment,
+    ArnFormat,
+    Duration,
+    RemovalPolicy,
+    Stack,
+    Token,
+    Validations,
+)
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -74,19 +82,22 @@ def encryption_key(scope: Construct, description: str) -> kms.Key:
 
 def dead_letter_queue(scope: Construct, key: kms.IKey, *, purpose: str,
                       construct_id: str = "DeadLetterQueue") -> sqs.Queue:
-    """A KMS-encrypted, SSL-only queue kept 14 days; ``purpose`` explains why it has no DLQ."""
+    """A KMS-encrypted, SSL-only queue kept 14 days and retained with its stack: a message
+    there is the only record of which range failed, so deleting the stack must not delete
+    it. ``purpose`` explains why the queue has no DLQ of its own."""
     queue = sqs.Queue(scope, construct_id, encryption=sqs.QueueEncryption.KMS,
                       encryption_master_key=key, enforce_ssl=True,
-                      retention_period=DLQ_RETENTION)
+                      retention_period=DLQ_RETENTION, removal_policy=RemovalPolicy.RETAIN)
     Validations.of(queue).acknowledge(Acknowledgment(id="AwsSolutions-SQS3", reason=purpose))
     return queue
 
 
 def alarm_topic(scope: Construct, key: kms.Key, emails: Sequence[str], *,
-                display_name: str) -> sns.Topic:
-    """An SSL-only topic under ``key``, which CloudWatch may use to publish alarms."""
+                display_name: str, alarm_name_prefix: str) -> sns.Topic:
+    """An SSL-only topic under ``key``, to which the construct's alarms may publish."""
     topic = sns.Topic(scope, "AlarmTopic", display_name=display_name, master_key=key,
                       enforce_ssl=True)
+    allow_alarms_to_publish(topic, alarm_name_prefix)
     # CloudWatch publishes alarm notifications with its own service principal; an
     # encrypted topic needs it to be allowed to use the key (an AWS-managed SNS key
     # cannot grant that, hence the construct's own key).
@@ -100,6 +111,37 @@ def alarm_topic(scope: Construct, key: kms.Key, emails: Sequence[str], *,
     for email in emails:
         topic.add_subscription(subscriptions.EmailSubscription(email))
     return topic
+
+
+def allow_alarms_to_publish(topic: sns.ITopic, alarm_name_prefix: str) -> None:
+    """Let CloudWatch publish this construct's alarms (``{prefix}-*``) to ``topic``.
+
+    A topic policy replaces SNS's default policy, and the one ``enforce_ssl`` writes holds
+    only the deny of plain HTTP: without this statement CloudWatch's publish is refused
+    ("not authorized to perform SNS:Publish") and no alarm reaches anyone. The statement
+    is scoped to this account and to the alarms' ARNs. For a topic of the same app it is
+    added to that topic's policy; an imported topic's policy is its owner's to extend
+    (the README says what to allow).
+    """
+    stack = Stack.of(topic)
+    topic.add_to_resource_policy(iam.PolicyStatement(
+        sid=f"AllowAlarms{_sid(alarm_name_prefix)}",
+        principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions=["sns:Publish"],
+        resources=[topic.topic_arn],
+        conditions={
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": stack.format_arn(
+                service="cloudwatch", resource="alarm",
+                resource_name=f"{alarm_name_prefix}-*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME)},
+        },
+    ))
+
+
+def _sid(text: str) -> str:
+    """A statement id from ``text`` (SNS allows letters and digits only)."""
+    return "".join(c for c in text.title() if c.isalnum())[:100] or "Construct"
 
 
 def acknowledge_wildcard(role: iam.IRole, resource: str, reason: str) -> None:

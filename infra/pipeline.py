@@ -132,9 +132,14 @@ class PipelineConstruct(Construct):
     def _monitor(self, alarm_props: Monitoring, specs: list[AlarmSpec],
                  metrics: PipelineMetrics) -> None:
         """The alarm topic (unless one was given), one alarm per spec, the dashboard."""
-        self.alarm_topic = alarm_props.topic or parts.alarm_topic(
-            self, self.encryption_key, alarm_props.emails, display_name=f"{self.LABEL} alarms")
         prefix = alarm_props.name_prefix
+        if alarm_props.topic is None:
+            self.alarm_topic = parts.alarm_topic(
+                self, self.encryption_key, alarm_props.emails,
+                display_name=f"{self.LABEL} alarms", alarm_name_prefix=prefix)
+        else:
+            self.alarm_topic = alarm_props.topic
+            parts.allow_alarms_to_publish(self.alarm_topic, prefix)
         self.alarms = create_alarms(self, specs, name_prefix=prefix, topic=self.alarm_topic)
         self.dashboard = create_dashboard(
             self, "Dashboard", dashboard_name=alarm_props.dashboard_name, title=self.LABEL,
