@@ -8,10 +8,11 @@
 3. sends S3's event message for each object to the deployed queue (moto's own S3 events
    lack ``versionId`` and ``sequencer``), some twice, plus S3's test event and one
    malformed message;
-4. receives the queue as Lambda's SQS event source does and invokes the real handler,
-   ``streamagg_bundles.handler``, with the deployed function's environment, deleting
-   the messages the partial batch response does not name; the second batch is handed
-   to the handler twice before its deletion, as an SQS redelivery would;
+4. receives the queue as Lambda's SQS event source does (the deployed mapping's settings
+   and filters, :class:`local_aws.deployed.DeployedPipeline`) and invokes the real
+   handler, ``streamagg_bundles.handler``, with the deployed function's environment,
+   deleting the messages the partial batch response does not name; the second batch is
+   handed to the handler twice before its deletion, as an SQS redelivery would;
 5. prints the bundles (key, objects inside, sizes) and checks each object is in exactly
    one bundle and nothing is left in the queue or its DLQ.
 
@@ -21,8 +22,6 @@ put on the distribution bucket (the template tests pin the rule and the role).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import itertools
 import json
 import shutil
@@ -33,15 +32,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from local_aws.bundles_harness import (
-    TEST_EVENT_BODY,
-    Uploaded,
-    bundles,
-    delete_succeeded,
-    receive_lambda_event,
-    s3_event_body,
-)
+from local_aws.bundles_harness import TEST_EVENT_BODY, Uploaded, bundles, s3_event_body
 from local_aws.deploy import DeployedStack, deploy_synthesized_stack
+from local_aws.deployed import DeployedPipeline
+from local_aws.event_source_mapping import Invoke, MappingReport
 from local_aws.server import FAKE_ACCOUNT_ID, client
 from streamagg_bundles.handler import build_runtime, handle
 from streamagg_bundles.s3_events import object_identity
@@ -52,6 +46,8 @@ _KEYS = ("incoming/report 2026-03-31.csv", "incoming/a+b=c.json", "incoming/zoë
          "incoming/report 2026-03-31.csv")
 """The last key repeats the first: a second version, so a second object to bundle."""
 DUPLICATES = 2
+REDELIVERED_BATCH = 2
+"""The batch the demo hands to the handler twice."""
 EVENT_TIME = datetime(2026, 3, 31, 23, 59, 58, tzinfo=UTC)
 """Two seconds before a day (and month) boundary: the bundles' hour partitions differ."""
 
@@ -75,8 +71,6 @@ def run_demo(assembly_dir: Path, stack_name: str, endpoint_url: str,
         "demo sends S3's event documents itself")
     problems = _check_buckets(s3, stack, say)
     queue_url = stack.output("QueueUrl")
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
     objects = _upload(s3, stack.output("IngestBucketName"))
     say(f"   uploaded {len(objects)} object versions ({len({o.key for o in objects})} keys) "
         f"to s3://{stack.output('IngestBucketName')}/")
@@ -84,18 +78,24 @@ def run_demo(assembly_dir: Path, stack_name: str, endpoint_url: str,
     say(f"   queued {sent} messages: one per object, {DUPLICATES} announced twice, "
         "S3's s3:TestEvent and one malformed body")
 
-    env = client("lambda", endpoint_url).get_function_configuration(
-        FunctionName=stack.output("FunctionName"))["Environment"]["Variables"]
-    runtime = build_runtime(env, dynamodb=client("dynamodb", endpoint_url), s3=s3)
-    figures = _deliver(runtime, sqs, queue_url, queue_arn)
-    say(f"   {figures['invocations']} invocations of streamagg_bundles.handler.handler "
-        f"({figures['redelivered']} batch delivered twice), {figures['failed']} message "
-        "failures reported")
+    pipeline = DeployedPipeline(stack, endpoint_url, assembly_dir / "bundles-demo-handler.log")
+    figures, failures = _deliver(pipeline)
+    say(f"   {figures.invocations} invocations of streamagg_bundles.handler.handler "
+        f"({REDELIVERED_BATCH - 1} batch delivered twice), {failures} message failures "
+        f"reported; handler logs in {pipeline.log_path}")
+    if figures.records_filtered:
+        say(f"   the mapping's filters dropped {figures.records_filtered} message(s)")
 
     problems += _report_bundles(s3, stack.output("DistributionBucketName"), objects, say)
-    problems += _check_queues(sqs, stack, say)
-    if figures["skipped"] != 1:
-        say(f"   PROBLEM: {figures['skipped']} messages skipped as malformed, expected 1")
+    for output in ("QueueUrl", "DeadLetterQueueUrl"):
+        left = pipeline.messages_left(output)
+        if left:
+            say(f"   PROBLEM: {left} messages left in {output}")
+            problems += 1
+    skipped = sum(json.loads(line)["MessagesSkipped"]
+                  for line in pipeline.log_lines('"MessagesSkipped"') if line.startswith("{"))
+    if skipped != 1:
+        say(f"   PROBLEM: {skipped} messages skipped as malformed, expected 1")
         problems += 1
     if not problems:
         say(f"   every one of the {len(objects)} objects is in exactly one bundle; the "
@@ -231,38 +231,28 @@ def _announce(sqs: Any, queue_url: str, objects: list[Uploaded]) -> int:
     return len(bodies)
 
 
-def _deliver(runtime: Any, sqs: Any, queue_url: str, queue_arn: str) -> dict[str, int]:
-    figures = {"invocations": 0, "redelivered": 0, "failed": 0, "skipped": 0}
+def _deliver(pipeline: DeployedPipeline) -> tuple[MappingReport, int]:
+    """The queue through the deployed mapping; the second batch is handed over twice
+    before it is settled, as an SQS redelivery would. Batches of at most 4 messages, so
+    the few demo messages make several batches. Also returns the message failures the
+    handler reported."""
     requests = itertools.count(1)
-    quiet = io.StringIO()
-    with contextlib.redirect_stdout(quiet):
-        for batch in range(1, 50):
-            event = receive_lambda_event(sqs, queue_url, queue_arn, max_messages=4)
-            if not event["Records"]:
-                break
-            deliveries = 2 if batch == 2 else 1
-            for _ in range(deliveries):
-                response = handle(event, runtime, now_ms=int(time.time() * 1000),
-                                  owner=f"demo-{next(requests)}")
-                figures["invocations"] += 1
-                figures["failed"] += len(response["batchItemFailures"])
-            figures["redelivered"] += deliveries - 1
-            delete_succeeded(sqs, queue_url, event, response)
-    for line in quiet.getvalue().splitlines():
-        if line.startswith("{") and '"MessagesSkipped"' in line:
-            figures["skipped"] += json.loads(line)["MessagesSkipped"]
-    return figures
+    failures: list[int] = []
 
+    def local_handler(env: dict[str, str]) -> Invoke:
+        runtime = build_runtime(env, dynamodb=client("dynamodb", pipeline.endpoint_url),
+                                s3=client("s3", pipeline.endpoint_url))
 
-def _check_queues(sqs: Any, stack: DeployedStack, say: Callable[[str], None]) -> int:
-    problems = 0
-    for name in ("QueueUrl", "DeadLetterQueueUrl"):
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=stack.output(name),
-            AttributeNames=["ApproximateNumberOfMessages",
-                            "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        left = sum(int(v) for v in attributes.values())
-        if left:
-            say(f"   PROBLEM: {left} messages left in {name}")
-            problems += 1
-    return problems
+        def invoke(event: dict[str, Any]) -> dict[str, Any]:
+            response = handle(event, runtime, now_ms=int(time.time() * 1000),
+                              owner=f"demo-{next(requests)}")
+            failures.append(len(response["batchItemFailures"]))
+            return response
+
+        return invoke
+
+    mapping = pipeline.queue_mapping(
+        pipeline.invoke_with(local_handler), receive_limit=4,
+        deliveries=lambda batch: 2 if batch == REDELIVERED_BATCH else 1)
+    with pipeline.logs():
+        return mapping.drain(), sum(failures)

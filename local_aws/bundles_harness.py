@@ -41,6 +41,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from local_aws import proof
+from local_aws.event_source_mapping import sqs_record
 from local_aws.faults import FaultPlan
 from local_aws.server import MotoServer, client
 from streamagg_bundles.bundler import Ports
@@ -124,47 +125,6 @@ TEST_EVENT_BODY = json.dumps({
     "Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-03-31T22:00:00.000Z",
     "Bucket": VERSIONED_BUCKET, "RequestId": "5582815E1AEA5ADF", "HostId": "8cLeGAmw",
 })
-
-
-def sqs_record(message_id: str, body: str, *, receive_count: int = 1,
-               queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:ingest") -> dict[str, Any]:
-    """An SQS message as Lambda hands it to the function."""
-    return {
-        "messageId": message_id, "receiptHandle": f"handle-{message_id}-{receive_count}",
-        "body": body, "md5OfBody": "", "messageAttributes": {},
-        "attributes": {"ApproximateReceiveCount": str(receive_count),
-                       "SentTimestamp": "1774996200000", "SenderId": "AIDAEXAMPLE",
-                       "ApproximateFirstReceiveTimestamp": "1774996200001"},
-        "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1",
-    }
-
-
-def receive_lambda_event(sqs: Any, queue_url: str, queue_arn: str, *,
-                         max_messages: int = 10) -> dict[str, Any]:
-    """Receive from a (moto) SQS queue and shape the messages as Lambda's SQS event."""
-    response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=max_messages,
-                                   MessageSystemAttributeNames=["All"], WaitTimeSeconds=0)
-    records = []
-    for message in response.get("Messages", []):
-        record = sqs_record(message["MessageId"], message["Body"], queue_arn=queue_arn,
-                            receive_count=int(message["Attributes"]["ApproximateReceiveCount"]))
-        record["receiptHandle"] = message["ReceiptHandle"]
-        record["md5OfBody"] = message["MD5OfBody"]
-        record["attributes"].update(message["Attributes"])
-        records.append(record)
-    return {"Records": records}
-
-
-def delete_succeeded(sqs: Any, queue_url: str, event: dict[str, Any],
-                     response: dict[str, Any]) -> int:
-    """What Lambda's SQS poller does with a partial batch response; returns deletions."""
-    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
-    entries = [{"Id": str(index), "ReceiptHandle": record["receiptHandle"]}
-               for index, record in enumerate(event["Records"])
-               if record["messageId"] not in failed]
-    if entries:
-        sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
-    return len(entries)
 
 
 @dataclass

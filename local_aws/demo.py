@@ -18,13 +18,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gzip
 import json
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,7 +30,8 @@ from typing import Any
 
 from local_aws.bundles_demo import run_demo as run_bundles_demo
 from local_aws.deploy import DeployedStack, deploy_synthesized_stack
-from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSettings
+from local_aws.deployed import DeployedPipeline
+from local_aws.event_source_mapping import Invoke
 from local_aws.events_demo import run_demo as run_events_demo
 from local_aws.projection_demo import run_demo as run_projection_demo
 from local_aws.server import FAKE_CREDENTIALS, FAKE_REGION, MotoServer, client
@@ -87,10 +86,6 @@ def run(args: argparse.Namespace) -> int:
         say(f"   created {len(stack.resources)} resources; moto skips "
             f"{len(stack.skipped_resources)} it does not model "
             f"({', '.join(sorted(set(stack.skipped_resources.values())))})")
-        lambda_ = client("lambda", moto.endpoint_url)
-        env = lambda_.get_function_configuration(
-            FunctionName=stack.function_name)["Environment"]["Variables"]
-        os.environ.update(env)
 
         say("== 3/8 writing traffic with zae-limiter's client")
         ddb = client("dynamodb", moto.endpoint_url)
@@ -128,30 +123,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def deliver(stack: DeployedStack, endpoint_url: str, ttl: TtlEmulator, log_path: Path) -> int:
-    from aggregator.handler import handler  # noqa: PLC0415 - after the environment is set
+    pipeline = DeployedPipeline(stack, endpoint_url, log_path)
 
-    (mapping_spec,) = stack.event_source_mappings
-    settings = MappingSettings.from_template(mapping_spec.properties)
-    sqs = client("sqs", endpoint_url)
+    def lambda_entry(env: dict[str, str]) -> Invoke:
+        os.environ.update(env)
+        from aggregator.handler import handler  # noqa: PLC0415 - after the environment is set
 
-    def on_failure(message: dict[str, Any]) -> None:
-        sqs.send_message(QueueUrl=stack.queue_url, MessageBody=json.dumps(message))
+        return lambda event: handler(event, None)
 
-    mapping = LocalEventSourceMapping(
-        client("dynamodbstreams", endpoint_url), stack.stream_arn,
-        lambda event: handler(event, None), settings=settings, on_failure=on_failure,
-        clock=time.time, ttl_deleted_keys=ttl.is_ttl_delete,
-    )
-    with log_path.open("w") as log, contextlib.redirect_stdout(log):
+    mapping = pipeline.stream_mapping(pipeline.invoke_with(lambda_entry),
+                                      ttl_deleted_keys=ttl.is_ttl_delete)
+    with pipeline.logs():
         figures = mapping.drain()
+    settings = pipeline.settings
     say(f"   the handler's JSON logs are in {log_path}")
     say(f"   batch size {settings.batch_size}, bisect {settings.bisect_on_error}, "
         f"{settings.retry_attempts} retries: {figures.invocations} invocations, "
         f"{figures.records_delivered} records delivered, {figures.partial_failures} partial "
         f"failures, {figures.records_sent_to_dlq} records to the DLQ")
-    depth = int(sqs.get_queue_attributes(
-        QueueUrl=stack.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
-    )["Attributes"]["ApproximateNumberOfMessages"])
+    depth = pipeline.messages_left()
     if depth:
         say(f"   !! the DLQ holds {depth} message(s)")
     return depth

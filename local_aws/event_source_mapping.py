@@ -1,4 +1,4 @@
-"""A local stand-in for Lambda's event source mapping of a stream (DynamoDB or Kinesis).
+"""Local stand-ins for Lambda's event source mappings: streams (DynamoDB, Kinesis), SQS.
 
 moto streams a table's changes but cannot run its own event source mapping without
 Docker, so this reads the stream from moto's server (or takes Lambda-shaped records) and
@@ -11,6 +11,11 @@ destination, exactly like Lambda's.
 
 Both stream types share these rules; they differ only in where a record keeps its
 position, its arrival time and its ordering key (:class:`RecordShape`).
+
+:class:`LocalQueueMapping` is Lambda's SQS poller: receive, invoke, delete what the partial
+batch response does not name; the rest comes back after the visibility timeout. Every
+mapping first applies the deployed ``FilterCriteria`` (:mod:`local_aws.filters`): a record
+no filter matches never reaches the function (a stream skips it, a queue deletes it).
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from local_aws.filters import Filters
 from local_aws.stream_records import TTL_IDENTITY
 from redrive.stream import lambda_record
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_sqs import SQSClient
 
 Invoke = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 """Calls the function with a Lambda event; raises for a function error."""
@@ -77,6 +84,7 @@ class MappingSettings:
     """-1 retries until the record expires, as in Lambda."""
     max_record_age_seconds: int = -1
     """-1 keeps records until the stream drops them."""
+    filters: Filters = Filters()
 
     @classmethod
     def from_template(cls, properties: Mapping[str, Any]) -> MappingSettings:
@@ -86,6 +94,7 @@ class MappingSettings:
             bisect_on_error=bool(properties.get("BisectBatchOnFunctionError", False)),
             retry_attempts=int(properties.get("MaximumRetryAttempts", -1)),
             max_record_age_seconds=int(properties.get("MaximumRecordAgeInSeconds", -1)),
+            filters=Filters.from_template(properties),
         )
 
 
@@ -96,6 +105,8 @@ class MappingReport:
     partial_failures: int = 0
     records_delivered: int = 0
     records_sent_to_dlq: int = 0
+    records_filtered: int = 0
+    """Records no filter matched: never delivered (a queue deleted them)."""
     batch_sizes: list[int] = field(default_factory=list)
 
 
@@ -138,10 +149,17 @@ class LocalEventSourceMapping:
         return self.report
 
     def deliver(self, shard_id: str, records: Sequence[dict[str, Any]]) -> MappingReport:
-        """Deliver one shard's Lambda-shaped records in batches, as the mapping would."""
+        """Deliver one shard's Lambda-shaped records as the mapping would: those the
+        filters keep, in batches."""
+        kept = [record for record in records if self._settings.filters.keeps(record)]
+        self.report.records_filtered += len(records) - len(kept)
+        self.deliver_batches(shard_id, kept)
+        return self.report
+
+    def deliver_batches(self, shard_id: str, records: Sequence[dict[str, Any]]) -> None:
+        """Cut ``records`` into batches and deliver each; a subclass may run lanes."""
         for batch in self.batches(records):
             self._deliver(shard_id, batch, retries_used=0)
-        return self.report
 
     def batches(self, records: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]]:
         """How records are cut into batches; a subclass may cut them differently."""
@@ -278,3 +296,93 @@ class LocalEventSourceMapping:
 
 def _iso(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, tz=UTC).isoformat()
+
+
+def sqs_record(message_id: str, body: str, *, receive_count: int = 1,
+               queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:ingest") -> dict[str, Any]:
+    """An SQS message as Lambda hands it to the function."""
+    return {
+        "messageId": message_id, "receiptHandle": f"handle-{message_id}-{receive_count}",
+        "body": body, "md5OfBody": "", "messageAttributes": {},
+        "attributes": {"ApproximateReceiveCount": str(receive_count),
+                       "SentTimestamp": "1774996200000", "SenderId": "AIDAEXAMPLE",
+                       "ApproximateFirstReceiveTimestamp": "1774996200001"},
+        "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1",
+    }
+
+
+def receive_lambda_event(sqs: Any, queue_url: str, queue_arn: str, *,
+                         max_messages: int = 10) -> dict[str, Any]:
+    """Receive from a (moto) SQS queue and shape the messages as Lambda's SQS event."""
+    response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=max_messages,
+                                   MessageSystemAttributeNames=["All"], WaitTimeSeconds=0)
+    records = []
+    for message in response.get("Messages", []):
+        record = sqs_record(message["MessageId"], message["Body"], queue_arn=queue_arn,
+                            receive_count=int(message["Attributes"]["ApproximateReceiveCount"]))
+        record["receiptHandle"] = message["ReceiptHandle"]
+        record["md5OfBody"] = message["MD5OfBody"]
+        record["attributes"].update(message["Attributes"])
+        records.append(record)
+    return {"Records": records}
+
+
+def delete_succeeded(sqs: Any, queue_url: str, event: Mapping[str, Any],
+                     response: Mapping[str, Any]) -> int:
+    """What Lambda's SQS poller does with a partial batch response; returns deletions."""
+    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    entries = [{"Id": str(index), "ReceiptHandle": record["receiptHandle"]}
+               for index, record in enumerate(event["Records"])
+               if record["messageId"] not in failed]
+    if entries:
+        sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    return len(entries)
+
+
+class LocalQueueMapping:
+    """Lambda's SQS poller over a (moto) queue, until the queue has nothing visible.
+
+    Each receive takes at most ``receive_limit`` messages (never more than the mapping's
+    batch size: a poller may hand over fewer than a full batch). ``deliveries`` says how
+    often the n-th batch is handed to the function before it is settled, for showing what
+    an SQS redelivery does.
+    """
+
+    def __init__(self, sqs: SQSClient, queue_url: str, invoke: Invoke, *,
+                 settings: MappingSettings, receive_limit: int | None = None,
+                 deliveries: Callable[[int], int] = lambda batch: 1) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._queue_arn = sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self._invoke = invoke
+        self._settings = settings
+        self._limit = min(settings.batch_size, receive_limit or settings.batch_size, 10)
+        self._deliveries = deliveries
+        self.report = MappingReport()
+
+    def drain(self) -> MappingReport:
+        batch = 0
+        while True:
+            event = receive_lambda_event(self._sqs, self._queue_url, self._queue_arn,
+                                         max_messages=self._limit)
+            if not event["Records"]:
+                return self.report
+            kept = [r for r in event["Records"] if self._settings.filters.keeps(r)]
+            dropped = len(event["Records"]) - len(kept)
+            self.report.records_filtered += dropped
+            if dropped:
+                delete_succeeded(self._sqs, self._queue_url, {"Records": [
+                    r for r in event["Records"] if r not in kept]}, {"batchItemFailures": []})
+            if not kept:
+                continue
+            batch += 1
+            response: Mapping[str, Any] = {"batchItemFailures": []}
+            for _ in range(self._deliveries(batch)):
+                self.report.invocations += 1
+                self.report.batch_sizes.append(len(kept))
+                response = self._invoke({"Records": kept}) or {"batchItemFailures": []}
+            failed = len(response["batchItemFailures"])
+            self.report.partial_failures += bool(failed)
+            self.report.records_delivered += len(kept) - failed
+            delete_succeeded(self._sqs, self._queue_url, {"Records": kept}, response)

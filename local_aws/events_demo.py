@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import gzip
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from local_aws.deploy import DeployedStack, deploy_synthesized_stack
-from local_aws.event_source_mapping import KINESIS, MappingSettings
+from local_aws.deployed import DeployedPipeline
+from local_aws.event_source_mapping import KINESIS, Invoke, MappingReport
 from local_aws.events_harness import (
     Workload,
     compare,
@@ -35,7 +35,7 @@ from local_aws.events_harness import (
 )
 from local_aws.faults import DeliveryFaults, FaultyEventSourceMapping
 from local_aws.server import client
-from streamagg_events.handler import build_runtime, handle
+from streamagg_events.handler import Runtime, build_runtime, handle
 
 DEMO_EVENTS = 300
 DEMO_SEED = 7
@@ -69,9 +69,11 @@ def run_demo(assembly_dir: Path, stack_name: str, endpoint_url: str,
     report, dlq = _drive(stack, endpoint_url, records, log_path)
     say(f"   {report.invocations} invocations over {len(records)} records, twice (the "
         f"second pass replays the whole stream); handler logs in {log_path}")
+    if report.records_filtered:
+        say(f"   the mapping's filters dropped {report.records_filtered} record(s)")
     problems = _report(stack, ddb, s3, workload, say)
     if dlq:
-        say(f"   PROBLEM: {dlq} batches went to the on-failure destination")
+        say(f"   PROBLEM: the DLQ holds {dlq} on-failure message(s)")
         problems += dlq
     say(f"== event metrics: {'OK' if not problems else f'{problems} problem(s)'}")
     return problems
@@ -120,32 +122,30 @@ def _read_stream(kinesis: Any, stream: str) -> list[dict[str, Any]]:
 
 
 def _drive(stack: DeployedStack, endpoint_url: str, records: Sequence[dict[str, Any]],
-           log_path: Path) -> tuple[Any, int]:
-    lambda_ = client("lambda", endpoint_url)
-    env = lambda_.get_function_configuration(
-        FunctionName=stack.output("FunctionName"))["Environment"]["Variables"]
+           log_path: Path) -> tuple[MappingReport, int]:
+    pipeline = DeployedPipeline(stack, endpoint_url, log_path)
+    runtimes: list[Runtime] = []
+
+    def local_handler(env: dict[str, str]) -> Invoke:
+        runtime = build_runtime(env, dynamodb=client("dynamodb", endpoint_url),
+                                s3=client("s3", endpoint_url))
+        runtimes.append(runtime)
+        return lambda event: handle(event, runtime, now_ms=int(time.time() * 1000))
+
     # moto 5.2.1 copies a table's whole state inside TransactWriteItems without a lock, so
     # concurrent transactions can fail there; one worker keeps the demo's output clean.
-    env = {**env, "EVENTS_MAX_WORKERS": "1"}
-    runtime = build_runtime(env, dynamodb=client("dynamodb", endpoint_url),
-                            s3=client("s3", endpoint_url))
-    properties: Mapping[str, Any] = stack.event_source_mappings[0].properties
-    given_up: list[dict[str, Any]] = []
-    mapping = FaultyEventSourceMapping(
-        shape=KINESIS,
-        streams=None, stream_arn=stack.output("StreamArn"),
-        invoke=lambda event: handle(event, runtime, now_ms=int(time.time() * 1000)),
-        settings=MappingSettings.from_template(properties), on_failure=given_up.append,
-        clock=time.time,
-        faults=DeliveryFaults(random.Random(DEMO_SEED),
-                              lanes=int(properties.get("ParallelizationFactor", 1))),
-    )
+    invoke = pipeline.invoke_with(local_handler, {"EVENTS_MAX_WORKERS": "1"})
+    lanes = int(pipeline.mapping_spec.properties.get("ParallelizationFactor", 1))
+    mapping = pipeline.stream_mapping(
+        invoke, shape=KINESIS, mapping=FaultyEventSourceMapping,
+        faults=DeliveryFaults(random.Random(DEMO_SEED), lanes=lanes))
     shard = records[0]["eventID"].partition(":")[0] if records else "shard"
-    with log_path.open("w") as log, contextlib.redirect_stdout(log):
+    with pipeline.logs():
         mapping.deliver(shard, records)
         mapping.deliver(shard, records)
-    runtime.pool.shutdown()
-    return mapping.report, len(given_up)
+    for runtime in runtimes:
+        runtime.pool.shutdown()
+    return mapping.report, pipeline.messages_left()
 
 
 def _report(stack: DeployedStack, ddb: Any, s3: Any, workload: Workload,

@@ -31,7 +31,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from local_aws.event_source_mapping import LocalEventSourceMapping, MappingReport
+from local_aws.event_source_mapping import LocalEventSourceMapping
 
 _WRITES = frozenset({"update_item", "put_item", "batch_write_item", "transact_write_items",
                      "put_object"})
@@ -158,19 +158,19 @@ class FaultyEventSourceMapping(LocalEventSourceMapping):
         self._rng_lock = threading.Lock()
         self._report_lock = threading.Lock()
 
-    def deliver(self, shard_id: str, records: Sequence[dict[str, Any]]) -> MappingReport:
+    def deliver_batches(self, shard_id: str, records: Sequence[dict[str, Any]]) -> None:
         count = self._faults.lanes
         if count <= 1:
-            return super().deliver(shard_id, records)
+            super().deliver_batches(shard_id, records)
+            return
         lanes: list[list[dict[str, Any]]] = [[] for _ in range(count)]
         for record in records:
             # Lambda's rule: records of one key always share a lane.
             lanes[zlib.crc32(self._shape.order_key(record).encode()) % count].append(record)
         with ThreadPoolExecutor(count) as pool:
-            for future in [pool.submit(super(FaultyEventSourceMapping, self).deliver,
+            for future in [pool.submit(super(FaultyEventSourceMapping, self).deliver_batches,
                                        shard_id, lane) for lane in lanes if lane]:
                 future.result()
-        return self.report
 
     def batches(self, records: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]]:
         if not self._faults.random_batch_sizes:

@@ -5,14 +5,13 @@ writes realistic items to its source table (pending then analysed, tag changes, 
 re-score, a move back to pending, deletions, one malformed analysis), reads the table's
 stream and invokes ``streamagg_projection.handler`` with the deployed function's
 environment, through a local event source mapping with the deployed mapping's settings
-and filters. Then it prints the dashboard per day and tag, queries both indexes, replays
-the whole stream once more (nothing may change) and compares the dashboard with the
-projection of the source table's final state.
+and filters (:class:`local_aws.deployed.DeployedPipeline`). Then it prints the dashboard
+per day and tag, queries both indexes, replays the whole stream once more (nothing may
+change) and compares the dashboard with the projection of the source table's final state.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections import defaultdict
@@ -20,8 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from local_aws.deploy import DeployedStack, deploy_synthesized_stack
-from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSettings
+from local_aws.deploy import deploy_synthesized_stack
+from local_aws.deployed import DeployedPipeline
+from local_aws.event_source_mapping import Invoke
 from local_aws.projection_harness import compare, expected_dashboard
 from local_aws.server import client
 from streamagg_projection.handler import build_runtime, handle
@@ -40,9 +40,9 @@ def run_demo(assembly_dir: Path, stack_name: str, endpoint_url: str, say: Say) -
         f"(source table {stack.table_name}, dashboard {stack.output('DashboardTableName')})")
     ddb = client("dynamodb", endpoint_url)
     source, dashboard = stack.table_name, stack.output("DashboardTableName")
-    log_path = Path(assembly_dir) / "projection-handler.log"
-    log_path.write_text("")
-    driver = Driver(stack, endpoint_url, log_path)
+    pipeline = DeployedPipeline(stack, endpoint_url,
+                                Path(assembly_dir) / "projection-handler.log")
+    driver = Driver(pipeline)
     first, second = SOURCE_STORY[:PHASE_ONE], SOURCE_STORY[PHASE_ONE:]
     malformed = write_source_items(ddb, source, first)
     say(f"   phase 1: {len(first)} source writes (inserts, pending -> analysed, "
@@ -51,7 +51,7 @@ def run_demo(assembly_dir: Path, stack_name: str, endpoint_url: str, say: Say) -
     malformed += write_source_items(ddb, source, second)
     say(f"   phase 2: {len(second)} source writes (a tag dropped, a deletion, back to "
         f"pending, a re-score); {driver.drain()}")
-    say(f"   handler logs in {log_path}")
+    say(f"   handler logs in {pipeline.log_path}")
     items = scan(ddb, dashboard)
     show(items, say)
     show_indexes(ddb, dashboard, say)
@@ -64,15 +64,18 @@ def run_demo(assembly_dir: Path, stack_name: str, endpoint_url: str, say: Say) -
             f"missing {sorted(differences.missing)}, stale {sorted(differences.stale)}, "
             f"wrong {sorted(differences.wrong)}")
         problems += len(differences.missing) + len(differences.stale) + len(differences.wrong)
-    if driver.skipped() != malformed:
-        say(f"   !! {driver.skipped()} record(s) logged as malformed, expected {malformed}")
+    skipped = len(pipeline.log_lines('"skipped malformed record"'))
+    if skipped != malformed:
+        say(f"   !! {skipped} record(s) logged as malformed, expected {malformed}")
         problems += 1
-    say(f"   replaying the whole stream from its start: "
-        f"{Driver(stack, endpoint_url, log_path).drain()}")
+    say(f"   replaying the whole stream from its start: {Driver(pipeline).drain()}")
     if scan(ddb, dashboard) != items:
         say("   !! replaying the whole stream changed the dashboard")
         problems += 1
-    problems += dlq_depth(stack, endpoint_url, say)
+    depth = pipeline.messages_left()
+    if depth:
+        say(f"   !! the projection's DLQ holds {depth} message(s)")
+    problems += depth
     say(f"   {len(items)} dashboard items = the projection of the source table's final "
         f"state; the replay changed nothing" if not problems else
         f"   {problems} problem(s) in the projection")
@@ -139,67 +142,29 @@ def write_source_items(ddb: Any, table: str,
 
 
 class Driver:
-    """The deployed mapping, local: its settings and filters, the deployed environment."""
+    """The deployed pipeline with a fresh mapping: it starts at the stream's horizon."""
 
-    def __init__(self, stack: DeployedStack, endpoint_url: str, log_path: Path) -> None:
-        (spec,) = stack.event_source_mappings
-        self._spec = spec
-        self.settings = MappingSettings.from_template(spec.properties)
-        self._patterns = [json.loads(f["Pattern"]) for f in
-                          spec.properties.get("FilterCriteria", {}).get("Filters", [])]
-        env = client("lambda", endpoint_url).get_function_configuration(
-            FunctionName=stack.function_name)["Environment"]["Variables"]
-        self._runtime = build_runtime(env, dynamodb=client("dynamodb", endpoint_url))
-        self._log_path = log_path
-        self.filtered = 0
-        sqs = client("sqs", endpoint_url)
-        self._mapping = LocalEventSourceMapping(
-            client("dynamodbstreams", endpoint_url), stack.stream_arn, self._invoke,
-            settings=self.settings, clock=time.time,
-            on_failure=lambda m: sqs.send_message(QueueUrl=stack.queue_url,
-                                                  MessageBody=json.dumps(m)))
+    def __init__(self, pipeline: DeployedPipeline) -> None:
+        def local_handler(env: dict[str, str]) -> Invoke:
+            runtime = build_runtime(env, dynamodb=client("dynamodb", pipeline.endpoint_url))
+            return lambda event: handle(event, runtime, now_ms=int(time.time() * 1000))
 
-    def _invoke(self, event: dict[str, Any]) -> Mapping[str, Any]:
-        kept = [r for r in event["Records"] if not self._patterns or any(
-            matches(p, r) for p in self._patterns)]
-        self.filtered += len(event["Records"]) - len(kept)
-        if not kept:
-            return {"batchItemFailures": []}  # Lambda does not invoke for nothing
-        return handle({"Records": kept}, self._runtime, now_ms=int(time.time() * 1000))
+        self._pipeline = pipeline
+        self._mapping = pipeline.stream_mapping(pipeline.invoke_with(local_handler))
 
     def drain(self) -> str:
         """Deliver what the stream holds after this mapping's checkpoints; a summary."""
-        before = (self._mapping.report.invocations, self.filtered)
-        with self._log_path.open("a") as log, contextlib.redirect_stdout(log):
-            report = self._mapping.drain()
-        return (f"batch size {self.settings.batch_size}, window "
-                f"{self._spec.properties.get('MaximumBatchingWindowInSeconds')} s: "
+        report = self._mapping.report
+        before = (report.invocations, report.records_filtered)
+        with self._pipeline.logs():
+            self._mapping.drain()
+        settings = self._pipeline.settings
+        window = self._pipeline.mapping_spec.properties.get("MaximumBatchingWindowInSeconds")
+        return (f"batch size {settings.batch_size}, window {window} s: "
                 f"{report.invocations - before[0]} invocation(s), "
-                f"{self.filtered - before[1]} record(s) dropped by the mapping's filters, "
-                f"{report.partial_failures} partial failure(s), "
+                f"{report.records_filtered - before[1]} record(s) dropped by the mapping's "
+                f"filters, {report.partial_failures} partial failure(s), "
                 f"{report.records_sent_to_dlq} record(s) to the DLQ")
-
-    def skipped(self) -> int:
-        return sum(1 for line in self._log_path.read_text().splitlines()
-                   if '"skipped malformed record"' in line)
-
-
-def matches(pattern: Mapping[str, Any], value: Any) -> bool:
-    """Lambda's filter rule for the exact-value patterns the stage uses: every key of the
-    pattern must be present, a list matches any of its values, a map matches recursively."""
-    if not isinstance(value, Mapping):
-        return False
-    for name, wanted in pattern.items():
-        if name not in value:
-            return False
-        if isinstance(wanted, list):
-            if any(isinstance(w, dict) for w in wanted):
-                raise NotImplementedError(f"filter operator {wanted!r} is not emulated")
-            if value[name] not in wanted:
-                return False
-        elif not matches(wanted, value[name]):
-            return False
-    return True
 
 
 def scan(ddb: Any, table: str) -> list[dict[str, Any]]:
@@ -254,12 +219,3 @@ def show_indexes(ddb: Any, table: str, say: Say) -> None:
                    ExpressionAttributeValues={":t": {"S": "AI"}})["Items"]
     say("   by_tag, AI: " + (", ".join(f"{i['source_id']['S']} ({i['sentiment']['S']})"
                                        for i in ai) or "none"))
-
-
-def dlq_depth(stack: DeployedStack, endpoint_url: str, say: Say) -> int:
-    depth = int(client("sqs", endpoint_url).get_queue_attributes(
-        QueueUrl=stack.queue_url, AttributeNames=["ApproximateNumberOfMessages"],
-    )["Attributes"]["ApproximateNumberOfMessages"])
-    if depth:
-        say(f"   !! the projection's DLQ holds {depth} message(s)")
-    return depth

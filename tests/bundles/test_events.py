@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from local_aws.bundles_harness import TEST_EVENT_BODY, Uploaded, s3_event_body, sqs_record
+from local_aws.bundles_harness import TEST_EVENT_BODY, Uploaded, s3_event_body
+from local_aws.event_source_mapping import sqs_record
 from streamagg_bundles.s3_events import parse_message
 from streamagg_engine.errors import MalformedRecordError
 

@@ -25,12 +25,10 @@ from local_aws.bundles_harness import (
     bundles,
     compare,
     create_claim_table,
-    delete_succeeded,
-    receive_lambda_event,
     s3_event_body,
-    sqs_record,
     upload_workload,
 )
+from local_aws.event_source_mapping import delete_succeeded, receive_lambda_event, sqs_record
 from local_aws.faults import FaultPlan, FaultyClient, SimulatedCrash
 from local_aws.server import MotoServer, client
 from streamagg_bundles.config import BundlerConfig
