@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_CLI_NOTICES := false
 
-.PHONY: demo test synth bench prove setup clean
+.PHONY: demo test test-fast synth bench prove setup clean
 
 setup: $(STAMPS)/python $(STAMPS)/node
 
@@ -38,10 +38,19 @@ synth: setup
 demo: setup
 	$(PY) -m local_aws.demo
 
+# The lanes (tests/lanes.py marks each test by what it uses): `test-fast` leaves out every
+# test that synthesizes, runs on moto or starts other processes; `test` runs them all.
+# Extra pytest options: PYTEST_ARGS="--durations=25".
+FAST_LANE := not synth and not moto and not slow
+
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "$(FAST_LANE)" $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) -m bench

@@ -16,18 +16,19 @@ from cfnlint.api import ManualArgs, lint_file
 
 from infra.alarms import alarm_name
 from infra.bundles import ALARM_KEYS, HANDLER, ObjectBundler
-from infra.stacks.bundles_stack import BundlesStack
 from streamagg_engine.errors import ConfigError
 from tests.infra.support import (
+    ENV_NAME,
+    CheckovReport,
     dashboard_alarms,
     dashboard_body,
     dashboard_thresholds,
     stack_template,
     synth_with_nag,
 )
-from tests.infra.test_checkov import checkov
 
-STACK = "Bundles-test"
+STACK = f"Bundles-{ENV_NAME}"
+"""The example stack, from the app's one synth."""
 VARIANT = "BundlesVariant"
 EXISTING_INGEST = "existing-ingest-bucket"
 EXISTING_ARCHIVE = "existing-archive-bucket"
@@ -35,11 +36,10 @@ EXISTING_TOPIC = "arn:aws:sns:us-east-1:123456789012:existing-alarms"
 
 
 @pytest.fixture(scope="module")
-def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example stack and a variant with existing buckets and overridden props,
-    synthesized once with cdk-nag (synth raises on an unacknowledged finding)."""
+def variant_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A variant with existing buckets and overridden props, synthesized once with cdk-nag
+    (synth raises on an unacknowledged finding); the example stack is the app's own."""
     def build(app: App) -> None:
-        BundlesStack(app, STACK)
         variant = Stack(app, VARIANT)
         ObjectBundler(
             variant, "Bundler",
@@ -56,13 +56,19 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def template(assembly: Path) -> Template:
-    return stack_template(assembly, STACK)
+def assemblies(app_assembly: Path, variant_assembly: Path) -> dict[str, Path]:
+    """The assembly that holds each stack."""
+    return {STACK: app_assembly, VARIANT: variant_assembly}
 
 
 @pytest.fixture(scope="module")
-def variant(assembly: Path) -> Template:
-    return stack_template(assembly, VARIANT)
+def template(app_assembly: Path) -> Template:
+    return stack_template(app_assembly, STACK)
+
+
+@pytest.fixture(scope="module")
+def variant(variant_assembly: Path) -> Template:
+    return stack_template(variant_assembly, VARIANT)
 
 
 def _only(template: Template, kind: str, props: dict[str, Any] | None = None) -> str:
@@ -315,11 +321,11 @@ def test_bad_props_fail_at_synth_naming_the_setting(props: dict[str, Any], error
 
 
 def test_cdk_nag_report_is_empty_and_every_acknowledgement_has_a_reason(
-        assembly: Path) -> None:
-    report = json.loads((assembly / "validation-report.json").read_text())
+        app_assembly: Path) -> None:
+    report = json.loads((app_assembly / "validation-report.json").read_text())
     assert report["pluginReports"] == []
     reasons = [reason for entries in
-               json.loads((assembly / f"{STACK}.metadata.json").read_text()).values()
+               json.loads((app_assembly / f"{STACK}.metadata.json").read_text()).values()
                for entry in entries if entry["type"] == "aws:cdk:acknowledged-rules"
                for reason in entry["data"].values()]
     assert reasons
@@ -327,10 +333,11 @@ def test_cdk_nag_report_is_empty_and_every_acknowledgement_has_a_reason(
 
 
 @pytest.mark.parametrize("name", [STACK, VARIANT])
-def test_cfn_lint_finds_no_errors_and_only_known_warnings(assembly: Path, name: str) -> None:
+def test_cfn_lint_finds_no_errors_and_only_known_warnings(assemblies: dict[str, Path],
+                                                           name: str) -> None:
     """The only warnings: W3005, a DependsOn next to a GetAtt, which aws-cdk-lib adds to
     every Lambda function and to the bucket-notification custom resource."""
-    path = assembly / f"{name}.template.json"
+    path = assemblies[name] / f"{name}.template.json"
     resources = json.loads(path.read_text())["Resources"]
     findings = lint_file(path, ManualArgs(regions=["us-east-1"]))
     assert [m.message for m in findings if m.rule.severity == "error"] == []
@@ -341,8 +348,9 @@ def test_cfn_lint_finds_no_errors_and_only_known_warnings(assembly: Path, name: 
     assert unexpected == []
 
 
-def test_checkov_fails_nothing_and_every_skip_has_a_reason(assembly: Path) -> None:
-    report = checkov(assembly / f"{STACK}.template.json")
+def test_checkov_fails_nothing_and_every_skip_has_a_reason(
+        app_checkov: dict[str, CheckovReport]) -> None:
+    report = app_checkov[STACK]
     assert report["results"]["failed_checks"] == []
     assert report["summary"]["parsing_errors"] == 0
     for check in report["results"]["skipped_checks"]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,12 @@ from infra.event_metrics import EventMetricsAggregator
 from infra.stacks.event_metrics_stack import EventMetricsStack
 from streamagg_engine.errors import ConfigError
 from streamagg_events.config import EventMetricsConfig
-from tests.infra.support import dashboard_alarms, dashboard_body, dashboard_thresholds
+from tests.infra.support import (
+    CheckovReport,
+    dashboard_alarms,
+    dashboard_body,
+    dashboard_thresholds,
+)
 
 from .conftest import EXAMPLE, STACKS
 
@@ -173,13 +176,9 @@ def test_cfn_lint_finds_no_errors(events_assembly: Path, name: str) -> None:
     assert [(m.rule.id, m.message) for m in findings if m.rule.severity == "error"] == []
 
 
-def test_checkov_fails_nothing_and_every_skip_has_a_reason(events_assembly: Path) -> None:
-    template = events_assembly / f"{EXAMPLE}.template.json"
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("checkov")), "-f", str(template),
-         "--framework", "cloudformation", "-o", "json", "--skip-download"],
-        capture_output=True, text=True, check=False, cwd=events_assembly)
-    report = json.loads(result.stdout)
+def test_checkov_fails_nothing_and_every_skip_has_a_reason(
+        app_checkov: dict[str, CheckovReport]) -> None:
+    report = app_checkov[EXAMPLE]
     assert report["results"]["failed_checks"] == []
     assert report["summary"]["passed"] > 30
     skipped = report["results"]["skipped_checks"]

@@ -1,9 +1,9 @@
 """Shared, session-scoped synths: a synth takes seconds, so tests share them.
 
-Three cloud assemblies, each synthesized once with cdk-nag's AwsSolutions pack (synth
-raises on any unacknowledged finding):
+Besides the app's own synth (``app_assembly``, in tests/conftest.py), two cloud
+assemblies, each synthesized once with cdk-nag's AwsSolutions pack (synth raises on any
+unacknowledged finding):
 
-* ``synthesized_app``: the app as ``app.py`` builds it from ``cdk.json``;
 * ``variants_assembly``: :class:`StreamAggregator` with every prop overridden, an existing
   bucket and topic, archival off, a separate snapshot table (one stack each);
 * ``consumer_assembly``: a consumer app outside this repository, using the package as
@@ -24,30 +24,21 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from infra import AggregatorStack
-
 from .support import (
     CONSUMER_APP,
     CONSUMER_STACK,
+    REPO,
     STACK_NAME,
     VARIANTS,
     Variants,
     build_variants,
+    cdk_json_context,
     stack_template,
     synth_with_nag,
 )
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def cdk_json_context(**overrides: Any) -> dict[str, Any]:
-    """The context ``cdk synth`` sees (cdk.json), with ``overrides`` on top."""
-    context: dict[str, Any] = json.loads((REPO / "cdk.json").read_text())["context"]
-    return {**context, **overrides}
-
 
 ContextFactory = Callable[..., dict[str, Any]]
 
@@ -59,20 +50,9 @@ def cdk_context() -> ContextFactory:
 
 
 @pytest.fixture(scope="session")
-def synthesized_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The app as ``app.py`` builds it (cdk.json context, cdk-nag), synthesized to disk.
-
-    Synth raises here if cdk-nag finds anything that is not acknowledged.
-    """
-    return synth_with_nag(tmp_path_factory.mktemp("cdk.out"),
-                          lambda app: AggregatorStack(app, STACK_NAME),
-                          context=cdk_json_context())
-
-
-@pytest.fixture(scope="session")
-def synthesized_template(synthesized_app: Path) -> Path:
-    """The stack's template in :func:`synthesized_app`."""
-    return synthesized_app / f"{STACK_NAME}.template.json"
+def synthesized_template(app_assembly: Path) -> Path:
+    """The usage aggregator's stack template in the app's synth."""
+    return app_assembly / f"{STACK_NAME}.template.json"
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,11 @@ from aggregator.config import AggregatorConfig
 from infra import StreamAggregator
 from infra.alarms import AlarmThresholds
 
-STACK_NAME = "StreamAggregator-test"
-"""The app's stack in the shared synth."""
+REPO = Path(__file__).resolve().parents[2]
+ENV_NAME = "test"
+"""The app's ``env_name`` in the shared synth: its stacks are ``<System>-test``."""
+STACK_NAME = f"StreamAggregator-{ENV_NAME}"
+"""The usage aggregator's stack in the shared synth of the app."""
 EXISTING_BUCKET = "existing-archive-bucket"
 EXISTING_TOPIC = "arn:aws:sns:eu-west-1:123456789012:existing-alarms"
 CONSUMER_STACK = "Consumer"
@@ -47,6 +53,56 @@ def synth_with_nag(outdir: Path, build: Callable[[App], object], *,
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
     return outdir
+
+
+def cdk_json_context(**overrides: Any) -> dict[str, Any]:
+    """The context ``cdk synth`` sees (cdk.json), with ``overrides`` on top."""
+    context: dict[str, Any] = json.loads((REPO / "cdk.json").read_text())["context"]
+    return {**context, **overrides}
+
+
+def synth_app(outdir: Path) -> Path:
+    """``app.py`` synthesized into ``outdir`` the way ``cdk synth`` runs it: its own process,
+    the cdk.json context (``env_name`` :data:`ENV_NAME`) in ``CDK_CONTEXT_JSON``, cdk-nag on,
+    so the four stacks are exactly what a deploy gets; a cdk-nag finding fails it."""
+    env = {**os.environ, "CDK_OUTDIR": str(outdir),
+           "CDK_CONTEXT_JSON": json.dumps(cdk_json_context(env_name=ENV_NAME))}
+    result = subprocess.run([sys.executable, "app.py"], cwd=REPO, env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return outdir
+
+
+CheckovReport = dict[str, Any]
+"""checkov's JSON report for one template: ``results`` (``passed_checks``,
+``failed_checks``, ``skipped_checks``) and ``summary`` (counts, ``parsing_errors``)."""
+
+
+def checkov(templates: Iterable[Path]) -> dict[str, CheckovReport]:
+    """One checkov run (its CLI, offline) over ``templates`` (one folder), split into one
+    report per template, keyed by the template's stack name: a run costs seconds to start,
+    so every template of an assembly shares one."""
+    paths = sorted(templates)
+    (folder,) = {path.parent for path in paths}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("checkov")), "--framework", "cloudformation",
+         "-o", "json", "--skip-download", "-f", *(path.name for path in paths)],
+        capture_output=True, text=True, check=False, cwd=folder,
+    )
+    assert result.returncode in {0, 1}, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert isinstance(report, dict), report
+    unparsed = {Path(p).name for p in report["results"].get("parsing_errors", [])}
+    split: dict[str, CheckovReport] = {}
+    for path in paths:
+        results = {kind: [c for c in report["results"][kind]
+                          if Path(c["file_path"]).name == path.name]
+                   for kind in ("passed_checks", "failed_checks", "skipped_checks")}
+        split[path.name.removesuffix(".template.json")] = {"results": results, "summary": {
+            "passed": len(results["passed_checks"]), "failed": len(results["failed_checks"]),
+            "skipped": len(results["skipped_checks"]),
+            "parsing_errors": int(path.name in unparsed)}}
+    return split
 
 
 def stack_template(assembly: Path, stack: str) -> Template:

@@ -24,13 +24,15 @@ APP_ACKNOWLEDGEMENTS = {
 """Every acknowledged finding of the app, and the construct (under the stack) it is on."""
 
 
-@pytest.mark.parametrize("assembly", ["synthesized_app", "variants_assembly",
-                                      "consumer_assembly"])
-def test_synth_has_an_empty_cdk_nag_report(
-    assembly: str, request: pytest.FixtureRequest
-) -> None:
-    outdir: Path = request.getfixturevalue(assembly)
-    report = json.loads((outdir / "validation-report.json").read_text())
+@pytest.fixture(scope="module")
+def assemblies(app_assembly: Path, variants_assembly: Path,
+               consumer_assembly: Path) -> dict[str, Path]:
+    return {"app": app_assembly, "variants": variants_assembly, "consumer": consumer_assembly}
+
+
+@pytest.mark.parametrize("assembly", ["app", "variants", "consumer"])
+def test_synth_has_an_empty_cdk_nag_report(assembly: str, assemblies: dict[str, Path]) -> None:
+    report = json.loads((assemblies[assembly] / "validation-report.json").read_text())
     assert report["pluginReports"] == []
 
 
@@ -45,15 +47,15 @@ def _acknowledgements(metadata_file: Path) -> dict[tuple[str, str], str]:
     return found
 
 
-def test_app_acknowledges_exactly_the_reviewed_findings(synthesized_app: Path) -> None:
-    found = _acknowledgements(synthesized_app / f"{STACK_NAME}.metadata.json")
+def test_app_acknowledges_exactly_the_reviewed_findings(app_assembly: Path) -> None:
+    found = _acknowledgements(app_assembly / f"{STACK_NAME}.metadata.json")
     assert {rule: path for path, rule in found} == {
         rule: f"/{STACK_NAME}{path}" for rule, path in APP_ACKNOWLEDGEMENTS.items()
     }
 
 
-def test_every_acknowledgement_has_a_written_reason(synthesized_app: Path) -> None:
-    found = _acknowledgements(synthesized_app / f"{STACK_NAME}.metadata.json")
+def test_every_acknowledgement_has_a_written_reason(app_assembly: Path) -> None:
+    found = _acknowledgements(app_assembly / f"{STACK_NAME}.metadata.json")
     assert found
     for (path, rule), reason in found.items():
         assert len(reason.split()) >= 8, (path, rule, reason)

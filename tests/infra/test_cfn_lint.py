@@ -43,9 +43,9 @@ def _known(template: Path, finding: Finding) -> bool:
 
 
 @pytest.fixture(scope="module")
-def templates(synthesized_app: Path, variants_assembly: Path,
+def templates(app_assembly: Path, variants_assembly: Path,
               consumer_assembly: Path) -> dict[str, Path]:
-    found = {STACK_NAME: synthesized_app / f"{STACK_NAME}.template.json",
+    found = {STACK_NAME: app_assembly / f"{STACK_NAME}.template.json",
              CONSUMER_STACK: consumer_assembly / f"{CONSUMER_STACK}.template.json"}
     found.update({name: variants_assembly / f"{name}.template.json" for name in VARIANTS})
     return found

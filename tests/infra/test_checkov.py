@@ -17,13 +17,12 @@ own app inherits them. The reviewed list, by check and resource type:
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .support import CONSUMER_STACK, STACK_NAME, CheckovReport, checkov
 
 REVIEWED_SKIPS = {
     ("CKV_AWS_116", "AWS::Lambda::Function"),
@@ -37,33 +36,19 @@ REVIEWED_SKIPS = {
 STACK_SKIPS = {("CKV_AWS_119", "AWS::DynamoDB::Table")}
 
 
-def checkov(template: Path) -> dict[str, Any]:
-    """checkov's JSON report for one template (its CLI, offline)."""
-    executable = Path(sys.executable).with_name("checkov")
-    result = subprocess.run(
-        [str(executable), "-f", str(template), "--framework", "cloudformation",
-         "-o", "json", "--skip-download"],
-        capture_output=True, text=True, check=False, cwd=template.parent,
-    )
-    assert result.returncode in {0, 1}, result.stderr[-2000:]
-    report = json.loads(result.stdout)
-    assert isinstance(report, dict), report
-    return report
-
-
 def _skips(report: dict[str, Any]) -> set[tuple[str, str]]:
     return {(c["check_id"], c["resource"].split(".")[0])
             for c in report["results"]["skipped_checks"]}
 
 
 @pytest.fixture(scope="module")
-def app_report(synthesized_template: Path) -> dict[str, Any]:
-    return checkov(synthesized_template)
+def app_report(app_checkov: dict[str, CheckovReport]) -> CheckovReport:
+    return app_checkov[STACK_NAME]
 
 
 @pytest.fixture(scope="module")
-def consumer_report(consumer_template: Path) -> dict[str, Any]:
-    return checkov(consumer_template)
+def consumer_report(consumer_template: Path) -> CheckovReport:
+    return checkov([consumer_template])[CONSUMER_STACK]
 
 
 def test_app_template_fails_no_check(app_report: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""One synth of the example stack (with cdk-nag), shared by the template tests and the demo."""
+"""The example stack from the app's one synth, shared by the template tests and the demo."""
 
 from __future__ import annotations
 
@@ -8,19 +8,18 @@ from pathlib import Path
 import pytest
 from aws_cdk.assertions import Template
 
-from infra.stacks.projection_stack import ProjectionStack
-from tests.infra.support import stack_template, synth_with_nag
+from tests.infra.support import ENV_NAME, stack_template
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-STACK = "SentimentProjection-test"
+STACK = f"SentimentProjection-{ENV_NAME}"
 
 
 @pytest.fixture(scope="session")
-def projection_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synth_with_nag(tmp_path_factory.mktemp("projection.out"),
-                          lambda app: ProjectionStack(app, STACK))
+def projection_assembly(app_assembly: Path) -> Path:
+    """The app's own synth, which holds the example stack: no synth of its own."""
+    return app_assembly
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from cfnlint.api import ManualArgs, lint_file
 from infra.projection import ProjectionStage
 from infra.stacks.projection_stack import ProjectionStack
 from streamagg_engine.errors import ConfigError
+from tests.infra.support import CheckovReport
 
 from .conftest import STACK
 
@@ -125,13 +124,9 @@ def test_cfn_lint_finds_no_error(projection_assembly: Path) -> None:
     assert warnings <= {"W3005"}  # aws-cdk-lib's DependsOn next to GetAtt (see tests/infra)
 
 
-def test_checkov_fails_nothing_and_every_skip_has_a_reason(projection_assembly: Path) -> None:
-    template = projection_assembly / f"{STACK}.template.json"
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("checkov")), "-f", str(template),
-         "--framework", "cloudformation", "-o", "json", "--skip-download"],
-        capture_output=True, text=True, check=False, cwd=template.parent)
-    report = json.loads(result.stdout)
+def test_checkov_fails_nothing_and_every_skip_has_a_reason(
+        app_checkov: dict[str, CheckovReport]) -> None:
+    report = app_checkov[STACK]
     assert report["results"]["failed_checks"] == []
     assert report["summary"]["passed"] > 20
     for skipped in report["results"]["skipped_checks"]:
