@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from local_aws.event_source_mapping import (
 )
 from local_aws.events_harness import kinesis_record
 from local_aws.faults import FaultPlan, FaultyClient, SimulatedCrash
+from local_aws.memory import MemoryDynamoDB, table_definition
 from local_aws.proof import InvocationCrashError, LaneContainers
 from local_aws.stream_records import lambda_record
 
@@ -83,30 +84,20 @@ def test_records_older_than_the_maximum_age_go_to_the_destination_unprocessed(
     assert given_up[0][shape.batch_info]["batchSize"] == 2
 
 
-@dataclass
-class _Table:
-    """Records the requests that land."""
-
-    landed: list[str] = field(default_factory=list)
-
-    def batch_write_item(self, *, RequestItems: Mapping[str, Any]) -> dict[str, Any]:  # noqa: N803
-        for requests in RequestItems.values():
-            self.landed.extend(r["PutRequest"]["Item"]["pk"]["S"] for r in requests)
-        return {"UnprocessedItems": {}}
-
-
 def test_an_unprocessed_batch_write_lands_exactly_what_it_does_not_hand_back() -> None:
     plan = FaultPlan(random.Random(4), unprocessed_rate=1.0)
-    table = _Table()
+    table = MemoryDynamoDB()
+    table.create_table(**table_definition("t", "pk"))
     requests = [{"PutRequest": {"Item": {"pk": {"S": f"k{i}"}}}} for i in range(25)]
 
     response = FaultyClient(table, plan).batch_write_item(RequestItems={"t": requests})
 
     handed_back = [r["PutRequest"]["Item"]["pk"]["S"]
                    for r in response["UnprocessedItems"].get("t", [])]
+    landed = [item["pk"]["S"] for item in table.items("t")]
     assert handed_back  # 25 coin flips: both sides have some
-    assert table.landed
-    assert sorted(handed_back + table.landed) == sorted(f"k{i}" for i in range(25))
+    assert landed
+    assert sorted(handed_back + landed) == sorted(f"k{i}" for i in range(25))
     assert plan.counts == {"unprocessed": 1}
 
 
