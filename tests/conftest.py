@@ -17,7 +17,7 @@ from streamagg_engine.logs import ENGINE_LOGGER
 from tests.infra.support import CheckovReport, checkov, synth_app
 from tests.lanes import lanes
 
-pytest_plugins = ["tests.moto_fixtures"]
+pytest_plugins = ["tests.moto_fixtures", "pytester"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
