@@ -43,6 +43,7 @@ from urllib.parse import quote_plus
 from local_aws import proof
 from local_aws.event_source_mapping import sqs_record
 from local_aws.faults import FaultPlan
+from local_aws.memory import MemoryDynamoDB, table_definition
 from local_aws.server import MotoServer, client
 from streamagg_bundles.bundler import Ports
 from streamagg_bundles.config import BundlerConfig
@@ -73,9 +74,8 @@ def create_buckets(s3: Any, *, distribution: str = DISTRIBUTION_BUCKET,
 
 
 def create_claim_table(ddb: Any, name: str = TABLE) -> None:
-    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    """On moto's server or on :class:`local_aws.memory.MemoryDynamoDB` alike."""
+    ddb.create_table(**table_definition(name, "pk"))
 
 
 def upload_workload(s3: Any, *, seed: int, count: int, max_size: int = 64 * 1024,
@@ -400,8 +400,9 @@ COLUMNS = (proof.Column("objects", 7), proof.Column("messages", 8),
 
 def prove_seed(moto: MotoServer, seed: int, count: int, *, crash_rate: float,
                max_receive_count: int) -> proof.SeedRow:
-    """One seed in its own buckets and claim table, as a row of the results table."""
-    s3, ddb = client("s3", moto.endpoint_url), client("dynamodb", moto.endpoint_url)
+    """One seed in its own buckets (moto: versions, conditional PUTs) and claim table (in
+    memory, as the other proofs' tables), as a row of the results table."""
+    s3, ddb = client("s3", moto.endpoint_url), MemoryDynamoDB()
     sources = (f"versioned-{seed}", f"plain-{seed}")
     create_buckets(s3, distribution=f"distribution-{seed}", sources=sources)
     create_claim_table(ddb, f"claims-{seed}")
