@@ -1,12 +1,14 @@
-"""One synth for the event-metrics infra tests and the demo test, checked by cdk-nag.
+"""The event-metrics stacks for the infra tests and the demo test, checked by cdk-nag.
 
-Stacks: the example :class:`EventMetricsStack`, and the construct with existing
-resources and every prop overridden (``Overridden``) or with archival off
-(``NoArchive``). Synth raises on any unacknowledged cdk-nag finding.
+The example :class:`EventMetricsStack` is the app's own (``app_assembly``, one synth for
+every system); one synth here holds the construct with existing resources and every prop
+overridden (``Overridden``) or with archival off (``NoArchive``). Synth raises on any
+unacknowledged cdk-nag finding.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -20,15 +22,15 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 
 from infra.event_metrics import EventMetricsAggregator
-from infra.stacks.event_metrics_stack import EventMetricsStack
 from streamagg_engine.windows import Window
 from streamagg_events.config import EventMetricsConfig
-from tests.infra.support import stack_template, synth_with_nag
+from tests.infra.support import ENV_NAME, synth_with_nag
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-EXAMPLE = "EventMetrics-test"
+EXAMPLE = f"EventMetrics-{ENV_NAME}"
+"""The example stack, from the app's one synth."""
 STACKS = (EXAMPLE, "Overridden", "NoArchive")
 STREAM_ARN = "arn:aws:kinesis:eu-west-1:123456789012:stream/clicks"
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:alarms"
@@ -61,13 +63,18 @@ def build_variants(app: App) -> None:
 
 @pytest.fixture(scope="session")
 def events_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    def build(app: App) -> None:
-        EventMetricsStack(app, EXAMPLE)
-        build_variants(app)
-
-    return synth_with_nag(tmp_path_factory.mktemp("events.out"), build)
+    """The construct variants; the example stack is the app's own (``app_assembly``)."""
+    return synth_with_nag(tmp_path_factory.mktemp("events.out"), build_variants)
 
 
 @pytest.fixture(scope="session")
-def templates(events_assembly: Path) -> dict[str, Template]:
-    return {name: stack_template(events_assembly, name) for name in STACKS}
+def template_files(app_assembly: Path, events_assembly: Path) -> dict[str, Path]:
+    """Each stack's template file, by stack name."""
+    return {name: (app_assembly if name == EXAMPLE else events_assembly)
+            / f"{name}.template.json" for name in STACKS}
+
+
+@pytest.fixture(scope="session")
+def templates(template_files: dict[str, Path]) -> dict[str, Template]:
+    return {name: Template.from_json(json.loads(path.read_text()))
+            for name, path in template_files.items()}

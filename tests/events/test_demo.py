@@ -10,9 +10,9 @@ from local_aws.server import MotoServer
 from .conftest import EXAMPLE
 
 
-def test_the_demo_matches_its_ground_truth(events_assembly: Path, moto: MotoServer) -> None:
+def test_the_demo_matches_its_ground_truth(app_assembly: Path, moto: MotoServer) -> None:
     lines: list[str] = []
-    problems = run_demo(events_assembly, EXAMPLE, moto.endpoint_url, lines.append)
+    problems = run_demo(app_assembly, EXAMPLE, moto.endpoint_url, lines.append)
     text = "\n".join(lines)
     assert problems == 0, text
     assert "match the ground truth exactly" in text

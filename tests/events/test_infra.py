@@ -156,10 +156,11 @@ def test_archival_off_builds_no_bucket_and_an_empty_bucket_setting(
                                         "EVENTS_ENABLE_ARCHIVAL": "false"})}})
 
 
-def test_cdk_nag_finds_nothing_unacknowledged(events_assembly: Path) -> None:
+def test_cdk_nag_finds_nothing_unacknowledged(app_assembly: Path,
+                                              events_assembly: Path) -> None:
     report = json.loads((events_assembly / "validation-report.json").read_text())
     assert report["pluginReports"] == []
-    metadata = json.loads((events_assembly / f"{EXAMPLE}.metadata.json").read_text())
+    metadata = json.loads((app_assembly / f"{EXAMPLE}.metadata.json").read_text())
     acknowledged = {rule: reason for entries in metadata.values() for entry in entries
                     if entry["type"] == "aws:cdk:acknowledged-rules"
                     for rule, reason in entry["data"].items()}
@@ -170,8 +171,8 @@ def test_cdk_nag_finds_nothing_unacknowledged(events_assembly: Path) -> None:
 
 
 @pytest.mark.parametrize("name", STACKS)
-def test_cfn_lint_finds_no_errors(events_assembly: Path, name: str) -> None:
-    findings = lint_file(events_assembly / f"{name}.template.json",
+def test_cfn_lint_finds_no_errors(template_files: dict[str, Path], name: str) -> None:
+    findings = lint_file(template_files[name],
                          ManualArgs(regions=["us-east-1"]))
     assert [(m.rule.id, m.message) for m in findings if m.rule.severity == "error"] == []
 
