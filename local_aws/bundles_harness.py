@@ -45,7 +45,7 @@ from local_aws.event_source_mapping import sqs_record
 from local_aws.faults import FaultPlan
 from local_aws.memory import MemoryDynamoDB, table_definition
 from local_aws.server import MotoServer, client
-from streamagg_bundles.bundler import Ports
+from streamagg_bundles.bundler import Stores
 from streamagg_bundles.config import BundlerConfig
 from streamagg_bundles.handler import build_runtime, handle
 from streamagg_bundles.s3_events import SourceObject, object_identity
@@ -317,12 +317,12 @@ def run(objects: Sequence[Uploaded], *, seed: int, ddb: Any, s3: Any, config: Bu
 
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
         faulty_ddb, faulty_s3 = plan.invocation_clients(ddb, s3)
-        ports = Ports(claims=ClaimTable(faulty_ddb, config.idempotency_table_name,
-                                        config.idempotency_ttl_days),
-                      sources=SourceObjects(s3),
-                      bundles=DistributionBucket(faulty_s3, config.distribution_bucket_name))
+        stores = Stores(claims=ClaimTable(faulty_ddb, config.idempotency_table_name,
+                                          config.idempotency_ttl_days),
+                        sources=SourceObjects(s3),
+                        bundles=DistributionBucket(faulty_s3, config.distribution_bucket_name))
         return containers.invoke(lambda runtime: handle(
-            event, replace(runtime, stores=ports), now_ms=clock.now_ms(),
+            event, replace(runtime, stores=stores), now_ms=clock.now_ms(),
             owner=f"request-{next(requests)}"))
 
     def consume(lane: int) -> None:

@@ -35,7 +35,7 @@ from local_aws.memory import MemoryDynamoDB, MemoryS3, table_definition
 from streamagg_engine.stores import ArchiveStore
 from streamagg_events.config import EventMetricsConfig
 from streamagg_events.handler import Runtime, build_runtime, handle
-from streamagg_events.pipeline import EventStores
+from streamagg_events.pipeline import Stores
 from streamagg_events.stores import LookupStore, MetricsStore
 
 METRICS_TABLE = "event-metrics"
@@ -224,7 +224,7 @@ def run(workload: Workload, *, seed: int, ddb: Any, s3: Any,
 
     def faulty(runtime: Runtime) -> Runtime:
         faulty_ddb, faulty_s3 = plan.invocation_clients(ddb, s3)
-        return replace(runtime, stores=EventStores(
+        return replace(runtime, stores=Stores(
             lookups=LookupStore(ddb, config.lookup_table_name),
             metrics=MetricsStore(faulty_ddb, config),
             archive=ArchiveStore(faulty_s3, config.archive_bucket_name)))

@@ -54,7 +54,7 @@ class Bundles(Protocol):
 
 
 @dataclass(frozen=True)
-class Ports:
+class Stores:
     """What a bundle is written through (``storage.py`` has the AWS adapters)."""
 
     claims: Claims
@@ -85,9 +85,9 @@ class Lease:
 
 
 class Bundler:
-    def __init__(self, ports: Ports, config: BundlerConfig, lease: Lease, *,
+    def __init__(self, stores: Stores, config: BundlerConfig, lease: Lease, *,
                  spool: Callable[[], IO[bytes]] | None = None) -> None:
-        self._ports = ports
+        self._stores = stores
         self._config = config
         self._lease = lease
         self._spool = spool or (lambda: tempfile.SpooledTemporaryFile(  # noqa: SIM115
@@ -98,7 +98,7 @@ class Bundler:
         settled: dict[str, bool] = {}
         bundle = planned
         for _ in range(len(planned.members) + 1):
-            holders = self._ports.claims.claim(
+            holders = self._stores.claims.claim(
                 bundle, owner=self._lease.owner, now_ms=self._lease.now_ms,
                 lease_until_ms=self._lease.until_ms)
             if not holders:
@@ -120,7 +120,7 @@ class Bundler:
 
     def _settle(self, key: str, outcome: Outcome) -> bool:
         """True when bundle ``key`` is finished (now, by us, if it was abandoned)."""
-        claims = self._ports.claims
+        claims = self._stores.claims
         record = claims.get(key)
         if record is None:
             return False  # claims outlived their record (TTL): retry once they expire too
@@ -129,7 +129,7 @@ class Bundler:
         if record.owner != self._lease.owner:
             if record.lease_until_ms > self._lease.now_ms:
                 return False
-            if self._ports.bundles.exists(key):
+            if self._stores.bundles.exists(key):
                 claims.complete(key)
                 return True
             if not claims.take_over(record, owner=self._lease.owner,
@@ -140,9 +140,9 @@ class Bundler:
 
     def _write(self, key: str, members: tuple[SourceObject, ...], outcome: Outcome) -> None:
         with self._spool() as spool:
-            manifest = write_bundle(spool, key, members, self._ports.sources.open)
-            if self._ports.bundles.put(key, spool, manifest):
+            manifest = write_bundle(spool, key, members, self._stores.sources.open)
+            if self._stores.bundles.put(key, spool, manifest):
                 outcome.written.append(manifest)
             else:
                 outcome.already_written.append(key)
-        self._ports.claims.complete(key)
+        self._stores.claims.complete(key)

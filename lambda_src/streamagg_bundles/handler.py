@@ -14,17 +14,17 @@ from typing import Any, TypeAlias
 
 from streamagg_engine import bootstrap
 
-from .bundler import Lease, Ports
+from .bundler import Lease, Stores
 from .config import BundlerConfig
 from .metrics import COUNTS, NAMESPACE
 from .pipeline import process_batch
 from .stores import ClaimTable, DistributionBucket, SourceObjects
 
-Runtime: TypeAlias = bootstrap.Runtime[BundlerConfig, Ports]
+Runtime: TypeAlias = bootstrap.Runtime[BundlerConfig, Stores]
 
 
-def _stores(config: BundlerConfig, clients: bootstrap.Clients) -> Ports:
-    return Ports(
+def _stores(config: BundlerConfig, clients: bootstrap.Clients) -> Stores:
+    return Stores(
         claims=ClaimTable(clients.dynamodb, config.idempotency_table_name,
                           config.idempotency_ttl_days),
         sources=SourceObjects(clients.s3),
@@ -35,7 +35,7 @@ def _stores(config: BundlerConfig, clients: bootstrap.Clients) -> Ports:
 def _process(runtime: Runtime, call: bootstrap.Invocation) -> bootstrap.Process:
     lease = Lease(owner=call.request_id, now_ms=call.now_ms,
                   until_ms=call.now_ms + runtime.config.claim_lease_seconds * 1000)
-    return partial(process_batch, config=runtime.config, ports=runtime.stores,
+    return partial(process_batch, config=runtime.config, stores=runtime.stores,
                    pool=runtime.pool, lease=lease)
 
 

@@ -28,7 +28,7 @@ from streamagg_engine.batch import (
 )
 from streamagg_engine.errors import MalformedRecordError, StoreError
 
-from .bundler import Bundler, Lease, Outcome, Ports
+from .bundler import Bundler, Lease, Outcome, Stores
 from .config import BundlerConfig
 from .processor import PlannedBundle, plan_bundles
 from .s3_events import SourceObject, message_id, object_identity, parse_message
@@ -79,7 +79,7 @@ class _Decoded:
     """Identity -> the ids of the messages announcing it."""
 
 
-def process_batch(raw_records: Sequence[Any], *, config: BundlerConfig, ports: Ports,
+def process_batch(raw_records: Sequence[Any], *, config: BundlerConfig, stores: Stores,
                   pool: Executor, lease: Lease) -> BundleBatchResult:
     result = BundleBatchResult(messages=len(raw_records))
     decoded = _decode(raw_records, result)
@@ -89,7 +89,7 @@ def process_batch(raw_records: Sequence[Any], *, config: BundlerConfig, ports: P
             _oversized(obj, decoded.carriers[identity], config, result)
         else:
             bundlable.append(obj)
-    bundler = Bundler(ports, config, lease)
+    bundler = Bundler(stores, config, lease)
     jobs: list[Job] = []
     for planned in plan_bundles(bundlable, prefix=config.bundle_prefix,
                                 max_input_bytes=config.max_input_bytes,

@@ -14,14 +14,14 @@ from streamagg_engine.stores import ArchiveStore
 
 from .config import EventMetricsConfig
 from .metrics import COUNTS, NAMESPACE
-from .pipeline import EventStores, process_batch
+from .pipeline import Stores, process_batch
 from .stores import LookupStore, MetricsStore
 
-Runtime: TypeAlias = bootstrap.Runtime[EventMetricsConfig, EventStores]
+Runtime: TypeAlias = bootstrap.Runtime[EventMetricsConfig, Stores]
 
 
-def _stores(config: EventMetricsConfig, clients: bootstrap.Clients) -> EventStores:
-    return EventStores(
+def _stores(config: EventMetricsConfig, clients: bootstrap.Clients) -> Stores:
+    return Stores(
         lookups=LookupStore(clients.dynamodb, config.lookup_table_name),
         metrics=MetricsStore(clients.dynamodb, config),
         archive=ArchiveStore(clients.s3, config.archive_bucket_name) if config.archival_enabled

@@ -55,7 +55,7 @@ class ArchiveWriter(Protocol):
 
 
 @dataclass(frozen=True)
-class EventStores:
+class Stores:
     """The ports a batch reads and writes through (``events/stores.py`` has the adapters)."""
 
     lookups: Lookups
@@ -91,7 +91,7 @@ class BatchResult:
 
 
 def process_batch(raw_records: Sequence[Any], *, config: EventMetricsConfig,
-                  stores: EventStores, pool: Executor, now_ms: int) -> BatchResult:
+                  stores: Stores, pool: Executor, now_ms: int) -> BatchResult:
     result = BatchResult(records=len(raw_records))
     decoded = _decode(raw_records, event_schema(config.event_types), result)
     if not decoded:

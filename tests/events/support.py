@@ -19,7 +19,7 @@ from local_aws.events_harness import (
 from local_aws.memory import MemoryS3
 from streamagg_engine.stores import ArchiveStore
 from streamagg_events.config import EventMetricsConfig
-from streamagg_events.pipeline import BatchResult, EventStores, process_batch
+from streamagg_events.pipeline import BatchResult, Stores, process_batch
 from streamagg_events.stores import LookupStore, MetricsStore
 
 NOW_MS = 1_769_900_000_000
@@ -59,9 +59,9 @@ class Memory:
             self.ddb.put_item(TableName=LOOKUP_TABLE, Item=item)
         self.pool = ThreadPoolExecutor(4)
 
-    def stores(self, ddb: Any = None, s3: Any = None) -> EventStores:
+    def stores(self, ddb: Any = None, s3: Any = None) -> Stores:
         ddb = ddb or self.ddb
-        return EventStores(lookups=LookupStore(ddb, LOOKUP_TABLE),
+        return Stores(lookups=LookupStore(ddb, LOOKUP_TABLE),
                            metrics=MetricsStore(ddb, self.config),
                            archive=ArchiveStore(cast(Any, s3 or self.s3), BUCKET))
 
