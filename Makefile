@@ -39,15 +39,14 @@ demo: setup
 	$(PY) -m local_aws.demo
 
 # The lanes (tests/lanes.py marks each test by what it uses): `test-fast` leaves out every
-# test that synthesizes, runs on moto or starts other processes; `test` runs them all, on
-# every core (pytest-xdist; the synth lane stays on one worker, so the app synthesizes once).
+# test that synthesizes, runs on moto or starts other processes; `test` runs them all.
 # Extra pytest options: PYTEST_ARGS="--durations=25".
 FAST_LANE := not synth and not moto and not slow
 
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m ruff check .

@@ -31,17 +31,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test lands in its lanes by what it uses, so ``-m`` can leave lanes out.
-
-    Under pytest-xdist (``make test``: ``-n auto --dist loadgroup``) the synth lane is one
-    group, run by one worker, so the app is still synthesized (and checked) once.
-    """
+    """Every test lands in its lanes by what it uses, so ``-m`` can leave lanes out."""
     for item in items:
-        found = lanes(item)
-        for lane in found:
+        for lane in lanes(item):
             item.add_marker(lane)
-        if "synth" in found:
-            item.add_marker(pytest.mark.xdist_group("synth"))
 
 
 @pytest.fixture(autouse=True)
