@@ -43,10 +43,22 @@ demo: setup
 # Extra pytest options: PYTEST_ARGS="--durations=25".
 FAST_LANE := not synth and not moto and not slow
 
+# `test` uses both cores: mypy and the synth lane run in the background (their output is
+# printed when they end) while the other lanes run in the foreground; it fails if any does.
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m mypy
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@rm -rf .test-run && mkdir -p .test-run
+	@echo "== mypy and the synth lane run in the background (.test-run/*.log)"
+	@tmp=$$(mktemp -d); \
+	 $(PY) -m mypy > .test-run/mypy.log 2>&1 & mypy=$$!; \
+	 $(PY) -m pytest -m synth --basetemp=$$tmp/synth $(PYTEST_ARGS) \
+	   > .test-run/synth.log 2>&1 & synth=$$!; \
+	 echo "== the other lanes"; \
+	 $(PY) -m pytest -m "not synth" --basetemp=$$tmp/other $(PYTEST_ARGS); other=$$?; \
+	 wait $$mypy; typed=$$?; wait $$synth; synthed=$$?; \
+	 echo "== mypy"; cat .test-run/mypy.log; \
+	 echo "== the synth lane"; cat .test-run/synth.log; \
+	 test $$other -eq 0 -a $$typed -eq 0 -a $$synthed -eq 0
 
 test-fast: setup
 	$(PY) -m ruff check .

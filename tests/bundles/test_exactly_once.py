@@ -38,7 +38,7 @@ def _setup(s3: Any, ddb: Any, suffix: str, seed: int, count: int) -> tuple[
 def test_every_object_is_in_exactly_one_bundle_under_faults(
         clients: tuple[Any, Any, str], seed: int, max_receive_count: int) -> None:
     s3, ddb, suffix = clients
-    objects, config = _setup(s3, ddb, suffix, seed, 200)
+    objects, config = _setup(s3, ddb, suffix, seed, 120)
 
     result = harness.run(objects, seed=seed, ddb=ddb, s3=s3, config=config,
                          throttle_rate=0.05, lost_response_rate=0.05, crash_rate=0.25,

@@ -28,7 +28,7 @@ def _reset(aws: LocalAws) -> None:
 def test_counts_are_exact_under_faults_on_moto(aws: LocalAws) -> None:
     _reset(aws)
     _moto_table(aws)
-    workload = generate_workload(21, 600, entities=30)
+    workload = generate_workload(21, 400, entities=30)
     result = run(workload, seed=21, ddb=aws.ddb, s3=aws.s3, lanes=2)
     differences = compare(workload, aws.items(TABLE), aws.objects(BUCKET).values())
     assert not differences, differences

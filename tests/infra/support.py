@@ -191,6 +191,9 @@ CONSUMER_APP = textwrap.dedent('''
         assert where.is_relative_to(here), f"{own.__name__} imported from {where}"
     assert infra.OWNER == aggregator.OWNER == "consumer"
     assert AggregatorConfig().table_name == "rate-limits"
+    # the library's usage pipeline, under the name that cannot shadow the app's own
+    assert AggregatorConfig.__module__ == "streamagg_usage.config"
+    assert sys.modules["aggregator"] is aggregator
 
     app = App(outdir="cdk.out")
     stack = Stack(app, "Consumer")

@@ -41,6 +41,19 @@ def test_installed_package_holds_the_construct_and_the_lambda_sources(
     assert (info / "licenses" / "LICENSE").is_file()
 
 
+def test_the_wheel_states_its_version_licence_and_the_cdk_nag_major_it_needs(
+    consumer_site: Path,
+) -> None:
+    """cdk-nag 2 would ignore the constructs' acknowledgements: the wheel refuses it."""
+    (info,) = consumer_site.glob("cdk_stream_aggregator-*.dist-info")
+    metadata = (info / "METADATA").read_text()
+    assert "Version: 0.2.0" in metadata
+    assert "License-Expression: Apache-2.0" in metadata
+    requires = [line.split(":", 1)[1].strip() for line in metadata.splitlines()
+                if line.startswith("Requires-Dist:")]
+    assert "cdk-nag<4,>=3" in requires
+
+
 def test_consumer_template_has_the_function_on_its_own_stream(
     template: dict[str, Any],
 ) -> None:
