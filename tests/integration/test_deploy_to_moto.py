@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App
 
 from aggregator.config import AggregatorConfig
-from infra import AggregatorStack
 from infra.stacks.aggregator_stack import config_from_context
 from local_aws import MotoServer, client
 from local_aws.deploy import DeployedStack, DeployError, deploy_synthesized_stack
+from tests.infra.support import STACK_NAME as APP_STACK_NAME
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
@@ -26,7 +25,7 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 REPO = Path(__file__).resolve().parents[2]
-STACK_NAME = "StreamAggregator-it"
+STACK_NAME = APP_STACK_NAME
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +35,9 @@ def context() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def cloud_assembly(tmp_path_factory: pytest.TempPathFactory, context: dict[str, Any]) -> Path:
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    app = App(context=context, outdir=str(outdir))
-    AggregatorStack(app, STACK_NAME)
-    app.synth()
-    return outdir
+def cloud_assembly(app_assembly: Path) -> Path:
+    """The app's one synth of the session (``app.py`` as ``cdk synth`` runs it)."""
+    return app_assembly
 
 
 @pytest.fixture(scope="module")
