@@ -7,6 +7,11 @@ its metric names); its ``handler`` module exposes ``handler``, ``build_runtime``
 ``handle`` from it. Nothing happens at import time (no environment reads, no clients), so
 tests import handlers freely and a cold start pays only for what the first invocation
 needs.
+
+Every invocation gets its stores wrapped so that a write refused beyond the SDK's own
+retries is tried again within the invocation, until the runtime's :class:`RetryPolicy` or
+the invocation's deadline says stop (:mod:`streamagg_engine.retries`); the deadline comes
+from Lambda's context. The batch's completion line and metrics count those retries.
 """
 
 from __future__ import annotations
@@ -18,15 +23,16 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 import boto3
 
-from .batch import BatchOutcome, run_batch
+from .batch import BatchOutcome, FailedRecords, run_batch
 from .clients import sdk_config
 from .logs import configure_logging, invocation
+from .retries import Retrier, RetryPolicy, retrying_ports
 
 
 class Settings(Protocol):
@@ -45,6 +51,11 @@ P = ParamSpec("P")
 T = TypeVar("T")
 Process = Callable[[Sequence[Any]], BatchOutcome]
 """A batch's records in, its outcome out: ``process_batch`` with the runtime bound."""
+RemainingMs = Callable[[], int]
+"""Lambda's ``context.get_remaining_time_in_millis``."""
+WRITE_RETRIES = "write_retries"
+"""The summary field every pipeline's batch gains: refused writes tried again."""
+WRITE_RETRIES_METRIC = "WriteRetries"
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,8 @@ class Runtime(Generic[ConfigT, StoresT]):
     pool: ThreadPoolExecutor
     function_name: str
     """Dimension of the batch metrics (Lambda's AWS_LAMBDA_FUNCTION_NAME)."""
+    retries: RetryPolicy = RetryPolicy()
+    """How a refused write is retried within an invocation."""
 
 
 @dataclass(frozen=True)
@@ -103,8 +116,10 @@ class Pipeline(Generic[ConfigT, StoresT]):
     """Seconds; longer where a response streams an object body."""
 
     def build_runtime(self, env: Mapping[str, str], *, dynamodb: Any = None,
-                      s3: Any = None) -> Runtime[ConfigT, StoresT]:
-        """Everything an invocation needs; clients may be passed in (tests, local runs)."""
+                      s3: Any = None,
+                      retries: RetryPolicy | None = None) -> Runtime[ConfigT, StoresT]:
+        """Everything an invocation needs; clients and the retry policy may be passed in
+        (tests, local runs, benchmarks)."""
         config = self.settings(env)
         configure_logging(config.log_level, self.package)
         sdk = sdk_config(config.max_workers * self.connections_per_worker,
@@ -116,21 +131,47 @@ class Pipeline(Generic[ConfigT, StoresT]):
         return Runtime(
             config=config, stores=self.stores(config, Clients(dynamodb=dynamodb, s3=s3)),
             pool=ContextPool(max_workers=config.max_workers, thread_name_prefix=self.package),
-            function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", "local"))
+            function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", "local"),
+            retries=retries or RetryPolicy())
 
     def handle(self, event: Mapping[str, Any], runtime: Runtime[ConfigT, StoresT], *,
-               now_ms: int, request_id: str | None = None,
-               cold_start: bool = False) -> dict[str, Any]:
+               now_ms: int, request_id: str | None = None, cold_start: bool = False,
+               remaining_ms: RemainingMs | None = None) -> dict[str, Any]:
         """One batch in, Lambda's partial batch response out; every line it logs names
-        the invocation under Powertools' field names."""
+        the invocation under Powertools' field names.
+
+        ``remaining_ms`` bounds the retries of refused writes; without it (the redrive,
+        tools, tests) the policy's default budget does.
+        """
         call = Invocation(now_ms=now_ms, request_id=request_id or uuid.uuid4().hex,
                           cold_start=cold_start)
+        policy = runtime.retries
+        remaining_s = None if remaining_ms is None else remaining_ms() / 1000
+        retrier = Retrier(policy, policy.deadline(time.monotonic(), remaining_s))
+        process = self.process(replace(runtime, stores=retrying_ports(runtime.stores, retrier)),
+                               call)
         with invocation(function_name=runtime.function_name,
                         function_request_id=call.request_id, cold_start=cold_start):
-            return run_batch(event, self.process(runtime, call),
+            return run_batch(event, lambda records: _Retried(process(records), retrier),
                              logger=logging.getLogger(f"{self.package}.handler"),
-                             namespace=self.namespace, counts=self.counts,
+                             namespace=self.namespace,
+                             counts={**self.counts, WRITE_RETRIES_METRIC: WRITE_RETRIES},
                              function_name=runtime.function_name, now_ms=now_ms)
+
+
+@dataclass(frozen=True)
+class _Retried:
+    """A pipeline's batch outcome, its summary joined by the invocation's write retries."""
+
+    outcome: BatchOutcome
+    retrier: Retrier
+
+    @property
+    def failures(self) -> FailedRecords:
+        return self.outcome.failures
+
+    def summary(self) -> dict[str, int]:
+        return {**self.outcome.summary(), WRITE_RETRIES: self.retrier.retries}
 
 
 class LambdaEntry(Generic[ConfigT, StoresT]):
@@ -147,4 +188,6 @@ class LambdaEntry(Generic[ConfigT, StoresT]):
             runtime = self.runtime = self.pipeline.build_runtime(os.environ)
         return self.pipeline.handle(event, runtime, now_ms=int(time.time() * 1000),
                                     request_id=getattr(context, "aws_request_id", None),
-                                    cold_start=cold_start)
+                                    cold_start=cold_start,
+                                    remaining_ms=getattr(context, "get_remaining_time_in_millis",
+                                                         None))
