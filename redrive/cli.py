@@ -1,27 +1,43 @@
-"""``python -m redrive``: recover the records behind the aggregator's DLQ messages.
+"""``python -m redrive``: recover what a pipeline's dead-letter queue holds.
 
-Reads Lambda's on-failure messages from the dead-letter queue, reads each failed range
-back from the table's stream (within the stream's 24 hours), replays the records through
-the aggregator and deletes a message once its whole range went through. Safe to run
-again: the snapshots' watermarks and the archive's deterministic keys make a replayed
-record count once.
+Give the stack (``--stack-name``), or the DLQ (``--queue-url``) and, for a stream
+pipeline, its function (``--function-name``). Which pipeline it is, is read from the
+function's handler (``aggregator.*`` usage snapshots, ``streamagg_projection.*``
+projection, ``streamagg_events.*`` event metrics, ``streamagg_bundles.*`` bundler); with
+no function, a DLQ that is another queue's dead-letter target (its redrive policy) is the
+bundler's. ``--pipeline`` says it outright.
+
+* usage, projection: each on-failure message names a DynamoDB stream range; the range is
+  read back from the table's stream (within its 24 hours) and replayed through the
+  pipeline's handler. Usage: the snapshots' watermarks make a replayed record count once
+  and report ranges that later records shadowed. Projection: a source item changed after
+  the range also gets its newer records replayed, so the dashboard ends at its newest image.
+* events: each message names a Kinesis shard range (``KinesisBatchInfo``); the range is
+  read back from the stream and replayed; the event markers make a replay count once.
+* bundler: each message is an S3 event message that ran out of receives; it is moved back
+  to the source queue (the queue whose redrive policy names the DLQ, or the stack's
+  ``QueueUrl``), where the bundler's claims keep a bundled object from being bundled twice.
+
+A message is deleted once its range went through (or it was moved). Every run prints a
+line per message and per replayed batch, and a summary.
 
 Examples::
 
     python -m redrive --stack-name StreamAggregator-prod --dry-run
-    python -m redrive --stack-name StreamAggregator-prod
+    python -m redrive --stack-name EventMetrics-prod
     python -m redrive --queue-url https://sqs.eu-west-1.amazonaws.com/123456789012/... \\
         --function-name StreamAggregator-prod-AggregatorFunction... --invoke
 
-Exit status: 0 when every message taken was recovered and deleted (in a dry run: would
-be), 1 when any is left in the queue (expired, shadowed, failed, held back), 2 for a
-usage or configuration error.
+Exit status: 0 when every message taken was recovered or moved and deleted (in a dry
+run: would be), 1 when any is left in the queue (expired, shadowed, failed, held back),
+2 for a usage or configuration error.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -31,38 +47,46 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aggregator.config import AggregatorConfig
-from aggregator.handler import build_runtime
 from streamagg_engine.errors import ConfigError
 
+from .deployment import CLIENT_CONFIG, Deployment
 from .errors import RedriveError
-from .replay import InProcessTarget, InvokeTarget, Target
-from .run import Redrive, Settings
-from .stream import RecordFilter
+from .run import Report, Say, Settings
 
 PROG = "python -m redrive"
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5,
-                        read_timeout=30)
-_INVOKE_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5,
-                        read_timeout=910)
-"""A synchronous invocation can take the function's whole timeout (at most 900 s)."""
+HANDLER_PACKAGES = {"aggregator": "usage", "streamagg_projection": "projection",
+                    "streamagg_events": "events", "streamagg_bundles": "bundles"}
+"""A function's handler package -> its pipeline, whose module is ``redrive.<pipeline>``
+(imported when chosen: a run loads only its own pipeline's handler)."""
+PIPELINES = tuple(sorted(HANDLER_PACKAGES.values()))
+STREAM_PIPELINES = ("usage", "projection", "events")
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     where = p.add_argument_group("what to redrive")
-    where.add_argument("--stack-name", help="read FunctionName and DeadLetterQueueUrl from "
-                       "this stack's outputs (e.g. StreamAggregator-prod)")
+    where.add_argument("--stack-name", help="read FunctionName, DeadLetterQueueUrl (and the "
+                       "bundler's QueueUrl) from this stack's outputs (e.g. "
+                       "StreamAggregator-prod, EventMetrics-prod, SentimentProjection-prod, "
+                       "Bundles-prod)")
     where.add_argument("--queue-url", help="the dead-letter queue (DeadLetterQueueUrl)")
-    where.add_argument("--function-name", help="the aggregator function (FunctionName)")
+    where.add_argument("--function-name", help="the pipeline's function (FunctionName); "
+                       "needed for a stream pipeline, whose handler replays the ranges")
+    where.add_argument("--source-queue-url", help="bundler: where DLQ messages go back to "
+                       "(default: the stack's QueueUrl, or the queue whose redrive policy "
+                       "names the DLQ)")
+    where.add_argument("--pipeline", choices=PIPELINES, help="which pipeline the DLQ "
+                       "belongs to (default: read from the function's handler, or, with no "
+                       "function, the bundler when the DLQ is another queue's dead-letter "
+                       "queue)")
     where.add_argument("--region", help="AWS region (default: the SDK's configuration)")
     where.add_argument("--endpoint-url", help="another endpoint for every AWS call (moto)")
     how = p.add_argument_group("how")
-    how.add_argument("--invoke", action="store_true", help="invoke the deployed function "
-                     "instead of running the handler in this process")
+    how.add_argument("--invoke", action="store_true", help="stream pipelines: invoke the "
+                     "deployed function instead of running its handler in this process")
     how.add_argument("--dry-run", action="store_true", help="read and report only: no "
-                     "replay, no message deleted")
+                     "replay, no message moved or deleted")
     how.add_argument("--batch-size", type=_positive, default=100, help="records per "
                      "invocation (default 100)")
     how.add_argument("--max-attempts", type=_positive, default=3, help="invocations of one "
@@ -71,8 +95,8 @@ def parser() -> argparse.ArgumentParser:
                      "messages, oldest ranges first (default: all)")
     how.add_argument("--discard-expired", action="store_true", help="delete the message of a "
                      "range the stream no longer (fully) has, after replaying what is left")
-    how.add_argument("--discard-shadowed", action="store_true", help="delete the message of a "
-                     "range whose shadowed records could not be replayed (see the report)")
+    how.add_argument("--discard-shadowed", action="store_true", help="usage: delete the "
+                     "message of a range whose shadowed records could not be replayed")
     how.add_argument("--ignore-filters", action="store_true", help="replay every record of "
                      "a range, not only those the event source mapping's filter lets through")
     how.add_argument("--visibility-timeout", type=_positive, default=900, help="seconds the "
@@ -99,85 +123,74 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return 2
 
 
-def _run(args: argparse.Namespace, say: Any) -> int:
+def _run(args: argparse.Namespace, say: Say) -> int:
     session = boto3.session.Session(region_name=args.region)
     if session.region_name is None:
         raise RedriveError("no region: pass --region or configure one for the AWS SDK")
 
-    def client(service: str, config: Config = _CLIENT_CONFIG) -> Any:
+    def clients(service: str, config: Config = CLIENT_CONFIG) -> Any:
         return session.client(service, endpoint_url=args.endpoint_url,  # type: ignore[call-overload]
                               config=config)
 
-    queue_url, function_name = args.queue_url, args.function_name
-    if args.stack_name:
-        outputs = _stack_outputs(client("cloudformation"), args.stack_name)
-        queue_url = queue_url or outputs.get("DeadLetterQueueUrl")
-        function_name = function_name or outputs.get("FunctionName")
-    if not queue_url or not function_name:
-        raise RedriveError("give --stack-name, or both --queue-url and --function-name")
-
-    lambda_client = client("lambda")
-    function = lambda_client.get_function_configuration(FunctionName=function_name)
-    env = dict(function.get("Environment", {}).get("Variables", {}))
-    config = AggregatorConfig.from_env(env)
-    mappings = _stream_mappings(lambda_client, function_name)
-    filters = {} if args.ignore_filters else {
-        m["EventSourceArn"]: RecordFilter.from_criteria(m.get("FilterCriteria"))
-        for m in mappings}
-    dynamodb = client("dynamodb")
-    say(f"redrive: queue {queue_url}")
-    say(f"         function {function_name}; snapshots in {config.snapshot_table}")
-    for mapping in mappings:
-        source = mapping["EventSourceArn"]
-        say(f"         mapping {mapping.get('UUID')} ({mapping.get('State')}) on {source}; "
-            + ("filter ignored" if args.ignore_filters else
-               f"replayed through its filter: {filters[source].describe()}"))
-        if mapping.get("State") == "Enabled":
-            say("         note: the mapping is enabled, so newer records keep being counted; "
-                "a range may be shadowed (see docs/operations.md: disable it first)")
+    outputs = _stack_outputs(clients("cloudformation"), args.stack_name) \
+        if args.stack_name else {}
+    queue_url = args.queue_url or outputs.get("DeadLetterQueueUrl")
+    function_name = args.function_name or outputs.get("FunctionName")
+    if not queue_url:
+        raise RedriveError("give --stack-name, or --queue-url (and --function-name for a "
+                           "stream pipeline)")
+    environment: dict[str, str] = {}
+    handler = None
+    if function_name:
+        function = clients("lambda").get_function_configuration(FunctionName=function_name)
+        environment = dict(function.get("Environment", {}).get("Variables", {}))
+        handler = function.get("Handler")
+    kind = args.pipeline or _detect(clients("sqs"), queue_url, function_name, handler)
+    if kind in STREAM_PIPELINES and not function_name:
+        raise RedriveError(f"the {kind} pipeline's ranges are replayed through its function: "
+                           "give --function-name or --stack-name")
     settings = Settings(
         batch_size=args.batch_size, max_attempts=args.max_attempts,
         max_messages=args.max_messages, dry_run=args.dry_run,
         discard_expired=args.discard_expired, discard_shadowed=args.discard_shadowed,
         hold_seconds=args.visibility_timeout, wait_seconds=args.wait_seconds,
     )
+    deployment = Deployment(
+        clients=clients, region=session.region_name, queue_url=queue_url, settings=settings,
+        say=say, function_name=function_name, environment=environment, outputs=outputs,
+        source_queue_url=args.source_queue_url, invoke=args.invoke,
+        ignore_filters=args.ignore_filters)
+    # The handler's JSON logger writes to stdout, which goes to the handler log.
     with _handler_output(args.handler_log) as handler_log, \
             contextlib.redirect_stdout(handler_log):
-        target: Target
-        runtime = None
-        if args.invoke:
-            target = InvokeTarget(client("lambda", _INVOKE_CONFIG), function_name)
-        else:
-            # Built inside the redirect: the handler's JSON logger writes to handler_log.
-            runtime = build_runtime({**env, "AWS_LAMBDA_FUNCTION_NAME": function_name},
-                                    dynamodb=dynamodb, s3=client("s3"))
-            target = InProcessTarget(runtime)
-        say(f"         replay: {target.description}")
-        try:
-            report = Redrive(
-                sqs=client("sqs"), queue_url=queue_url, streams=client("dynamodbstreams"),
-                dynamodb=dynamodb, config=config, target=target, filters=filters,
-                region=session.region_name, settings=settings, out=say,
-            ).run()
-        finally:
-            if runtime is not None:
-                runtime.pool.shutdown(wait=True)
-    return report.exit_code
+        return _recover(kind, deployment).exit_code
+
+
+def _recover(kind: str, deployment: Deployment) -> Report:
+    report: Report = importlib.import_module(f"redrive.{kind}").redrive(deployment)
+    return report
+
+
+def _detect(sqs: Any, queue_url: str, function_name: str | None, handler: str | None) -> str:
+    """The pipeline a DLQ belongs to: its function's handler package, else (no function)
+    the bundler when another queue's redrive policy names the DLQ."""
+    if function_name:
+        package = (handler or "").split(".", 1)[0]
+        if package not in HANDLER_PACKAGES:
+            raise RedriveError(f"function {function_name}'s handler {handler!r} is none of "
+                               f"the pipelines' ({', '.join(sorted(HANDLER_PACKAGES))}); "
+                               "pass --pipeline")
+        return HANDLER_PACKAGES[package]
+    if sqs.list_dead_letter_source_queues(QueueUrl=queue_url).get("queueUrls"):
+        return "bundles"
+    raise RedriveError(f"no queue names {queue_url} in its redrive policy, so it is a stream "
+                       "pipeline's on-failure destination: give --function-name (or "
+                       "--stack-name)")
 
 
 def _stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
     stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-
-
-def _stream_mappings(lambda_client: Any, function_name: str) -> list[dict[str, Any]]:
-    """The function's DynamoDB stream event source mappings."""
-    found: list[dict[str, Any]] = []
-    for page in lambda_client.get_paginator("list_event_source_mappings").paginate(
-            FunctionName=function_name):
-        found.extend(m for m in page.get("EventSourceMappings", [])
-                     if ":dynamodb:" in m.get("EventSourceArn", ""))
-    return found
 
 
 @contextlib.contextmanager

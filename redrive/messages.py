@@ -1,8 +1,9 @@
-"""Lambda's on-failure messages for DynamoDB stream batches, parsed (pure: no I/O).
+"""Lambda's on-failure messages for stream batches, parsed (pure: no I/O).
 
-When the event source mapping gives up on a batch (retries exhausted, records too old),
-it sends the on-failure destination a JSON document describing the batch, not the
-records::
+When a stream's event source mapping gives up on a batch (retries exhausted, records too
+old), it sends the on-failure destination a JSON document describing the batch, not the
+records. A DynamoDB stream's says ``DDBStreamBatchInfo``, a Kinesis stream's
+``KinesisBatchInfo``, with the same fields::
 
     {"requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 11, ...},
      "timestamp": "2026-05-04T10:00:00.000Z",
@@ -23,7 +24,9 @@ from typing import Any
 from .errors import NotOnFailureMessageError
 
 STREAM_RETENTION = timedelta(hours=24)
-"""How long a DynamoDB stream keeps a record."""
+"""How long a DynamoDB stream keeps a record (a Kinesis stream's default retention too)."""
+BATCH_INFO = {"DDBStreamBatchInfo": "dynamodb", "KinesisBatchInfo": "kinesis"}
+"""The on-failure message's batch key -> the stream type it describes."""
 SEQUENCE_WIDTH = 40
 """Sequence numbers are compared as integers: they have up to 40 digits."""
 
@@ -49,6 +52,8 @@ class FailedRange:
     invocations: int | None
     failed_at: datetime | None
     """When Lambda gave up (the message's ``timestamp``)."""
+    source: str = "dynamodb"
+    """The stream type: ``dynamodb`` or ``kinesis`` (see :data:`BATCH_INFO`)."""
 
     @property
     def order(self) -> tuple[str, int]:
@@ -75,20 +80,24 @@ def parse_on_failure(message_id: str, receipt_handle: str, body: str) -> FailedR
     """Read one SQS message body.
 
     Raises:
-        NotOnFailureMessageError: the body is not a DynamoDB stream on-failure record.
+        NotOnFailureMessageError: the body is not a stream batch's on-failure record.
     """
     try:
         document = json.loads(body)
     except ValueError as exc:
         raise NotOnFailureMessageError(f"not JSON: {exc}") from exc
-    info = document.get("DDBStreamBatchInfo") if isinstance(document, dict) else None
-    if not isinstance(info, dict):
-        raise NotOnFailureMessageError("no DDBStreamBatchInfo: not a DynamoDB stream batch")
+    document = document if isinstance(document, dict) else {}
+    found = [key for key in BATCH_INFO if isinstance(document.get(key), dict)]
+    if not found:
+        raise NotOnFailureMessageError("no DDBStreamBatchInfo or KinesisBatchInfo: not a "
+                                       "stream batch's on-failure record")
+    key = found[0]
+    info = document[key]
     fields = {}
     for name in ("streamArn", "shardId", "startSequenceNumber", "endSequenceNumber"):
         value = info.get(name)
         if not isinstance(value, str) or not value:
-            raise NotOnFailureMessageError(f"DDBStreamBatchInfo.{name} is missing")
+            raise NotOnFailureMessageError(f"{key}.{name} is missing")
         fields[name] = value
     start, end = fields["startSequenceNumber"], fields["endSequenceNumber"]
     for value in (start, end):
@@ -113,6 +122,7 @@ def parse_on_failure(message_id: str, receipt_handle: str, body: str) -> FailedR
         condition=str(context.get("condition") or "unknown"),
         invocations=count if isinstance(count, int) and not isinstance(count, bool) else None,
         failed_at=_timestamp(document.get("timestamp")),
+        source=BATCH_INFO[key],
     )
 
 

@@ -1,10 +1,12 @@
-"""Replaying records through the aggregator, in batches, as the event source mapping would.
+"""Replaying stream records through a pipeline's handler, in batches, as the event source
+mapping would.
 
-Two targets: :class:`InProcessTarget` runs ``aggregator.handler.handle`` in this process
-with the deployed function's environment (the operator's credentials write the
-snapshots), :class:`InvokeTarget` invokes the deployed function (``lambda:InvokeFunction``
-is all the operator needs). Either answers with the handler's partial batch response; a
-batch is retried from the record it names, a bounded number of times.
+Two targets: :class:`InProcessTarget` runs the pipeline's ``handle`` in this process with
+the deployed function's environment (the operator's credentials write the results),
+:class:`InvokeTarget` invokes the deployed function (``lambda:InvokeFunction`` is all the
+operator needs). Either answers with the handler's partial batch response; a batch is
+retried from the record it names, a bounded number of times. Records are DynamoDB or
+Kinesis stream records alike (:func:`redrive.ranges.position`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aggregator.handler import Runtime, handle
-
 from .errors import FunctionError
-from .stream import sequence_number
+from .ranges import position
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -38,19 +38,23 @@ class Target(Protocol):
         ...
 
 
+Handle = Callable[[dict[str, Any], int], Mapping[str, Any]]
+"""A pipeline's ``handle`` with its runtime bound: (event, now_ms) -> partial batch response."""
+
+
 class InProcessTarget:
-    """``aggregator.handler.handle`` with a runtime built from the function's environment."""
+    """A pipeline's handler, run here with a runtime built from the function's environment."""
 
-    description = "in-process: aggregator.handler.handle with the function's environment"
-
-    def __init__(self, runtime: Runtime, clock: Callable[[], float] = time.time) -> None:
-        self._runtime = runtime
+    def __init__(self, handle: Handle, package: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._handle = handle
         self._clock = clock
+        self.description = (f"in-process: {package}.handler.handle with the function's "
+                            "environment")
 
     def __call__(self, records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
         try:
-            return handle({"Records": list(records)}, self._runtime,
-                          now_ms=int(self._clock() * 1000))
+            return self._handle({"Records": list(records)}, int(self._clock() * 1000))
         except Exception as exc:  # anything the handler raises fails the batch
             raise FunctionError(f"the handler raised {type(exc).__name__}: {exc}") from exc
 
@@ -145,18 +149,18 @@ def replay(
                 if index is None:
                     outcome.records += len(pending)
                     progress(f"{label}: {len(pending)} records "
-                             f"({sequence_number(pending[0])}..{sequence_number(pending[-1])})"
+                             f"({position(pending[0])}..{position(pending[-1])})"
                              f" ok{'' if attempt == 1 else f' on attempt {attempt}'}"
                              f" [{outcome.records}/{len(records)}]")
                     break
                 outcome.partial_failures += 1
                 failed_at = index
                 reason = (f"partial batch response: failed from "
-                          f"{sequence_number(pending[index])}")
+                          f"{position(pending[index])}")
             outcome.records += failed_at
             pending = pending[failed_at:]
             if attempt == max_attempts:
-                outcome.stopped_at = sequence_number(pending[0])
+                outcome.stopped_at = position(pending[0])
                 outcome.error = reason
                 progress(f"{label}: gave up after {attempt} attempt(s): {reason}")
                 return outcome
@@ -172,5 +176,5 @@ def first_failure(batch: Sequence[Mapping[str, Any]], response: Any) -> int | No
     failures = response.get("batchItemFailures") if isinstance(response, Mapping) else None
     if not failures:
         return None
-    positions = {sequence_number(record): i for i, record in enumerate(batch)}
+    positions = {position(record): i for i, record in enumerate(batch)}
     return min(positions.get(str(f.get("itemIdentifier")), 0) for f in failures)

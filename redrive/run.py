@@ -1,52 +1,60 @@
-"""One redrive run: take the DLQ's on-failure messages, replay their ranges, settle each.
+"""One redrive run over a stream pipeline's DLQ: take the on-failure messages, replay their
+ranges, settle each.
+
+The loop is the same for every stream pipeline; what differs (which stream is read, which
+records the mapping would have delivered, what the pipeline's own state says about a
+replay, which handler runs) is a :class:`RangePipeline` (``redrive.usage``,
+``redrive.projection``, ``redrive.events``).
 
 Messages are taken off the queue first (held invisible for the run), ordered by stream
-position (a shard's older range before its newer one: replaying a newer range first
-would move watermarks past the older one), then handled one by one:
+position (a shard's older range before its newer one), then handled one by one:
 
 * read the range from the stream and keep the records the mapping's filter lets through;
-* check the snapshots' watermarks (:mod:`redrive.watermarks`);
+* ask the pipeline what the replay will do (:meth:`RangePipeline.check`);
 * replay the records (:mod:`redrive.replay`);
 * delete the message only when its whole range went through and nothing was shadowed;
   an expired range is deleted only with ``discard_expired``, a shadowed one only with
   ``discard_shadowed``. Everything not deleted is made visible again at the end.
 
-If a range fails, the later ranges of the same shard are held back for the same reason
-the replay stops at a failing batch.
+If a range fails, the later ranges of the same shard are held back: replaying a newer
+range before an older one would apply the shard's changes out of order.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
-
-from aggregator.config import AggregatorConfig
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import NotOnFailureMessageError, RedriveError
 from .messages import FailedRange, age, iso, parse_on_failure
+from .ranges import RangeRead, position
 from .replay import Target, replay
-from .stream import RangeRead, RecordFilter, read_range
-from .watermarks import WatermarkCheck, check_range
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
+
+Say = Callable[[str], None]
 
 
 class Status(StrEnum):
     RECOVERED = "recovered"
     WOULD_RECOVER = "would recover"
+    MOVED = "moved"
+    WOULD_MOVE = "would move"
     EXPIRED = "expired"
     SHADOWED = "shadowed"
     FAILED = "failed"
     HELD_BACK = "held back"
     NOT_ON_FAILURE = "not an on-failure message"
     LEFT_FOR_LATER = "left for a later run"
+
+
+DONE = frozenset({Status.RECOVERED, Status.MOVED})
+WOULD_BE_DONE = frozenset({Status.WOULD_RECOVER, Status.WOULD_MOVE})
 
 
 @dataclass(frozen=True)
@@ -72,10 +80,10 @@ class Outcome:
     message_id: str
     failed: FailedRange | None = None
     records: int = 0
-    """Records of the range replayed (or, in a dry run, that would be)."""
+    """Records of the range replayed (or, in a dry run, that would be); messages moved."""
     deleted: bool = False
-    check: WatermarkCheck | None = None
-    """What the snapshots' watermarks said about the range, when it was read."""
+    check: object | None = None
+    """What the pipeline's own state said about the range, when it was read."""
 
 
 @dataclass
@@ -89,39 +97,111 @@ class Report:
     @property
     def exit_code(self) -> int:
         """0 when nothing the run took is left behind (in a dry run: would be), else 1."""
-        done = {Status.WOULD_RECOVER} if self.dry_run else {Status.RECOVERED}
+        done = WOULD_BE_DONE if self.dry_run else DONE
         return 0 if all(o.status in done or o.deleted for o in self.outcomes) else 1
+
+    def summary(self, *, unit: str = "record(s)", verb: str = "replayed",
+                later: int = 0) -> str:
+        parts = [f"{self.count(status)} {status.value}" for status in Status
+                 if self.count(status)]
+        deleted = sum(1 for o in self.outcomes if o.deleted)
+        kept = len(self.outcomes) - deleted
+        return (f"summary: {', '.join(parts) or 'no messages'}; "
+                f"{sum(o.records for o in self.outcomes)} {unit} "
+                f"{'would be ' if self.dry_run else ''}{verb}; {deleted} message(s) "
+                f"deleted, {kept} left in the queue"
+                + (f" ({later} not taken: --max-messages)" if later else ""))
+
+
+@dataclass
+class Check:
+    """What a pipeline expects of replaying one range."""
+
+    replay: list[dict[str, Any]]
+    """The records to replay, in order (the range's, and any the pipeline adds)."""
+    shadowed: bool = False
+    """Part of the range cannot be replayed into the pipeline's state (see its report)."""
+    detail: object | None = None
+    """The pipeline's own findings, kept on the outcome."""
+
+
+class RangePipeline(Protocol):
+    """One stream pipeline as the redrive sees it."""
+
+    target: Target
+    lost: str
+    """What the records of a lost range are missing from, for the report."""
+
+    def read(self, failed: FailedRange) -> RangeRead:
+        """The range's records from the stream; raises RedriveError if it cannot tell."""
+        ...
+
+    def select(self, failed: FailedRange, records: list[dict[str, Any]]
+               ) -> list[dict[str, Any]]:
+        """The records the mapping's filter would have delivered."""
+        ...
+
+    def check(self, failed: FailedRange, records: list[dict[str, Any]], say: Say) -> Check:
+        """What replaying ``records`` will do, reported with ``say``; raises RedriveError."""
+        ...
+
+
+class QueueHold:
+    """The DLQ's messages, held invisible for one run and released or deleted each."""
+
+    def __init__(self, sqs: SQSClient, queue_url: str, settings: Settings) -> None:
+        self._sqs = sqs
+        self.url = queue_url
+        self._settings = settings
+
+    def receive_all(self) -> list[dict[str, Any]]:
+        """Every visible message, held for the run (each once, its newest receipt)."""
+        seen: dict[str, dict[str, Any]] = {}
+        while True:
+            response = self._sqs.receive_message(
+                QueueUrl=self.url, MaxNumberOfMessages=10,
+                VisibilityTimeout=self._settings.hold_seconds,
+                WaitTimeSeconds=self._settings.wait_seconds,
+                MessageAttributeNames=["All"], MessageSystemAttributeNames=["All"],
+            )
+            found = response.get("Messages", [])
+            fresh = [m for m in found if m["MessageId"] not in seen]
+            for message in found:
+                seen[message["MessageId"]] = dict(message)
+            if not fresh:
+                return list(seen.values())
+
+    def hold(self, receipt_handle: str) -> None:
+        self._sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=receipt_handle,
+                                            VisibilityTimeout=self._settings.hold_seconds)
+
+    def release(self, receipt_handle: str) -> None:
+        self._sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=receipt_handle,
+                                            VisibilityTimeout=0)
+
+    def delete(self, receipt_handle: str) -> None:
+        self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=receipt_handle)
 
 
 class Redrive:
+    """One run over a stream pipeline's DLQ."""
+
     def __init__(
         self,
         *,
         sqs: SQSClient,
         queue_url: str,
-        streams: DynamoDBStreamsClient,
-        dynamodb: DynamoDBClient,
-        config: AggregatorConfig,
-        target: Target,
-        filters: Mapping[str, RecordFilter],
-        region: str,
+        pipeline: RangePipeline,
         settings: Settings,
-        out: Callable[[str], None],
+        out: Say,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Args:
-            filters: the mapping's filter by stream ARN; a stream without one: no filter.
             out: receives the run's report, one line at a time.
         """
-        self._sqs = sqs
-        self._queue = queue_url
-        self._streams = streams
-        self._dynamodb = dynamodb
-        self._config = config
-        self._target = target
-        self._filters = filters
-        self._region = region
+        self._queue = QueueHold(sqs, queue_url, settings)
+        self._pipeline = pipeline
         self._settings = settings
         self._out = out
         self._clock = clock
@@ -130,7 +210,7 @@ class Redrive:
     def run(self) -> Report:
         settings = self._settings
         report = Report(dry_run=settings.dry_run)
-        messages = self._receive_all()
+        messages = self._queue.receive_all()
         ranges: list[FailedRange] = []
         for message in messages:
             try:
@@ -140,7 +220,7 @@ class Redrive:
                 self._say(f"message {message['MessageId']}: not an on-failure message ({exc});"
                           " left in the queue")
                 report.outcomes.append(Outcome(Status.NOT_ON_FAILURE, message["MessageId"]))
-                self._release(message["ReceiptHandle"])
+                self._queue.release(message["ReceiptHandle"])
         ranges.sort(key=lambda failed: failed.order)
         chosen = ranges[:settings.max_messages] if settings.max_messages else ranges
         later = ranges[len(chosen):]
@@ -159,32 +239,38 @@ class Redrive:
             shard = (failed.stream_arn, failed.shard_id)
             if shard in blocked:
                 self._say("    held back: an older range of this shard did not go through, "
-                          "and replaying this one first would shadow it; left in the queue")
+                          "and replaying this one first would apply the shard out of order; "
+                          "left in the queue")
                 outcome = Outcome(Status.HELD_BACK, failed.message_id, failed)
             else:
-                self._hold(failed)
+                self._queue.hold(failed.receipt_handle)
                 outcome = self._handle(failed)
                 if outcome.status is Status.FAILED:
                     blocked.add(shard)
             if not outcome.deleted:
-                self._release(failed.receipt_handle)
+                self._queue.release(failed.receipt_handle)
             report.outcomes.append(outcome)
         for failed in later:
             report.outcomes.append(Outcome(Status.LEFT_FOR_LATER, failed.message_id, failed))
-            self._release(failed.receipt_handle)
-        self._summary(report, len(later))
+            self._queue.release(failed.receipt_handle)
+        self._say("")
+        self._say(report.summary(later=len(later)))
         return report
 
     # --- one message --------------------------------------------------------------
 
     def _handle(self, failed: FailedRange) -> Outcome:
+        pipeline = self._pipeline
         try:
-            read = read_range(self._streams, failed, region=self._region, sleep=self._sleep)
+            read = pipeline.read(failed)
         except RedriveError as exc:
             self._say(f"    FAILED to read the stream: {exc}; left in the queue")
             return Outcome(Status.FAILED, failed.message_id, failed)
-        record_filter = self._filters.get(failed.stream_arn, RecordFilter())
-        records = [r for r in read.records if record_filter.matches(r)]
+        try:
+            records = pipeline.select(failed, read.records)
+        except RedriveError as exc:
+            self._say(f"    FAILED to apply the mapping's filter: {exc}; left in the queue")
+            return Outcome(Status.FAILED, failed.message_id, failed)
         filtered = len(read.records) - len(records)
         self._say(f"    read {len(read.records)} record(s) of the range from the stream"
                   + (f"; {filtered} left out by the mapping's filter" if filtered else ""))
@@ -197,26 +283,24 @@ class Redrive:
         if not read.complete:
             self._lost(failed, read)
         try:
-            check = check_range(records, range_end=failed.end, config=self._config,
-                                dynamodb=self._dynamodb)
+            check = pipeline.check(failed, records, self._say)
         except RedriveError as exc:
-            self._say(f"    FAILED to read the snapshots' watermarks: {exc}; left in the queue")
+            self._say(f"    FAILED to check what the replay would do: {exc}; left in the queue")
             return Outcome(Status.FAILED, failed.message_id, failed)
-        self._describe_check(check)
-        outcome = self._settle(failed, read, records, check)
-        outcome.check = check
+        outcome = self._settle(failed, read, check)
+        outcome.check = check.detail
         return outcome
 
-    def _settle(self, failed: FailedRange, read: RangeRead, records: list[dict[str, Any]],
-                check: WatermarkCheck) -> Outcome:
+    def _settle(self, failed: FailedRange, read: RangeRead, check: Check) -> Outcome:
         settings = self._settings
+        records = check.replay
         if settings.dry_run:
             status = (Status.EXPIRED if not read.complete else
                       Status.SHADOWED if check.shadowed else Status.WOULD_RECOVER)
             self._say(f"    dry run: would replay {len(records)} record(s) in batches of "
                       f"{settings.batch_size}; {status.value}")
             return Outcome(status, failed.message_id, failed, records=len(records))
-        result = replay(records, self._target, batch_size=settings.batch_size,
+        result = replay(records, self._pipeline.target, batch_size=settings.batch_size,
                         max_attempts=settings.max_attempts, progress=self._progress,
                         sleep=self._sleep, backoff_seconds=settings.backoff_seconds)
         if not result.ok:
@@ -228,7 +312,7 @@ class Redrive:
             return self._expired(failed, replayed=result.records)
         if check.shadowed:
             if settings.discard_shadowed:
-                self._delete(failed)
+                self._queue.delete(failed.receipt_handle)
                 self._say(f"    replayed {result.records} record(s); shadowed records "
                           "accepted (--discard-shadowed): message deleted")
                 return Outcome(Status.SHADOWED, failed.message_id, failed, result.records,
@@ -236,7 +320,7 @@ class Redrive:
             self._say(f"    replayed {result.records} record(s), but the shadowed ones above "
                       "could not be; left in the queue (--discard-shadowed deletes it)")
             return Outcome(Status.SHADOWED, failed.message_id, failed, result.records)
-        self._delete(failed)
+        self._queue.delete(failed.receipt_handle)
         self._say(f"    recovered: {result.records} record(s) replayed; message deleted")
         return Outcome(Status.RECOVERED, failed.message_id, failed, result.records,
                        deleted=True)
@@ -246,7 +330,7 @@ class Redrive:
             self._say("    dry run: nothing to replay; expired")
             return Outcome(Status.EXPIRED, failed.message_id, failed)
         if self._settings.discard_expired:
-            self._delete(failed)
+            self._queue.delete(failed.receipt_handle)
             self._say("    message deleted (--discard-expired)"
                       + (f" after replaying the {replayed} record(s) left" if replayed else ""))
             return Outcome(Status.EXPIRED, failed.message_id, failed, replayed, deleted=True)
@@ -261,11 +345,10 @@ class Redrive:
             self._say(f"    EXPIRED: nothing of this range is left in the stream: {read.lost_head}")
             self._say(f"    lost: {failed.describe()}, {failed.batch_size} record(s) that "
                       f"arrived {failed.arrivals()} ({age(failed.first_arrival, now)}; a stream "
-                      "keeps records 24 h). Their counts are missing from the snapshots of "
-                      "those windows, and their audit removals from the archive")
+                      f"keeps records 24 h by default). {self._pipeline.lost}")
             return
-        first = read.records[0]["dynamodb"]["SequenceNumber"]
-        last = read.records[-1]["dynamodb"]["SequenceNumber"]
+        first = position(read.records[0])
+        last = position(read.records[-1])
         if read.lost_head:
             self._say(f"    PARTLY EXPIRED: {read.lost_head}")
             self._say(f"    lost: {failed.shard_id}, sequence {failed.start} up to (not "
@@ -275,67 +358,6 @@ class Redrive:
             self._say(f"    INCOMPLETE: {read.lost_tail}")
             self._say(f"    lost: {failed.shard_id}, sequence after {last} up to "
                       f"{failed.end}, records that arrived up to {iso(failed.last_arrival)}")
-
-    def _describe_check(self, check: WatermarkCheck) -> None:
-        self._say(f"    {check.counting_records} record(s) move counters: "
-                  f"{check.to_add} snapshot contribution(s) to add, "
-                  f"{check.already_counted} already counted, {check.shadowed_pairs} shadowed"
-                  + (f"; {check.archive_lines} audit removal(s) to archive"
-                     if check.archive_lines else "")
-                  + (f"; {check.malformed} malformed (skipped, as before)"
-                     if check.malformed else ""))
-        if check.shadowed:
-            self._say("    SHADOWED: later records of the same buckets were counted into these "
-                      "snapshot items after the batch failed, so their watermarks are past "
-                      "the range and a replay skips these contributions. They may be missing "
-                      "(up to the amounts below); if the function's errors show no failed "
-                      "write for these items, they were counted:")
-            for item in check.shadowed:
-                self._say(f"      {item.describe()}")
-
-    # --- the queue ------------------------------------------------------------------
-
-    def _receive_all(self) -> list[dict[str, Any]]:
-        """Every visible message, held for the run (each once, its newest receipt)."""
-        seen: dict[str, dict[str, Any]] = {}
-        while True:
-            response = self._sqs.receive_message(
-                QueueUrl=self._queue, MaxNumberOfMessages=10,
-                VisibilityTimeout=self._settings.hold_seconds,
-                WaitTimeSeconds=self._settings.wait_seconds,
-            )
-            found = response.get("Messages", [])
-            fresh = [m for m in found if m["MessageId"] not in seen]
-            for message in found:
-                seen[message["MessageId"]] = dict(message)
-            if not fresh:
-                return list(seen.values())
-
-    def _hold(self, failed: FailedRange) -> None:
-        self._sqs.change_message_visibility(QueueUrl=self._queue,
-                                            ReceiptHandle=failed.receipt_handle,
-                                            VisibilityTimeout=self._settings.hold_seconds)
-
-    def _release(self, receipt_handle: str) -> None:
-        self._sqs.change_message_visibility(QueueUrl=self._queue, ReceiptHandle=receipt_handle,
-                                            VisibilityTimeout=0)
-
-    def _delete(self, failed: FailedRange) -> None:
-        self._sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=failed.receipt_handle)
-
-    # --- output -----------------------------------------------------------------------
-
-    def _summary(self, report: Report, later: int) -> None:
-        self._say("")
-        parts = [f"{report.count(status)} {status.value}" for status in Status
-                 if report.count(status)]
-        deleted = sum(1 for o in report.outcomes if o.deleted)
-        kept = len(report.outcomes) - deleted
-        self._say(f"summary: {', '.join(parts) or 'no messages'}; "
-                  f"{sum(o.records for o in report.outcomes)} record(s) "
-                  f"{'would be ' if report.dry_run else ''}replayed; {deleted} message(s) "
-                  f"deleted, {kept} left in the queue"
-                  + (f" ({later} not taken: --max-messages)" if later else ""))
 
     def _progress(self, line: str) -> None:
         self._say(f"    {line}")

@@ -13,7 +13,6 @@ import base64
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import StreamReadError, UnsupportedFilterError
 from .messages import FailedRange
+from .ranges import RangeRead, note_gaps
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -54,26 +54,6 @@ def lambda_record(record: Mapping[str, Any], *, stream_arn: str, region: str) ->
     if "userIdentity" in record:
         converted["userIdentity"] = dict(record["userIdentity"])
     return converted
-
-
-def sequence_number(record: Mapping[str, Any]) -> str:
-    return str(record["dynamodb"]["SequenceNumber"])
-
-
-@dataclass
-class RangeRead:
-    """What the stream still holds of a failed range."""
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    """The range's records, oldest first, Lambda-shaped (unfiltered)."""
-    lost_head: str | None = None
-    """Why the range's first records are missing, if they are."""
-    lost_tail: str | None = None
-    """Why the range's last records are missing, if they are."""
-
-    @property
-    def complete(self) -> bool:
-        return self.lost_head is None and self.lost_tail is None
 
 
 def read_range(
@@ -129,7 +109,7 @@ class _RangeReader:
             empty = 0
             if self._take(found):
                 break
-        _note_gaps(self._result, self._failed)
+        note_gaps(self._result, self._failed)
         return self._result
 
     def _first_iterator(self) -> str | None:
@@ -197,19 +177,6 @@ class _RangeReader:
                 self._result.lost_tail = f"ResourceNotFoundException: {_message(exc)}"
                 return None
             raise StreamReadError(f"GetShardIterator: {_code(exc)}: {_message(exc)}") from exc
-
-
-def _note_gaps(result: RangeRead, failed: FailedRange) -> None:
-    if not result.records:
-        reason = result.lost_head or "none of the range's records is in the stream any more"
-        result.lost_head = result.lost_tail = reason
-        return
-    if result.lost_head is None and sequence_number(result.records[0]) != failed.start:
-        result.lost_head = (f"the stream's records start at {sequence_number(result.records[0])},"
-                            f" after the range's first record {failed.start}")
-    if sequence_number(result.records[-1]) != failed.end:
-        result.lost_tail = (f"the stream ends at {sequence_number(result.records[-1])} before "
-                            f"the range's last record {failed.end}")
 
 
 def _iterator(streams: DynamoDBStreamsClient, failed: FailedRange, kind: str,

@@ -35,7 +35,8 @@ def test_the_module_runs_and_documents_its_options() -> None:
 def test_it_needs_a_queue_and_a_function(aws: LocalAws) -> None:
     code, out = run("--region", "us-east-1", "--endpoint-url", aws.endpoint_url)
     assert code == 2
-    assert out == "error: give --stack-name, or both --queue-url and --function-name\n"
+    assert out == ("error: give --stack-name, or --queue-url (and --function-name for a "
+                   "stream pipeline)\n")
 
 
 def test_an_unknown_function_is_a_clear_error(aws: LocalAws) -> None:

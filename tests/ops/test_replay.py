@@ -90,8 +90,8 @@ def test_a_batch_that_keeps_failing_stops_the_replay_there() -> None:
 
 
 def test_the_in_process_target_turns_any_exception_into_a_function_error() -> None:
-    target = InProcessTarget(cast(Any, None))
-    with pytest.raises(FunctionError, match="the handler raised AttributeError"):
+    target = InProcessTarget(cast(Any, None), "aggregator")
+    with pytest.raises(FunctionError, match="the handler raised TypeError"):
         target(records(1))
 
 

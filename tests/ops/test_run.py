@@ -12,6 +12,7 @@ from aggregator.config import AggregatorConfig
 from redrive.errors import FunctionError
 from redrive.run import Redrive, Report, Settings, Status
 from redrive.stream import RecordFilter
+from redrive.usage import UsagePipeline
 from tests.moto_fixtures import LocalAws
 
 from .support import Delivery, Traffic, create_queue, queue_messages
@@ -36,9 +37,12 @@ class Run:
 
     def __call__(self, **settings: Any) -> Report:
         self.lines.clear()
+        pipeline = UsagePipeline(
+            streams=self.streams, dynamodb=self.aws.ddb, config=self.config,
+            target=self.target, filters=self.filters, region="us-east-1",
+            sleep=self.pauses.append)
         return Redrive(
-            sqs=self.aws.sqs, queue_url=self.queue, streams=self.streams, dynamodb=self.aws.ddb,
-            config=self.config, target=self.target, filters=self.filters, region="us-east-1",
+            sqs=self.aws.sqs, queue_url=self.queue, pipeline=pipeline,
             settings=Settings(wait_seconds=0, **settings), out=self.lines.append,
             sleep=self.pauses.append,
         ).run()

@@ -1,0 +1,120 @@
+"""The usage aggregator's recovery: replay its DynamoDB stream ranges through
+``aggregator.handler`` and report what the snapshots' watermarks make of them.
+
+A replayed record is added to a snapshot item only if it is newer than the item's
+watermark for its bucket (:mod:`redrive.watermarks` reads them before the replay), so a
+replay never counts twice; a range whose items have since counted newer records of the
+same buckets is *shadowed* and reported, with the tokens that may be missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from aggregator.config import AggregatorConfig
+from aggregator.handler import Runtime, build_runtime, handle
+
+from .deployment import Deployment
+from .messages import FailedRange
+from .ranges import RangeRead
+from .replay import InProcessTarget, Target
+from .run import Check, Redrive, Report, Say
+from .stream import RecordFilter, read_range
+from .watermarks import WatermarkCheck, check_range
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+
+PACKAGE = "aggregator"
+LOST = ("Their counts are missing from the snapshots of those windows, and their audit "
+        "removals from the archive")
+
+
+class UsagePipeline:
+    """The usage aggregator's ranges: read from the table's stream, checked against the
+    snapshots' watermarks, replayed through its handler."""
+
+    lost = LOST
+
+    def __init__(self, *, streams: DynamoDBStreamsClient, dynamodb: DynamoDBClient,
+                 config: AggregatorConfig, target: Target, filters: Mapping[str, RecordFilter],
+                 region: str, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Args:
+            filters: the mapping's filter by stream ARN; a stream without one: no filter.
+        """
+        self._streams = streams
+        self._dynamodb = dynamodb
+        self._config = config
+        self.target = target
+        self._filters = filters
+        self._region = region
+        self._sleep = sleep
+
+    def read(self, failed: FailedRange) -> RangeRead:
+        return read_range(self._streams, failed, region=self._region, sleep=self._sleep)
+
+    def select(self, failed: FailedRange, records: list[dict[str, Any]]
+               ) -> list[dict[str, Any]]:
+        record_filter = self._filters.get(failed.stream_arn, RecordFilter())
+        return [r for r in records if record_filter.matches(r)]
+
+    def check(self, failed: FailedRange, records: list[dict[str, Any]], say: Say) -> Check:
+        check = check_range(records, range_end=failed.end, config=self._config,
+                            dynamodb=self._dynamodb)
+        _describe(check, say)
+        return Check(replay=records, shadowed=bool(check.shadowed), detail=check)
+
+
+def _describe(check: WatermarkCheck, say: Say) -> None:
+    say(f"    {check.counting_records} record(s) move counters: "
+        f"{check.to_add} snapshot contribution(s) to add, "
+        f"{check.already_counted} already counted, {check.shadowed_pairs} shadowed"
+        + (f"; {check.archive_lines} audit removal(s) to archive" if check.archive_lines else "")
+        + (f"; {check.malformed} malformed (skipped, as before)" if check.malformed else ""))
+    if check.shadowed:
+        say("    SHADOWED: later records of the same buckets were counted into these "
+            "snapshot items after the batch failed, so their watermarks are past "
+            "the range and a replay skips these contributions. They may be missing "
+            "(up to the amounts below); if the function's errors show no failed "
+            "write for these items, they were counted:")
+        for item in check.shadowed:
+            say(f"      {item.describe()}")
+
+
+def redrive(deployment: Deployment, sleep: Callable[[float], None] = time.sleep) -> Report:
+    """Recover the usage aggregator's DLQ (see :mod:`redrive.run`)."""
+    say, clients = deployment.say, deployment.clients
+    config = AggregatorConfig.from_env(dict(deployment.environment))
+    mappings = deployment.stream_mappings("dynamodb")
+    filters = {} if deployment.ignore_filters else {
+        m["EventSourceArn"]: RecordFilter.from_criteria(m.get("FilterCriteria"))
+        for m in mappings}
+    dynamodb = clients("dynamodb")
+    say(f"redrive: usage aggregator; queue {deployment.queue_url}")
+    say(f"         function {deployment.function_name}; snapshots in {config.snapshot_table}")
+    deployment.describe_mappings(mappings, filters)
+    if any(m.get("State") == "Enabled" for m in mappings):
+        say("         note: the mapping is enabled, so newer records keep being counted; "
+            "a range may be shadowed (see docs/operations.md: disable it first)")
+    runtime: Runtime | None = None
+    target: Target
+    if deployment.invoke:
+        target = deployment.invoke_target()
+    else:
+        runtime = local = build_runtime(deployment.handler_environment(), dynamodb=dynamodb,
+                                        s3=clients("s3"))
+        target = InProcessTarget(lambda event, now_ms: handle(event, local, now_ms=now_ms),
+                                 PACKAGE)
+    say(f"         replay: {target.description}")
+    try:
+        pipeline = UsagePipeline(streams=clients("dynamodbstreams"), dynamodb=dynamodb,
+                                 config=config, target=target, filters=filters,
+                                 region=deployment.region, sleep=sleep)
+        return Redrive(sqs=clients("sqs"), queue_url=deployment.queue_url, pipeline=pipeline,
+                       settings=deployment.settings, out=say, sleep=sleep).run()
+    finally:
+        if runtime is not None:
+            runtime.pool.shutdown(wait=True)
