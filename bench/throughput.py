@@ -29,7 +29,7 @@ from aggregator.config import AggregatorConfig
 from aggregator.pipeline import Stores, process_batch
 from aggregator.processor import SnapshotUpdate
 from aggregator.refill import RefillPlan
-from aggregator.stores import BucketStore, SnapshotStore
+from aggregator.stores import Applied, BucketStore, SnapshotStore
 from streamagg_engine.stores import ArchiveStore
 
 from .baseline import NaiveAggregator
@@ -54,8 +54,8 @@ def now_after(records: Sequence[dict[str, Any]]) -> int:
 class _NoOpPorts:
     """The pipeline's three ports, doing nothing: no request is even built."""
 
-    def apply(self, update: SnapshotUpdate) -> int:
-        return 0
+    def apply(self, update: SnapshotUpdate) -> Applied:
+        return Applied()
 
     def refill(self, plan: RefillPlan) -> bool:
         return True

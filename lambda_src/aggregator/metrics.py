@@ -18,6 +18,7 @@ COUNTS: Mapping[str, str] = {
     "RecordsCounted": "counted_records",
     "SnapshotWrites": "snapshot_writes",
     "DuplicatesIgnored": "duplicate_contributions",
+    "GapsReconciled": "reconciled_gaps",
     "RefillsWritten": "refills_written",
     "RefillsLostRace": "refills_lost_race",
     "RefillsFailed": "refills_failed",

@@ -44,12 +44,13 @@ from .processor import (
     plan_snapshots,
 )
 from .refill import BucketState, RefillPlan, bucket_state, merge_states, plan_refill
+from .stores import Applied
 
 logger = logging.getLogger(__name__)
 
 
 class SnapshotWriter(Protocol):
-    def apply(self, update: SnapshotUpdate) -> int: ...
+    def apply(self, update: SnapshotUpdate) -> Applied: ...
 
 
 class RefillWriter(Protocol):
@@ -82,6 +83,9 @@ class BatchResult:
     counted_records: int = 0
     snapshot_writes: int = 0
     duplicate_contributions: int = 0
+    reconciled_gaps: int = 0
+    """(snapshot item, source) pairs where records never counted were counted from the
+    source's cumulative counters (``chain.py``)."""
     refills_written: int = 0
     refills_lost_race: int = 0
     refills_failed: int = 0
@@ -294,9 +298,10 @@ def _failing(result: BatchResult, carried: list[tuple[str, str]], kind: str,
     return fail
 
 
-def _count_snapshot(result: BatchResult, duplicates: int) -> None:
-    result.snapshot_writes += 1
-    result.duplicate_contributions += duplicates
+def _count_snapshot(result: BatchResult, applied: Applied) -> None:
+    result.snapshot_writes += applied.written
+    result.duplicate_contributions += applied.duplicates
+    result.reconciled_gaps += len(applied.gaps)
 
 
 def _snapshot_failed(result: BatchResult, update: SnapshotUpdate, exc: StoreError) -> None:

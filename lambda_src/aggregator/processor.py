@@ -7,9 +7,11 @@ records this telescopes to ``floor(last / scale) - floor(first / scale)``, so fr
 millitokens are never lost, across records or batches: the token a fraction completes is
 counted in the window where it completes.
 
-Every contribution is kept with its source item and stream position, grouped per
-snapshot item. The store applies an item's contributions in one ``UpdateItem``, with a
-per-source watermark that makes redelivered records no-ops (see ``stores.py``).
+Every contribution is kept with its source item, stream position and the source's
+counters before and after it, grouped per snapshot item. The store applies an item's
+contributions in one ``UpdateItem``; what the item already counted of each source
+(``chain.py``) makes redelivered records no-ops and lets a late replay, or the counters
+themselves, fill what was never counted.
 """
 
 from __future__ import annotations
@@ -48,32 +50,17 @@ class Contribution:
     sequence_number: str
     counters: Mapping[str, int]
     """Whole tokens per limit; zero entries are kept out."""
+    before: Mapping[str, int] | None
+    """Every counter of the source before the record (None for an INSERT)."""
+    after: Mapping[str, int]
+    """Every counter of the source after the record."""
 
 
 @dataclass(slots=True)
 class SnapshotUpdate:
     key: SnapshotKey
     by_source: dict[str, list[Contribution]] = field(default_factory=dict)
-    """Source item key → its contributions in stream order."""
-
-    def pending(self, applied: Mapping[str, str]) -> SnapshotUpdate:
-        """Only the contributions newer than each source's stored watermark."""
-        kept = {
-            source: [c for c in items if c.position > applied.get(source, "")]
-            for source, items in self.by_source.items()
-        }
-        return SnapshotUpdate(self.key, {s: items for s, items in kept.items() if items})
-
-    def totals(self) -> tuple[dict[str, int], int]:
-        """Summed counters (zeros dropped) and the number of events."""
-        counters: dict[str, int] = {}
-        events = 0
-        for items in self.by_source.values():
-            events += len(items)
-            for contribution in items:
-                for name, amount in contribution.counters.items():
-                    counters[name] = counters.get(name, 0) + amount
-        return {k: v for k, v in counters.items() if v}, events
+    """Source item key → its contributions in stream order, one per record."""
 
     def records(self) -> list[str]:
         """Sequence numbers of the records inside (a failed write fails these)."""
@@ -89,7 +76,11 @@ class CounterChange:
     entity: str
     resource: str
     millis: Mapping[str, tuple[int, int]]
-    """Limit name → (old, new) cumulative counter, in stored units."""
+    """Limit name → (old, new) cumulative counter, in stored units, where it moved."""
+    before: Mapping[str, int] | None
+    """Every counter in the old image (None for an INSERT: a new chain)."""
+    after: Mapping[str, int]
+    """Every counter in the new image."""
 
 
 def is_source_record(record: StreamRecord, config: AggregatorConfig) -> bool:
@@ -167,21 +158,35 @@ def decode_change(
     if not resource:
         raise MalformedRecordError(f"missing {config.resource_attribute}")
     inserted = event_name == "INSERT"
+    lookup = counter_attributes(config)
     millis: dict[str, tuple[int, int]] = {}
-    for attribute, limit in counter_attributes(config).of(new):
+    after_all: dict[str, int] = {}
+    before_all: dict[str, int] | None = None if inserted else {}
+    for attribute, limit in lookup.of(new):
         after = get_integer(new, attribute)
+        if after is None:
+            continue
+        after_all[limit] = after
         before = 0 if inserted else get_integer(old or {}, attribute)
-        if after is None or before is None or after == before:
+        if before is None or after == before:
             continue
         millis[limit] = (before, after)
     if not millis:
         return None
+    if before_all is not None and old is not None:
+        # The whole old state: a counter the new image dropped still ends the chain there.
+        for attribute, limit in lookup.of(old):
+            value = get_integer(old, attribute)
+            if value is not None:
+                before_all[limit] = value
     return CounterChange(
         record.partition_key + "|" + (get_string(record.keys, "SK") or ""),
         record.namespace_and_rest[0] if namespace is None else namespace,
         entity,
         resource,
         millis,
+        before_all,
+        after_all,
     )
 
 
@@ -203,7 +208,8 @@ def plan_snapshots(
 
     A source item feeds the same few snapshot items (one per window) for a whole hour, so
     the lists its contributions go to are looked up once per (source, hour) and cached:
-    a record then costs one dictionary lookup and one append per window.
+    a record then costs one dictionary lookup and one append per window. The same record
+    twice in a batch (same position) is kept once.
     """
     updates: dict[SnapshotKey, SnapshotUpdate] = {}
     targets: dict[tuple[str, str, str, str, int], list[list[Contribution]]] = {}
@@ -217,8 +223,11 @@ def plan_snapshots(
             lists = _contribution_lists(updates, change, windows, window_keys(record.created_ms))
             targets[change.source_key, change.namespace, change.entity, change.resource,
                     hour] = lists
+        if lists and lists[0] and lists[0][-1].position == record.position:
+            continue  # delivered twice in one batch: records in stream order sit side by side
         contribution = Contribution(
-            record.position, record.sequence_number, whole_tokens(change.millis, scale)
+            record.position, record.sequence_number, whole_tokens(change.millis, scale),
+            change.before, change.after,
         )
         for contributions in lists:
             contributions.append(contribution)

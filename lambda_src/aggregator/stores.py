@@ -3,22 +3,30 @@ archive's is the engine's :class:`streamagg_engine.stores.ArchiveStore`).
 
 Exactly-once snapshots
 ----------------------
-Each snapshot item keeps, per source item feeding it, a *watermark*: the stream position
-(sequence number zero-padded to 40 digits, a string) of the newest record already added.
-Streams keep order per item key, so a source's records arrive in order even when
-batches are retried, bisected or run in parallel. An update ADDs only contributions
-newer than the watermarks, conditioned on them; when the condition fails (a redelivery,
-or a write that landed but whose response was lost), DynamoDB returns the stored item,
-the contribution is recomputed from the newer records alone, and the write is retried.
-Watermarks are strings (``wm_<digest of the source key>``), so zae-limiter's reader,
-which counts every top-level *number*, never mistakes them for counters.
+Each snapshot item keeps, per source item feeding it, the range of that source's stream
+it has counted (``chain.py``) in three string attributes named after a digest of the
+source key: ``wm_`` the newest position counted (the *watermark*), ``wn_`` the source's
+counters after it, ``wf_`` the oldest position counted and the counters before it.
+Strings, so zae-limiter's reader, which counts every top-level *number*, never mistakes
+them for counters.
+
+The common write assumes the batch continues what the item holds: it ADDs every
+contribution, conditioned per source on the watermark being older than the batch's first
+record and on the stored counters being those the first record started from. When the
+condition fails (a redelivery, a write that landed but whose response was lost, a
+replay of a range given up earlier, records never counted), DynamoDB returns the stored
+item, the batch is reconciled with what it holds exactly, and the write is retried
+conditioned on that. What this container wrote last is remembered, so a redelivered
+tail costs no request for items it already holds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +36,9 @@ from streamagg_engine.errors import StoreError
 from streamagg_engine.stores import to_store_error
 from streamagg_engine.windows import window_end
 
+from .chain import CountedRange, pack, reconcile, unpack
 from .config import AggregatorConfig
-from .processor import SnapshotKey, SnapshotUpdate
+from .processor import Contribution, SnapshotKey, SnapshotUpdate
 from .refill import RefillPlan
 
 if TYPE_CHECKING:
@@ -38,13 +47,27 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 WATERMARK_PREFIX = "wm_"
+LAST_COUNTERS_PREFIX = "wn_"
+FIRST_PREFIX = "wf_"
 _MAX_CONFLICTS = 8
+_REMEMBERED_RANGES = 20_000
+"""Per container: (item, source) ranges this container wrote, a few hundred bytes each."""
 
 
 @lru_cache(maxsize=16_384)
-def watermark_attribute(source_key: str) -> str:
+def _digest(source_key: str) -> str:
     """Cached: a source feeds one item per window, batch after batch."""
-    return WATERMARK_PREFIX + hashlib.blake2b(source_key.encode(), digest_size=8).hexdigest()
+    return hashlib.blake2b(source_key.encode(), digest_size=8).hexdigest()
+
+
+def watermark_attribute(source_key: str) -> str:
+    return WATERMARK_PREFIX + _digest(source_key)
+
+
+def range_attributes(source_key: str) -> tuple[str, str, str]:
+    """The watermark, last-counters and first attributes of one source."""
+    digest = _digest(source_key)
+    return WATERMARK_PREFIX + digest, LAST_COUNTERS_PREFIX + digest, FIRST_PREFIX + digest
 
 
 def key_fields(key: SnapshotKey) -> dict[str, str]:
@@ -60,14 +83,67 @@ def snapshot_item_key(config: AggregatorConfig, key: SnapshotKey) -> dict[str, A
             "SK": {"S": config.snapshot_sk.format_map(fields)}}
 
 
-def stored_watermarks(update: SnapshotUpdate, item: Mapping[str, Any]) -> dict[str, str]:
-    """The watermarks ``item`` holds for the sources feeding ``update``."""
+def _first_text(counted: CountedRange) -> str:
+    return f"{counted.first_position} {pack(counted.first_before)}"
+
+
+def stored_range(item: Mapping[str, Any], source_key: str) -> CountedRange | None:
+    """What ``item`` (DynamoDB JSON) holds of ``source_key``; None when nothing.
+
+    An item written before ranges existed has only a watermark: everything up to it is
+    counted, and the counters at either end are unknown (no gap is read across them).
+    """
+    mark, last, first = range_attributes(source_key)
+    last_position = _string(item, mark)
+    if last_position is None:
+        return None
+    last_text = _string(item, last)
+    first_text = _string(item, first) or " *"
+    first_position, _, first_counters = first_text.partition(" ")
+    return CountedRange(first_position, unpack(first_counters), last_position,
+                        None if last_text is None else unpack(last_text))
+
+
+def stored_ranges(update: SnapshotUpdate, item: Mapping[str, Any]) -> dict[str, CountedRange]:
+    """The ranges ``item`` holds for the sources feeding ``update``."""
     found = {}
     for source in update.by_source:
-        value = item.get(watermark_attribute(source), {}).get("S")
-        if isinstance(value, str):
-            found[source] = value
+        counted = stored_range(item, source)
+        if counted is not None:
+            found[source] = counted
     return found
+
+
+def _string(item: Mapping[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    text = value.get("S") if isinstance(value, dict) else None
+    return text if isinstance(text, str) else None
+
+
+@dataclass
+class Applied:
+    """What one snapshot write did."""
+
+    duplicates: int = 0
+    """Records the item had already counted (a redelivery, a replay)."""
+    gaps: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Source → whole tokens per limit of records never counted, read off its counters."""
+    written: bool = True
+    """False when every record was a duplicate this container knew of: no request sent."""
+
+
+class _Plan:
+    """One source's share of a request, reconciled against a known or an assumed range."""
+
+    __slots__ = ("assumed", "known", "reconciled", "source")
+
+    def __init__(self, source: str, run: list[Contribution], known: CountedRange | None,
+                 assumed: bool, scale: int) -> None:
+        self.source = source
+        self.known = known
+        self.assumed = assumed
+        """The stored range is not known: the write assumes the batch continues it."""
+        self.reconciled = reconcile(run, known, scale)
 
 
 class SnapshotStore:
@@ -76,6 +152,8 @@ class SnapshotStore:
     def __init__(self, client: DynamoDBClient, config: AggregatorConfig) -> None:
         self._client = client
         self._config = config
+        self._written: dict[tuple[SnapshotKey, str], CountedRange] = {}
+        self._lock = threading.Lock()
         # What every request of this configuration shares, worked out once.
         names = {
             "#entity": "entity_id", "#resource": "resource", "#window": "window",
@@ -93,39 +171,52 @@ class SnapshotStore:
         self._names = names
         self._sets = "SET " + ", ".join(sets)
 
-    def apply(self, update: SnapshotUpdate) -> int:
-        """Apply what is new in ``update``; returns how many records were duplicates."""
-        pending = update
+    def apply(self, update: SnapshotUpdate) -> Applied:
+        """Add what ``update`` holds that the item has not counted yet."""
+        scale = self._config.counter_scale
+        known = self._remembered(update.key, update.by_source)
+        assumed = {source for source in update.by_source if source not in known}
         for _ in range(_MAX_CONFLICTS):
-            if not pending.by_source:
-                return len(update.records())
-            request = self._request(pending)
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("snapshot update", extra={
-                    "entity_id": update.key.entity, "resource": update.key.resource,
-                    "window": update.key.window.value, "window_key": update.key.window_key,
-                    "limit_names": sorted(pending.totals()[0]),
-                })
+            plans = [_Plan(source, update.by_source[source], known.get(source),
+                           source in assumed, scale) for source in sorted(update.by_source)]
+            applied = Applied(duplicates=sum(
+                len(update.by_source[p.source]) - len(p.reconciled.kept) for p in plans))
+            plans = [p for p in plans if p.reconciled.kept]
+            if not plans:
+                applied.written = False
+                return applied
+            request = self._request(update.key, plans)
             try:
                 self._client.update_item(**request)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise to_store_error(exc, "snapshot update") from exc
                 stored: Mapping[str, Any] = exc.response.get("Item") or \
-                    self._read_watermarks(request["Key"])  # type: ignore[assignment]
-                pending = update.pending(stored_watermarks(update, stored))
+                    self._read(request["Key"])  # type: ignore[assignment]
+                known = stored_ranges(update, stored)
+                assumed = set()
                 continue
             except BotoCoreError as exc:
                 raise to_store_error(exc, "snapshot update") from exc
-            return len(update.records()) - len(pending.records())
-        raise StoreError("snapshot update: watermark kept moving", retryable=True,
+            self._remember(update.key, plans)
+            for plan in plans:
+                if plan.reconciled.gaps:
+                    applied.gaps[plan.source] = plan.reconciled.gaps
+                    self._log_gap(update.key, plan)
+            return applied
+        raise StoreError("snapshot update: the counted range kept moving", retryable=True,
                          code="WatermarkConflict")
 
-    def _request(self, update: SnapshotUpdate) -> dict[str, Any]:
-        config, key = self._config, update.key
+    def _request(self, key: SnapshotKey, plans: list[_Plan]) -> dict[str, Any]:
+        config = self._config
         fields = key_fields(key)
-        counters, events = update.totals()
         names = self._names.copy()
+        counters: dict[str, int] = {}
+        events = 0
+        for plan in plans:
+            events += len(plan.reconciled.kept)
+            for name, amount in plan.reconciled.tokens.items():
+                counters[name] = counters.get(name, 0) + amount
         values: dict[str, Any] = {
             ":entity": {"S": key.entity}, ":resource": {"S": key.resource},
             ":window": {"S": key.window.value}, ":start": {"S": key.window_key},
@@ -141,18 +232,29 @@ class SnapshotStore:
             values[":ttl"] = {"N": str(expires + config.snapshot_ttl_days * 86_400)}
         adds = ["#events :events"]
         for i, (name, amount) in enumerate(sorted(counters.items())):
-            names[f"#c{i}"] = name
-            values[f":c{i}"] = {"N": str(amount)}
-            adds.append(f"#c{i} :c{i}")
+            if amount:
+                names[f"#c{i}"] = name
+                values[f":c{i}"] = {"N": str(amount)}
+                adds.append(f"#c{i} :c{i}")
         sets = [self._sets]
         conditions = []
-        for i, source in enumerate(sorted(update.by_source)):
-            contributions = update.by_source[source]
-            names[f"#w{i}"] = watermark_attribute(source)
-            values[f":w{i}"] = {"S": contributions[-1].position}
-            values[f":f{i}"] = {"S": contributions[0].position}
+        for i, plan in enumerate(plans):
+            mark, last, first = range_attributes(plan.source)
+            names[f"#w{i}"], names[f"#n{i}"], names[f"#a{i}"] = mark, last, first
+            counted = plan.reconciled.range
+            values[f":w{i}"] = {"S": counted.last_position}
+            values[f":a{i}"] = {"S": _first_text(counted)}
             sets.append(f"#w{i} = :w{i}")
-            conditions.append(f"(attribute_not_exists(#w{i}) OR #w{i} < :f{i})")
+            if counted.last_after is not None:
+                values[f":n{i}"] = {"S": pack(counted.last_after)}
+                sets.append(f"#n{i} = :n{i}")
+            if plan.assumed:
+                conditions.append(self._continues(i, plan, values))
+                # Only a new source has no first attribute (see _continues).
+                sets.append(f"#a{i} = if_not_exists(#a{i}, :a{i})")
+            else:
+                conditions.append(self._holds(i, plan.known, values))
+                sets.append(f"#a{i} = :a{i}")
         return {
             "TableName": config.snapshot_table,
             "Key": snapshot_item_key(config, key),
@@ -163,14 +265,64 @@ class SnapshotStore:
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
 
-    def _read_watermarks(self, key: Mapping[str, Any]) -> Mapping[str, Any]:
+    @staticmethod
+    def _continues(i: int, plan: _Plan, values: dict[str, Any]) -> str:
+        """The source is new to the item, or the batch starts where the item's range ends.
+
+        An item written before ranges existed (a watermark, no first attribute) fails it
+        either way, so the exact path gives it its first attribute.
+        """
+        first = plan.reconciled.kept[0]
+        values[f":f{i}"] = {"S": first.position}
+        if first.before is None:  # an INSERT starts a new chain: no counters to match
+            return f"(attribute_not_exists(#w{i}) OR (#w{i} < :f{i} AND attribute_exists(#a{i})))"
+        values[f":o{i}"] = {"S": pack(first.before)}
+        return f"(attribute_not_exists(#w{i}) OR (#w{i} < :f{i} AND #n{i} = :o{i}))"
+
+    @staticmethod
+    def _holds(i: int, known: CountedRange | None, values: dict[str, Any]) -> str:
+        """The item holds exactly ``known`` for the source (nothing, when None)."""
+        if known is None:
+            return f"attribute_not_exists(#w{i})"
+        values[f":W{i}"] = {"S": known.last_position}
+        if known.first_position:
+            values[f":A{i}"] = {"S": _first_text(known)}
+            return f"(#w{i} = :W{i} AND #a{i} = :A{i})"
+        return f"(#w{i} = :W{i} AND attribute_not_exists(#a{i}))"
+
+    def _remembered(self, key: SnapshotKey, sources: Mapping[str, object],
+                    ) -> dict[str, CountedRange]:
+        """The ranges this container last wrote to the item, for the sources it knows."""
+        with self._lock:
+            return {source: found for source in sources
+                    if (found := self._written.get((key, source))) is not None}
+
+    def _remember(self, key: SnapshotKey, plans: list[_Plan]) -> None:
+        with self._lock:
+            if len(self._written) + len(plans) > _REMEMBERED_RANGES:
+                self._written.clear()
+            for plan in plans:
+                self._written[key, plan.source] = plan.reconciled.range
+
+    def _log_gap(self, key: SnapshotKey, plan: _Plan) -> None:
+        counted = plan.reconciled.range
+        logger.warning("counted tokens of records never counted, from the bucket's counters",
+                       extra={
+                           "entity_id": key.entity, "resource": key.resource,
+                           "window": key.window.value, "window_key": key.window_key,
+                           "source": plan.source, "tokens": plan.reconciled.gaps,
+                           "first_position": counted.first_position,
+                           "last_position": counted.last_position,
+                       })
+
+    def _read(self, key: Mapping[str, Any]) -> Mapping[str, Any]:
         """Fallback for endpoints that do not return the item on a failed condition."""
         try:
             response = self._client.get_item(
                 TableName=self._config.snapshot_table, Key=key, ConsistentRead=True
             )
         except (ClientError, BotoCoreError) as exc:
-            raise to_store_error(exc, "snapshot watermark read") from exc
+            raise to_store_error(exc, "snapshot range read") from exc
         return response.get("Item", {})
 
 

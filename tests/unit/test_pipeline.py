@@ -11,6 +11,7 @@ from aggregator.config import AggregatorConfig
 from aggregator.pipeline import Stores, process_batch
 from aggregator.processor import SnapshotUpdate
 from aggregator.refill import RefillPlan
+from aggregator.stores import Applied
 from streamagg_engine.errors import StoreError
 from tests.factories import audit_removal, bucket_record
 
@@ -23,11 +24,11 @@ class FakeSnapshots:
         self.applied: list[SnapshotUpdate] = []
         self.failing_entity = failing_entity
 
-    def apply(self, update: SnapshotUpdate) -> int:
+    def apply(self, update: SnapshotUpdate) -> Applied:
         if update.key.entity == self.failing_entity:
             raise StoreError("throttled", retryable=True, code="ThrottlingException")
         self.applied.append(update)
-        return 0
+        return Applied()
 
 
 class FakeArchive:
@@ -134,7 +135,7 @@ def test_records_of_other_items_are_ignored_not_skipped() -> None:
 
 
 class Crashing:
-    def apply(self, update: SnapshotUpdate) -> int:
+    def apply(self, update: SnapshotUpdate) -> Applied:
         raise RuntimeError("a bug, not a store error")
 
 

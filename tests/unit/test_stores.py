@@ -10,7 +10,7 @@ from botocore.stub import ANY, Stubber
 from aggregator.config import AggregatorConfig
 from aggregator.processor import decode_change, plan_snapshots
 from aggregator.refill import RefillPlan
-from aggregator.stores import BucketStore, SnapshotStore, watermark_attribute
+from aggregator.stores import BucketStore, SnapshotStore, range_attributes
 from streamagg_engine.errors import StoreError
 from streamagg_engine.records import parse_record
 from streamagg_engine.windows import Window
@@ -25,8 +25,8 @@ def client() -> Any:
 
 
 def one_update(sequences: list[str]) -> Any:
-    raws = [bucket_record("MODIFY", {"rpm": i * 1000, "tpm": 0},
-                          {"rpm": (i + 1) * 1000, "tpm": 250_000}, sequence=seq)
+    raws = [bucket_record("MODIFY", {"rpm": i * 1000, "tpm": i * 250_000},
+                          {"rpm": (i + 1) * 1000, "tpm": (i + 1) * 250_000}, sequence=seq)
             for i, seq in enumerate(sequences)]
     pairs = [(r, decode_change(r, CONFIG)) for r in map(parse_record, raws)]
     (update,) = plan_snapshots([(r, c) for r, c in pairs if c], CONFIG)
@@ -38,6 +38,7 @@ SOURCE = f"{NS}/BUCKET#user-1#gpt-4#0|#STATE"
 
 def test_one_update_item_sets_keys_and_ttl_once_and_adds_every_counter() -> None:
     ddb = client()
+    mark, last, first = range_attributes(SOURCE)
     with Stubber(ddb) as stub:
         stub.add_response("update_item", {}, {
             "TableName": "usage",
@@ -46,14 +47,16 @@ def test_one_update_item_sets_keys_and_ttl_once_and_adds_every_counter() -> None
             "UpdateExpression": (
                 "SET #entity = :entity, #resource = :resource, #window = :window, "
                 "#start = :start, #g2pk = :g2pk, #g2sk = :g2sk, #g4pk = :g4pk, #g4sk = :g4sk, "
-                "#ttl = if_not_exists(#ttl, :ttl), #w0 = :w0 "
+                "#ttl = if_not_exists(#ttl, :ttl), #w0 = :w0, #n0 = :n0, "
+                "#a0 = if_not_exists(#a0, :a0) "
                 "ADD #events :events, #c0 :c0, #c1 :c1"),
-            "ConditionExpression": "(attribute_not_exists(#w0) OR #w0 < :f0)",
+            "ConditionExpression":
+                "(attribute_not_exists(#w0) OR (#w0 < :f0 AND #n0 = :o0))",
             "ExpressionAttributeNames": {
                 "#entity": "entity_id", "#resource": "resource", "#window": "window",
                 "#start": "window_start", "#events": "total_events", "#g2pk": "GSI2PK",
                 "#g2sk": "GSI2SK", "#g4pk": "GSI4PK", "#g4sk": "GSI4SK", "#ttl": "ttl",
-                "#c0": "rpm", "#c1": "tpm", "#w0": watermark_attribute(SOURCE)},
+                "#c0": "rpm", "#c1": "tpm", "#w0": mark, "#n0": last, "#a0": first},
             "ExpressionAttributeValues": {
                 ":entity": {"S": "user-1"}, ":resource": {"S": "gpt-4"},
                 ":window": {"S": "hourly"}, ":start": {"S": "2023-11-14T22:00:00Z"},
@@ -62,41 +65,129 @@ def test_one_update_item_sets_keys_and_ttl_once_and_adds_every_counter() -> None
                 ":g4pk": {"S": NS}, ":g4sk": {"S": f"{NS}/ENTITY#user-1"},
                 ":ttl": {"N": str(1_699_999_200 + 3600 + 90 * 86_400)},
                 ":c0": {"N": "2"}, ":c1": {"N": "500"},
-                ":w0": {"S": "12".zfill(40)}, ":f0": {"S": "11".zfill(40)}},
+                ":w0": {"S": "12".zfill(40)}, ":f0": {"S": "11".zfill(40)},
+                ":n0": {"S": "rpm=2000,tpm=500000"}, ":o0": {"S": "rpm=0,tpm=0"},
+                ":a0": {"S": "11".zfill(40) + " rpm=0,tpm=0"}},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         })
-        assert SnapshotStore(ddb, CONFIG).apply(one_update(["11", "12"])) == 0
+        applied = SnapshotStore(ddb, CONFIG).apply(one_update(["11", "12"]))
         stub.assert_no_pending_responses()
+    assert (applied.duplicates, applied.gaps, applied.written) == (0, {}, True)
 
 
-def test_a_redelivery_adds_only_the_records_newer_than_the_stored_watermark() -> None:
+def stored_range_item(first: str, before: str, last: str, after: str) -> dict[str, Any]:
+    mark, last_name, first_name = range_attributes(SOURCE)
+    return {mark: {"S": last.zfill(40)}, last_name: {"S": after},
+            first_name: {"S": f"{first.zfill(40)} {before}"}}
+
+
+def exact_write(values: dict[str, Any], condition: str) -> dict[str, Any]:
+    """An update whose condition pins the stored range: only some values matter."""
+    counters = (":entity", ":resource", ":window", ":start", ":g2pk", ":g2sk", ":g4pk",
+                ":g4sk", ":ttl")
+    return {
+        "TableName": ANY, "Key": ANY, "UpdateExpression": ANY,
+        "ConditionExpression": condition, "ExpressionAttributeNames": ANY,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        "ExpressionAttributeValues": {**{k: ANY for k in counters}, **values},
+    }
+
+
+def test_a_redelivery_adds_only_the_records_the_item_has_not_counted() -> None:
     ddb = client()
-    stored = {watermark_attribute(SOURCE): {"S": "11".zfill(40)}}
+    stored = stored_range_item("10", "rpm=0,tpm=0", "11", "rpm=1000,tpm=250000")
     with Stubber(ddb) as stub:
         stub.add_client_error("update_item", "ConditionalCheckFailedException",
                               modeled_fields={"Item": stored})
-        stub.add_response("update_item", {}, {
-            "TableName": ANY, "Key": ANY, "UpdateExpression": ANY,
-            "ConditionExpression": "(attribute_not_exists(#w0) OR #w0 < :f0)",
-            "ExpressionAttributeNames": ANY, "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            "ExpressionAttributeValues": {
-                **{k: ANY for k in (":entity", ":resource", ":window", ":start", ":g2pk",
-                                    ":g2sk", ":g4pk", ":g4sk", ":ttl", ":c1")},
-                ":events": {"N": "1"}, ":c0": {"N": "1"},
-                ":w0": {"S": "12".zfill(40)}, ":f0": {"S": "12".zfill(40)}},
-        })
-        assert SnapshotStore(ddb, CONFIG).apply(one_update(["11", "12"])) == 1
+        stub.add_response("update_item", {}, exact_write({
+            ":events": {"N": "1"}, ":c0": {"N": "1"}, ":c1": {"N": "250"},
+            ":w0": {"S": "12".zfill(40)}, ":n0": {"S": "rpm=2000,tpm=500000"},
+            ":a0": {"S": "10".zfill(40) + " rpm=0,tpm=0"},
+            ":W0": {"S": "11".zfill(40)}, ":A0": {"S": "10".zfill(40) + " rpm=0,tpm=0"},
+        }, "(#w0 = :W0 AND #a0 = :A0)"))
+        applied = SnapshotStore(ddb, CONFIG).apply(one_update(["11", "12"]))
         stub.assert_no_pending_responses()
+    assert (applied.duplicates, applied.gaps) == (1, {})
 
 
 def test_a_write_that_already_landed_is_not_applied_twice() -> None:
     ddb = client()
-    stored = {watermark_attribute(SOURCE): {"S": "12".zfill(40)}}
+    stored = stored_range_item("11", "rpm=0,tpm=0", "12", "rpm=2000,tpm=500000")
     with Stubber(ddb) as stub:
         stub.add_client_error("update_item", "ConditionalCheckFailedException",
                               modeled_fields={"Item": stored})
-        assert SnapshotStore(ddb, CONFIG).apply(one_update(["11", "12"])) == 2
+        applied = SnapshotStore(ddb, CONFIG).apply(one_update(["11", "12"]))
         stub.assert_no_pending_responses()
+    assert (applied.duplicates, applied.written) == (2, False)
+
+
+def test_counters_that_moved_between_the_stored_range_and_the_batch_are_a_gap_counted_once(
+) -> None:
+    """Records 5 to 10 were given up; the bucket's counters say what they consumed."""
+    ddb = client()
+    stored = stored_range_item("1", "rpm=0,tpm=0", "4", "rpm=-5000,tpm=-250000")
+    with Stubber(ddb) as stub:
+        stub.add_client_error("update_item", "ConditionalCheckFailedException",
+                              modeled_fields={"Item": stored})
+        stub.add_response("update_item", {}, exact_write({
+            ":events": {"N": "2"}, ":c0": {"N": "7"}, ":c1": {"N": "750"},
+            ":w0": {"S": "12".zfill(40)}, ":n0": {"S": "rpm=2000,tpm=500000"},
+            ":a0": {"S": "1".zfill(40) + " rpm=0,tpm=0"},
+            ":W0": {"S": "4".zfill(40)}, ":A0": {"S": "1".zfill(40) + " rpm=0,tpm=0"},
+        }, "(#w0 = :W0 AND #a0 = :A0)"))
+        applied = SnapshotStore(ddb, CONFIG).apply(one_update(["11", "12"]))
+        stub.assert_no_pending_responses()
+    assert applied.gaps == {SOURCE: {"rpm": 5, "tpm": 250}}
+
+
+def test_a_late_replay_below_the_counted_range_is_added_not_taken_for_a_duplicate() -> None:
+    """The mapping gave up on 11-12 and went on: 20 counted first; the redrive comes after."""
+    ddb = client()
+    stored = stored_range_item("20", "rpm=2000,tpm=500000", "20", "rpm=3000,tpm=750000")
+    with Stubber(ddb) as stub:
+        stub.add_client_error("update_item", "ConditionalCheckFailedException",
+                              modeled_fields={"Item": stored})
+        stub.add_response("update_item", {}, exact_write({
+            ":events": {"N": "2"}, ":c0": {"N": "2"}, ":c1": {"N": "500"},
+            ":w0": {"S": "20".zfill(40)}, ":n0": {"S": "rpm=3000,tpm=750000"},
+            ":a0": {"S": "11".zfill(40) + " rpm=0,tpm=0"},
+            ":W0": {"S": "20".zfill(40)},
+            ":A0": {"S": "20".zfill(40) + " rpm=2000,tpm=500000"},
+        }, "(#w0 = :W0 AND #a0 = :A0)"))
+        applied = SnapshotStore(ddb, CONFIG).apply(one_update(["11", "12"]))
+        stub.assert_no_pending_responses()
+    assert (applied.duplicates, applied.gaps) == (0, {})
+
+
+def test_an_item_written_before_ranges_existed_counts_nothing_up_to_its_watermark_twice(
+) -> None:
+    ddb = client()
+    mark, _, _ = range_attributes(SOURCE)
+    with Stubber(ddb) as stub:
+        stub.add_client_error("update_item", "ConditionalCheckFailedException",
+                              modeled_fields={"Item": {mark: {"S": "11".zfill(40)}}})
+        stub.add_response("update_item", {}, exact_write({
+            ":events": {"N": "1"}, ":c0": {"N": "1"}, ":c1": {"N": "250"},
+            ":w0": {"S": "12".zfill(40)}, ":n0": {"S": "rpm=2000,tpm=500000"},
+            ":a0": {"S": " *"}, ":W0": {"S": "11".zfill(40)},
+        }, "(#w0 = :W0 AND attribute_not_exists(#a0))"))
+        applied = SnapshotStore(ddb, CONFIG).apply(one_update(["11", "12"]))
+        stub.assert_no_pending_responses()
+    assert applied.duplicates == 1
+
+
+def test_a_redelivered_tail_this_container_wrote_sends_no_request() -> None:
+    ddb = client()
+    store = SnapshotStore(ddb, CONFIG)
+    with Stubber(ddb) as stub:
+        stub.add_response("update_item", {}, exact_write(
+            {":events": {"N": "2"}, ":c0": {"N": "2"}, ":c1": {"N": "500"}, ":w0": ANY,
+             ":n0": ANY, ":a0": ANY, ":f0": ANY, ":o0": ANY},
+            "(attribute_not_exists(#w0) OR (#w0 < :f0 AND #n0 = :o0))"))
+        store.apply(one_update(["11", "12"]))
+        again = store.apply(one_update(["11", "12"]))
+        stub.assert_no_pending_responses()
+    assert (again.duplicates, again.written) == (2, False)
 
 
 def test_throttling_after_the_sdk_retries_is_a_retryable_store_error() -> None:
