@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ def chain(start: int, moves: list[int]) -> list[Link]:
 
 def runs_of(links: list[Link], cuts: list[int]) -> list[list[Link]]:
     edges = sorted({0, len(links), *(c % (len(links) + 1) for c in cuts)})
-    return [links[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a]
+    return [links[a:b] for a, b in itertools.pairwise(edges) if b > a]
 
 
 @given(start=st.integers(-10**9, 10**9),
