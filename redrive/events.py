@@ -116,7 +116,10 @@ def read_range(kinesis: Any, failed: FailedRange, *, region: str,
 
 
 def _first_iterator(kinesis: Any, failed: FailedRange, result: RangeRead) -> str | None:
-    arguments = {"StreamARN": failed.stream_arn, "ShardId": failed.shard_id}
+    # By name: the construct's stream is in the function's account, and moto's iterators
+    # from StreamARN cannot be read.
+    arguments = {"StreamName": failed.stream_arn.rpartition(":stream/")[2],
+                 "ShardId": failed.shard_id}
     try:
         return str(kinesis.get_shard_iterator(
             **arguments, ShardIteratorType="AT_SEQUENCE_NUMBER",

@@ -6,6 +6,7 @@ import gzip
 import io
 import itertools
 import json
+import os
 import time
 import zipfile
 from collections import Counter
@@ -17,6 +18,7 @@ from aggregator.config import AggregatorConfig
 from aggregator.handler import Runtime, handle
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSettings
 from local_aws.server import client
+from redrive.cli import main
 from tests.factories import NS, audit_image, bucket_image, n
 from tests.moto_fixtures import LocalAws
 
@@ -86,19 +88,21 @@ def archived_event_ids(aws: LocalAws, bucket: str) -> Counter[str]:
     return lines
 
 
-def create_function(aws: LocalAws, env: Mapping[str, str]) -> str:
-    """A function in moto with the aggregator's environment (its code is never run)."""
-    name = f"aggregator-{next(_ids)}"
+def create_function(aws: LocalAws, env: Mapping[str, str],
+                    handler: str = "aggregator.handler.handler") -> str:
+    """A function in moto with a pipeline's handler and environment (its code is never
+    run: the redrive reads which pipeline it is and its settings)."""
+    name = f"{handler.split('.')[0]}-{next(_ids)}"
     role = client("iam", aws.endpoint_url).create_role(
         RoleName=f"{name}-role",
         AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
     )["Role"]["Arn"]
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("aggregator/__init__.py", "")
+        archive.writestr(f"{handler.split('.')[0]}/__init__.py", "")
     client("lambda", aws.endpoint_url).create_function(
         FunctionName=name, Runtime="python3.12", Role=role,
-        Handler="aggregator.handler.handler", Code={"ZipFile": code.getvalue()},
+        Handler=handler, Code={"ZipFile": code.getvalue()},
         Environment={"Variables": dict(env)})
     return name
 
@@ -167,3 +171,12 @@ class Delivery:
 def config_for(table: str, bucket: str | None) -> AggregatorConfig:
     return AggregatorConfig(table_name=table, archive_bucket_name=bucket or "",
                             enable_archival=bucket is not None)
+
+
+def run_redrive(endpoint_url: str, *argv: str, log: str = os.devnull) -> tuple[int, str]:
+    """``python -m redrive`` in-process against moto; its exit status and report."""
+    out = io.StringIO()
+    code = main([*argv, "--region", "us-east-1", "--endpoint-url", endpoint_url,
+                 "--wait-seconds", "0", "--handler-log", log], out=out)
+    print(out.getvalue())  # the report, for `pytest -s`
+    return code, out.getvalue()
