@@ -92,14 +92,14 @@ def create_function(aws: LocalAws, env: Mapping[str, str],
                     handler: str = "aggregator.handler.handler") -> str:
     """A function in moto with a pipeline's handler and environment (its code is never
     run: the redrive reads which pipeline it is and its settings)."""
-    name = f"{handler.split('.')[0]}-{next(_ids)}"
+    name = f"{handler.split('.', maxsplit=1)[0]}-{next(_ids)}"
     role = client("iam", aws.endpoint_url).create_role(
         RoleName=f"{name}-role",
         AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
     )["Role"]["Arn"]
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr(f"{handler.split('.')[0]}/__init__.py", "")
+        archive.writestr(f"{handler.split('.', maxsplit=1)[0]}/__init__.py", "")
     client("lambda", aws.endpoint_url).create_function(
         FunctionName=name, Runtime="python3.12", Role=role,
         Handler=handler, Code={"ZipFile": code.getvalue()},

@@ -111,7 +111,8 @@ def test_a_given_up_kinesis_batch_is_replayed_exactly_once_after_newer_events(
     deployment.put(records[half:])  # newer events of the same experiments and windows
     deployment.mapping.deliver(*deployment.read_new())
     messages = queue_messages(deployment.aws, deployment.queue)
-    assert messages and all("KinesisBatchInfo" in m for m in messages)
+    assert messages
+    assert all("KinesisBatchInfo" in m for m in messages)
     assert deployment.differences(), "the given-up batch should be missing"
     before = deployment.state()
 
