@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from streamagg_engine.bounds import parse_instant
 from streamagg_engine.ddb_json import PlainValue, to_plain
 from streamagg_engine.errors import MalformedRecordError
 from streamagg_engine.jsonl import encode_jsonl
@@ -98,18 +99,19 @@ def _is_ttl_removal(identity: Mapping[str, Any] | None) -> bool:
 
 
 def _event_day(timestamp: PlainValue, record: StreamRecord) -> tuple[int, int, int]:
-    """The audit event's own day; its removal time when the timestamp is unusable."""
+    """The audit event's own day; its removal time when the timestamp is unusable.
+
+    Unusable includes a time the windows cannot represent (``0001-01-01T00:00:00+01:00``
+    is before the year 1 in UTC): the record is still archived, under its removal day.
+    """
     when: datetime | None = None
     if isinstance(timestamp, str):
         try:
-            when = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-        except ValueError:
+            when = parse_instant(timestamp, "timestamp", naive_utc=True)
+        except MalformedRecordError:
             when = None
-        if when is not None and when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
     if when is None:
-        when = datetime.fromtimestamp(record.created_ms / 1000, tz=UTC)
-    when = when.astimezone(UTC)
+        when = datetime.fromtimestamp(record.created_ms // 1000, tz=UTC)
     return (when.year, when.month, when.day)
 
 

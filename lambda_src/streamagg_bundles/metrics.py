@@ -20,6 +20,7 @@ COUNTS: Mapping[str, str] = {
     "DuplicateObjects": "duplicate_objects",
     "ObjectsBundled": "objects_bundled",
     "ObjectsGone": "objects_gone",
+    "ObjectsUnreadable": "objects_unreadable",
     "ObjectsOversized": "objects_oversized",
     "ObjectsDeferred": "objects_deferred",
     "BundlesWritten": "bundles_written",

@@ -1,8 +1,10 @@
 """One SQS batch of S3 events, end to end: decode, plan bundles, write, report failures.
 
-Data problems never raise: a malformed message (or one with a malformed event record)
-is logged with its message id and reason, counted and *acknowledged*, because retrying
-it could never succeed. ``s3:TestEvent`` messages are counted and acknowledged. A
+Data problems never raise: a malformed message is logged with its message id and
+reason, counted and *acknowledged*, because retrying it could never succeed; a
+malformed event record in a message of good ones is skipped alone, and an object that
+can never be read (no such bucket, access denied) is left out of its bundle, which is
+written with the other members. ``s3:TestEvent`` messages are counted and acknowledged. A
 message fails (and SQS redelivers it after the visibility timeout) when any of its
 objects was not bundled: a write failed, another invocation is bundling it right now,
 or it is larger than ``MAX_BUNDLE_INPUT_MB`` (it then reaches the DLQ; see
@@ -31,7 +33,8 @@ from streamagg_engine.errors import MalformedRecordError, StoreError
 from .bundler import Bundler, Lease, Outcome, Stores
 from .config import BundlerConfig
 from .processor import PlannedBundle, plan_bundles
-from .s3_events import SourceObject, message_id, object_identity, parse_message
+from .s3_events import Message, SourceObject, message_id, object_identity, parse_message
+from .tarball import GONE
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ class BundleBatchResult:
     """Announced twice in the batch, or already in a finished bundle."""
     objects_bundled: int = 0
     objects_gone: int = 0
+    objects_unreadable: int = 0
+    """Left out of their bundle: S3 refused to read them for a reason a retry cannot fix."""
     objects_oversized: int = 0
     objects_deferred: int = 0
     bundles_written: int = 0
@@ -103,29 +108,44 @@ def process_batch(raw_records: Sequence[Any], *, config: BundlerConfig, stores: 
 
 
 def _decode(raw_records: Sequence[Any], result: BundleBatchResult) -> _Decoded:
+    """Each announced object once, with the messages announcing it.
+
+    Everything a message needs (its objects' identities too) is worked out inside the
+    guard, before the message joins the batch: a message that fails half-way adds
+    nothing, so a bad one never takes another's objects with it.
+    """
     decoded = _Decoded()
     for raw in raw_records:
         try:
             message = parse_message(raw)
+            identities = [obj.identity for obj in message.objects]
         except (MalformedRecordError, *UNEXPECTED_SHAPES) as exc:
             result.skipped_malformed += 1
             log_skipped(logger, exc, record_id=message_id(raw),
                         receive_count=_receive_count(raw))
             continue
-        if message.test_event:
-            result.test_events += 1
-            logger.info("s3:TestEvent acknowledged", extra={"event_id": message.message_id})
-        result.ignored_records += message.ignored_records
-        for obj in message.objects:
-            result.objects += 1
-            carriers = decoded.carriers.setdefault(obj.identity, [])
-            if carriers:
-                result.duplicate_objects += 1
-            else:
-                decoded.objects[obj.identity] = obj
-            if message.message_id not in carriers:
-                carriers.append(message.message_id)
+        _add(decoded, message, identities, result)
     return decoded
+
+
+def _add(decoded: _Decoded, message: Message, identities: list[str],
+         result: BundleBatchResult) -> None:
+    if message.test_event:
+        result.test_events += 1
+        logger.info("s3:TestEvent acknowledged", extra={"event_id": message.message_id})
+    result.ignored_records += message.ignored_records
+    for problem in message.malformed:
+        result.skipped_malformed += 1
+        log_skipped(logger, problem, record_id=message.message_id)
+    for obj, identity in zip(message.objects, identities, strict=True):
+        result.objects += 1
+        carriers = decoded.carriers.setdefault(identity, [])
+        if carriers:
+            result.duplicate_objects += 1
+        else:
+            decoded.objects[identity] = obj
+        if message.message_id not in carriers:
+            carriers.append(message.message_id)
 
 
 def _oversized(obj: SourceObject, carriers: list[str], config: BundlerConfig,
@@ -148,7 +168,14 @@ def _finished(result: BundleBatchResult, planned: PlannedBundle, decoded: _Decod
     bundled: set[str] = set()
     for manifest in outcome.written:
         result.bundles_written += 1
-        result.objects_gone += len(manifest.missing)
+        for missing in manifest.missing:
+            if missing["reason"] == GONE:
+                result.objects_gone += 1
+                continue
+            result.objects_unreadable += 1
+            logger.warning("object left out of its bundle: it cannot be read", extra={
+                "bundle_key": manifest.key, "bucket": missing["bucket"],
+                "key": missing["key"], "reason": missing["reason"]})
         result.bundle_input_bytes += manifest.input_bytes
         logger.info("bundle written", extra={
             "bundle_key": manifest.key, "objects": len(manifest.objects),

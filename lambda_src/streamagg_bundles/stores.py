@@ -20,14 +20,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from streamagg_engine.errors import StoreError
-from streamagg_engine.stores import to_store_error
+from streamagg_engine.stores import AWS_FAILURES, SOURCE_UNREADABLE, to_store_error
 
 from .processor import BundleRecord, PlannedBundle
 from .s3_events import SourceObject
-from .tarball import CONTENT_TYPE, Manifest, OpenedObject, entry
+from .tarball import CONTENT_TYPE, Manifest, OpenedObject, UnreadableObject, entry
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -166,7 +166,7 @@ class ClaimTable:
         try:
             response = self._client.get_item(TableName=self._table, Key=key,
                                              ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_FAILURES as exc:
             raise to_store_error(exc, "claim read") from exc
         return response.get("Item", {})
 
@@ -190,14 +190,20 @@ class SourceObjects:
             kwargs["VersionId"] = obj.version_id
         else:
             kwargs["IfMatch"] = f'"{obj.etag}"'
+        where = f"source read s3://{obj.bucket}/{obj.key}"
         try:
             response = self._client.get_object(**kwargs)
         except ClientError as exc:
             if _code(exc) in _GONE:
                 return None
-            raise to_store_error(exc, f"source read s3://{obj.bucket}/{obj.key}") from exc
+            error = to_store_error(exc, where, SOURCE_UNREADABLE)
+            if error.permanent:
+                raise UnreadableObject(error.code) from exc
+            raise error from exc
+        except (ParamValidationError, UnicodeError) as exc:
+            raise UnreadableObject(type(exc).__name__) from exc
         except BotoCoreError as exc:
-            raise to_store_error(exc, f"source read s3://{obj.bucket}/{obj.key}") from exc
+            raise to_store_error(exc, where) from exc
         body = response["Body"]
         return OpenedObject(body=_GuardedBody(body, f"s3://{obj.bucket}/{obj.key}"),
                             size=int(response["ContentLength"]),

@@ -51,7 +51,19 @@ class OpenedObject:
 
 
 ObjectOpener = Callable[[SourceObject], "OpenedObject | None"]
-"""Opens a source object's body; None when the object is gone."""
+"""Opens a source object's body; None when the object is gone; raises
+:class:`UnreadableObject` when it can never be read."""
+GONE = "gone before it was read"
+
+
+class UnreadableObject(Exception):  # noqa: N818 - a verdict on the object, not a failure
+    """A source object that cannot be read on any attempt (its bucket does not exist, access
+    is denied, the name is invalid): it is left out of its bundle, listed under
+    ``missing`` with the reason, and the bundle of the other members is written."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -109,9 +121,13 @@ def write_bundle(out: IO[bytes], key: str, members: Sequence[SourceObject],
             tarfile.TarFile(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT,
                             copybufsize=chunk_size) as tar:
         for obj in members:
-            opened = open_object(obj)
+            try:
+                opened = open_object(obj)
+            except UnreadableObject as exc:
+                manifest.missing.append({**entry(obj), "reason": f"unreadable: {exc.reason}"})
+                continue
             if opened is None:
-                manifest.missing.append({**entry(obj), "reason": "gone before it was read"})
+                manifest.missing.append({**entry(obj), "reason": GONE})
                 continue
             try:
                 name = f"objects/{len(manifest.objects):05d}"

@@ -10,6 +10,9 @@ Three things are the same for all of them and live here, once:
   failed message.
 * :func:`log_skipped`: the one log line of a record that cannot be used, with its id.
 * :func:`settle`: waits on submitted writes and routes each result or failure.
+* :func:`isolate_rejected`: writes a request of several records so that one record
+  DynamoDB refuses (a permanent :class:`StoreError`) is skipped, not the others with it.
+* :class:`FirstSeen`: the same record delivered twice in one batch counts once.
 * :func:`run_batch`: the invocation around a pipeline: start and completion logs with
   the processing time, one metrics line, the partial batch response.
 """
@@ -21,15 +24,21 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .errors import StoreError
 from .logs import invocation_fields
 from .metrics import emf_line
 
-UNEXPECTED_SHAPES = (TypeError, ValueError, KeyError, AttributeError, IndexError)
-"""What pure decoding can raise on a shape no check foresaw; such a record is skipped,
-so one odd record never blocks its shard."""
+UNEXPECTED_SHAPES = (TypeError, ValueError, KeyError, AttributeError, IndexError,
+                     ArithmeticError, RecursionError, OSError)
+"""What pure decoding and planning can raise on a value no check foresaw; such a record
+is skipped, so one odd record never blocks its shard. ``ValueError`` holds the Unicode
+errors and ``ArithmeticError`` holds ``OverflowError`` and decimal's ``InvalidOperation``;
+``OSError`` is what ``datetime.fromtimestamp`` raises on some platforms for a time out
+of range (pure code does no I/O, so nothing else raises it here)."""
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -62,6 +71,62 @@ class FailedRecords:
         return {"batchItemFailures": [{"itemIdentifier": i} for i in self.identifiers()]}
 
 
+class FirstSeen:
+    """Remembers record identities (sequence number, event or message id) of a batch.
+
+    Lambda may put the same stream record in a batch twice (a producer's retry, a
+    replayed range); its effect must count once, and the copy is logged at INFO only.
+    """
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def first(self, identity: str) -> bool:
+        """True the first time ``identity`` is offered in this batch."""
+        if identity in self._seen:
+            return False
+        self._seen.add(identity)
+        return True
+
+
+@dataclass
+class Isolated:
+    """What :func:`isolate_rejected` did: the results of the accepted parts, the items
+    DynamoDB refused (each with its error), and how many requests it took."""
+
+    results: list[Any] = field(default_factory=list)
+    rejected: list[tuple[Any, StoreError]] = field(default_factory=list)
+    requests: int = 0
+
+
+def isolate_rejected(items: Sequence[T], write: Callable[[Sequence[T]], Any]) -> Isolated:
+    """``write(items)``; if it is refused permanently, split the request in halves until
+    each refused item stands alone, so the valid items sharing its request are written.
+
+    A request of n items with one refused item costs about 2 log2(n) extra requests.
+    Anything but a permanent :class:`StoreError` propagates unchanged (a retryable
+    failure fails the whole request, as before; its writes are idempotent).
+    """
+    outcome = Isolated()
+    pending: list[Sequence[T]] = [items]
+    while pending:
+        part = pending.pop()
+        outcome.requests += 1
+        try:
+            outcome.results.append(write(part))
+        except StoreError as exc:
+            if not exc.permanent:
+                raise
+            if len(part) == 1:
+                outcome.rejected.append((part[0], exc))
+            else:
+                middle = len(part) // 2
+                pending += [part[middle:], part[:middle]]
+    return outcome
+
+
 def skip_reason(exc: BaseException) -> str:
     """The logged reason of a skipped record: a check's own words, or the odd shape."""
     reason = getattr(exc, "reason", None)
@@ -74,7 +139,30 @@ def log_skipped(logger: logging.Logger, exc: BaseException, *, record_id: str | 
                 **extra: Any) -> None:
     """One WARNING per skipped record, naming it; a traceback only for odd shapes."""
     logger.warning("skipped malformed record", exc_info=not hasattr(exc, "reason"), extra={
-        "event_id": record_id, **extra, "reason": skip_reason(exc),
+        "event_id": loggable(record_id), **extra, "reason": skip_reason(exc),
+    })
+
+
+def loggable(text: str | None) -> str | None:
+    """An id as a log line can carry it: one that is not valid Unicode (a hostile
+    producer's) is logged as its escaped repr, or the log line itself would fail."""
+    if text is None or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return ascii(text)
+    return text
+
+
+def log_rejected(logger: logging.Logger, exc: StoreError, *, record_id: str | None,
+                 **extra: Any) -> None:
+    """One WARNING per record whose write DynamoDB refused for what it carried: the
+    record is skipped like a malformed one (the same saved query finds both), with the
+    error code that refused it."""
+    logger.warning("skipped malformed record", extra={
+        "event_id": loggable(record_id), **extra, "error_code": exc.code,
+        "reason": f"write refused: {exc}",
     })
 
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .bounds import MAX_DEPTH, check_text
 from .errors import MalformedRecordError
 
 Image = Mapping[str, Any]
@@ -33,7 +34,8 @@ def get_string(image: Image, name: str) -> str | None:
     text = value.get("S") if isinstance(value, dict) and len(value) == 1 else None
     if not isinstance(text, str):
         raise MalformedRecordError(f"attribute {name!r} is not a DynamoDB string")
-    return text
+    # Strings become keys and archive lines: one that cannot be encoded stops here.
+    return text if text.isascii() else check_text(text, f"attribute {name!r}")
 
 
 def get_integer(image: Image, name: str) -> int | None:
@@ -56,10 +58,19 @@ def to_plain(image: Image) -> dict[str, PlainValue]:
     """A whole image as JSON-ready values (numbers exact: int or float, sets sorted)."""
     if not isinstance(image, Mapping):
         raise MalformedRecordError("image is not a map")
-    return {str(k): _plain(v, str(k)) for k, v in image.items()}
+    return {_name(k, ""): _plain(v, str(k)) for k, v in image.items()}
 
 
-def _plain(value: Any, path: str) -> PlainValue:
+def _name(key: Any, path: str) -> str:
+    """A map key as JSON text: a string, valid Unicode."""
+    if type(key) is str and key.isascii():
+        return key
+    if not isinstance(key, str):
+        raise MalformedRecordError(f"{path}: map key is not a string")
+    return check_text(key, f"{path}: map key")
+
+
+def _plain(value: Any, path: str, depth: int = 1) -> PlainValue:
     if not isinstance(value, dict) or len(value) != 1:
         raise MalformedRecordError(f"{path}: expected one type descriptor, got {_describe(value)}")
     ((kind, inner),) = value.items()
@@ -84,14 +95,17 @@ def _plain(value: Any, path: str) -> PlainValue:
         return None
     if kind == "B":
         return _binary(inner, path)
+    if kind in ("M", "L") and depth >= MAX_DEPTH:
+        # DynamoDB's own limit: checked before recursing, so no RecursionError.
+        raise MalformedRecordError(f"{path}: nested deeper than {MAX_DEPTH} levels")
     if kind == "M":
         if not isinstance(inner, dict):
             raise MalformedRecordError(f"{path}: M value is not a map")
-        return {str(k): _plain(v, f"{path}.{k}") for k, v in inner.items()}
+        return {_name(k, path): _plain(v, f"{path}.{k}", depth + 1) for k, v in inner.items()}
     if not isinstance(inner, list):
         raise MalformedRecordError(f"{path}: {kind} value is not a list")
     if kind == "L":
-        return [_plain(v, f"{path}[{i}]") for i, v in enumerate(inner)]
+        return [_plain(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(inner)]
     if not inner:
         raise MalformedRecordError(f"{path}: {kind} set is empty")
     if kind == "SS":

@@ -20,9 +20,24 @@ class MalformedRecordError(AggregatorError):
 
 
 class StoreError(AggregatorError):
-    """A write to DynamoDB or S3 failed after the SDK's own retries."""
+    """A write to DynamoDB or S3 failed after the SDK's own retries.
 
-    def __init__(self, message: str, *, retryable: bool, code: str = "") -> None:
+    Three classes, set by :func:`streamagg_engine.stores.to_store_error` alone:
+
+    * ``retryable``: a transient failure (throttling, a 5xx, a timeout); trying the same
+      request again, now or on Lambda's retry, may succeed.
+    * neither: the request cannot succeed until someone fixes the deployment (access
+      denied, a table or bucket missing); the records go back to Lambda, which retries
+      them until the cause is fixed or they reach the DLQ.
+    * ``permanent``: the service refused the request for what it carried (a key or item
+      over DynamoDB's limits, an invalid name); it fails the same way on every attempt,
+      so the records it carried are skipped with a log line, never retried, and a
+      request of several records is split until the offending one is known.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, code: str = "",
+                 permanent: bool = False) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        self.retryable = retryable and not permanent
         self.code = code
+        self.permanent = permanent

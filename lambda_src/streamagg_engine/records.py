@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .bounds import check_text
 from .ddb_json import Image, get_string
 from .errors import MalformedRecordError
+from .windows import LATEST_MS
 
 EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
 SEQUENCE_WIDTH = 40
@@ -58,6 +60,8 @@ def parse_record(raw: Any, partition_key_name: str = "PK") -> StreamRecord:
     event_id = raw.get("eventID")
     if not isinstance(event_id, str) or not event_id:
         raise MalformedRecordError("missing eventID")
+    if not event_id.isascii():
+        check_text(event_id, "eventID")
     event_name = raw.get("eventName")
     if not isinstance(event_name, str) or event_name not in EVENT_NAMES:
         raise MalformedRecordError(f"unknown eventName {event_name!r}")
@@ -100,10 +104,17 @@ def parse_record(raw: Any, partition_key_name: str = "PK") -> StreamRecord:
 
 
 def _created_ms(value: Any) -> int:
+    """Epoch milliseconds of a creation time that is not whole seconds before 5138.
+
+    Past 1e11 the value is read as milliseconds; either way it must fall where the
+    windows can represent it, so no window key or archive date overflows later.
+    """
     if isinstance(value, bool) or not isinstance(value, int | float) or not (
         math.isfinite(value) and value > 0
     ):
         raise MalformedRecordError(f"missing or invalid ApproximateCreationDateTime {value!r}")
-    if value >= _MS_THRESHOLD:
-        return int(value)
-    return int(value * 1000)
+    millis = int(value) if value >= _MS_THRESHOLD else int(value * 1000)
+    if millis >= LATEST_MS:
+        raise MalformedRecordError(f"ApproximateCreationDateTime {value!r} is past the year "
+                                   "9999")
+    return millis

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from .errors import StoreError
 
@@ -18,11 +18,37 @@ _RETRYABLE = frozenset({
 })
 
 
-def to_store_error(exc: Exception, action: str) -> StoreError:
-    """The one place that sorts AWS failures into retryable and permanent."""
+REJECTED = frozenset({"ValidationException", "SerializationException"})
+"""What DynamoDB answers for a request it refuses for what it carries (a key or item over
+its limits, an empty index key, invalid UTF-8): the same request fails every time."""
+SOURCE_UNREADABLE = frozenset({
+    "NoSuchBucket", "NoSuchVersion", "InvalidBucketName", "AccessDenied",
+    "AllAccessDisabled", "InvalidArgument", "InvalidObjectState", "KeyTooLongError",
+})
+"""What S3 answers for an object that cannot be read whatever the retry: reading a source
+object names the bucket, key and version an event announced, so these are the object's
+own problem. On a write to the pipeline's own bucket, ``AccessDenied`` is a deployment
+problem instead: only reads of announced objects pass these codes as permanent."""
+AWS_FAILURES = (ClientError, BotoCoreError, UnicodeError)
+"""What an SDK call can raise: botocore's errors, and ``UnicodeEncodeError`` from
+serializing a string that is not valid Unicode (a lone surrogate)."""
+
+
+def to_store_error(exc: Exception, action: str,
+                   permanent_codes: frozenset[str] = REJECTED) -> StoreError:
+    """The one place that sorts AWS failures into retryable, failed and permanent.
+
+    ``permanent_codes`` are the error codes that reject the request for what it carried
+    (see :class:`StoreError`); a request the SDK refused to send (parameter validation,
+    a string it cannot encode) is permanent too: it would be refused the same way again.
+    """
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
-        return StoreError(f"{action}: {code}: {exc}", retryable=code in _RETRYABLE, code=code)
+        return StoreError(f"{action}: {code}: {exc}", retryable=code in _RETRYABLE, code=code,
+                          permanent=code in permanent_codes)
+    if isinstance(exc, ParamValidationError | UnicodeError):
+        return StoreError(f"{action}: {exc}", retryable=False, code=type(exc).__name__,
+                          permanent=True)
     return StoreError(f"{action}: {exc}", retryable=True, code=type(exc).__name__)
 
 
@@ -39,5 +65,5 @@ class ArchiveStore:
                 Bucket=self._bucket, Key=key, Body=body,
                 ContentType=content_type, ContentEncoding=content_encoding,
             )
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_FAILURES as exc:
             raise to_store_error(exc, "archive put") from exc

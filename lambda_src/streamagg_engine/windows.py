@@ -14,6 +14,12 @@ from enum import StrEnum
 from functools import lru_cache
 
 HOUR_MS = 3_600_000
+EARLIEST_MS = 0
+"""Times before the epoch come from no stream (and ``fromtimestamp`` rejects some)."""
+LATEST_MS = 253_399_622_400_000
+"""9999-12-01T00:00:00Z, exclusive: the monthly window of December 9999 would end in the
+year 10000, which ``datetime`` cannot represent, so that month is the first one the
+windows cannot hold."""
 
 
 class Window(StrEnum):

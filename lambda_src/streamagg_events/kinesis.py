@@ -12,12 +12,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from streamagg_engine.bounds import check_epoch_ms, check_text
 from streamagg_engine.errors import MalformedRecordError
 
+_SHARD_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 POSITION_DIGITS = 129
 """Kinesis documents sequence numbers as ``0|([1-9]\\d{0,128})``."""
 MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -39,12 +43,15 @@ class KinesisRecord:
     def shard_id(self) -> str:
         """From ``eventID`` (``shardId-000000000000:<seq>``); a batch comes from one shard."""
         shard, colon, _ = self.event_id.partition(":")
-        return shard if colon and shard else "unknown-shard"
+        # It names archive objects: a producer cannot set eventID, but a hand-made event
+        # could, and a key must stay short and plain.
+        return shard if colon and _SHARD_ID.fullmatch(shard) else "unknown-shard"
 
 
 def position(sequence_number: str) -> str:
     """A sequence number as a fixed-width string that sorts numerically."""
-    if not sequence_number.isdigit() or len(sequence_number) > POSITION_DIGITS:
+    if not (sequence_number.isdigit() and sequence_number.isascii()) \
+            or len(sequence_number) > POSITION_DIGITS:
         raise MalformedRecordError(f"sequence number {sequence_number[:40]!r} is not decimal")
     return sequence_number.zfill(POSITION_DIGITS)
 
@@ -60,15 +67,31 @@ def parse_record(raw: Any) -> KinesisRecord:
         raise MalformedRecordError("kinesis.sequenceNumber is missing")
     if not isinstance(data, str):
         raise MalformedRecordError("kinesis.data is missing")
-    arrival = body.get("approximateArrivalTimestamp", 0)
+    event_id = raw.get("eventID")
+    partition_key = body.get("partitionKey", "")
     return KinesisRecord(
-        event_id=str(raw.get("eventID") or sequence),
+        event_id=check_text(event_id, "eventID") if isinstance(event_id, str) and event_id
+        else sequence,
         sequence_number=sequence,
         position=position(sequence),
-        partition_key=str(body.get("partitionKey", "")),
-        arrival_ms=int(float(arrival) * 1000) if isinstance(arrival, int | float) else 0,
+        partition_key=check_text(partition_key, "kinesis.partitionKey")
+        if isinstance(partition_key, str) else "",
+        arrival_ms=_arrival_ms(body.get("approximateArrivalTimestamp", 0)),
         data=data,
     )
+
+
+def _arrival_ms(value: Any) -> int:
+    """Kinesis's arrival time (epoch seconds) in milliseconds; 0 when absent.
+
+    Kinesis sets it, so a value that is not a time the windows can represent (infinite,
+    negative, past the year 9999) means the envelope is not Kinesis's.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if not math.isfinite(value):
+        raise MalformedRecordError("kinesis.approximateArrivalTimestamp is not finite")
+    return check_epoch_ms(int(value * 1000), "kinesis.approximateArrivalTimestamp")
 
 
 def decode_document(record: KinesisRecord) -> Any:

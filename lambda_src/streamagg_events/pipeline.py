@@ -20,12 +20,15 @@ from streamagg_engine.batch import (
     UNEXPECTED_SHAPES,
     FailedRecords,
     Job,
+    isolate_rejected,
+    log_rejected,
     log_skipped,
     settle,
     write_failed,
 )
 from streamagg_engine.errors import MalformedRecordError, StoreError
 from streamagg_engine.jsonl import CONTENT_ENCODING, CONTENT_TYPE
+from streamagg_engine.limits import check_key
 
 from .config import EventMetricsConfig
 from .enrich import Lookups, enrich, keys_for
@@ -35,6 +38,7 @@ from .processor import (
     Counted,
     Transaction,
     UserSetUpdate,
+    counter_keys,
     plan_archive,
     plan_transactions,
     plan_user_sets,
@@ -68,7 +72,8 @@ class Stores:
 class BatchResult:
     records: int = 0
     skipped_malformed: int = 0
-    """Every skipped record: bad envelope, base64, JSON, schema, or unknown experiment."""
+    """Every skipped record: bad envelope, base64, JSON, schema, unknown experiment, or a
+    write DynamoDB refused for what the record carried."""
     unknown_experiments: int = 0
     """Of ``skipped_malformed``: valid events of an experiment the lookup table lacks."""
     duplicates_in_batch: int = 0
@@ -104,13 +109,17 @@ def process_batch(raw_records: Sequence[Any], *, config: EventMetricsConfig,
     counted: list[Counted] = []
     for record, event in decoded:
         try:
-            counted.append(Counted(record, enrich(event, found)))
-        except MalformedRecordError as exc:
+            item = Counted(record, enrich(event, found))
+            _check_keys(item, config)
+        except (MalformedRecordError, *UNEXPECTED_SHAPES) as exc:
             result.skipped_malformed += 1
-            if exc.reason.startswith("unknown experiment"):
+            if isinstance(exc, MalformedRecordError) and \
+                    exc.reason.startswith("unknown experiment"):
                 result.unknown_experiments += 1
             log_skipped(logger, exc, record_id=record.event_id,
                         sequence_number=record.sequence_number)
+            continue
+        counted.append(item)
 
     jobs: list[Job] = []
     for lane in plan_transactions(counted, config):
@@ -155,26 +164,46 @@ def _decode(raw_records: Sequence[Any], schema: tuple[Field, ...],
     return decoded
 
 
+def _check_keys(item: Counted, config: EventMetricsConfig) -> None:
+    """The keys the event's writes would use, within DynamoDB's limits.
+
+    Ids are checked by the schema (128 ASCII characters); the variant comes from the
+    lookup table, unchecked until here, and ends up in every sort key.
+    """
+    for key in counter_keys(item, config.windows):
+        check_key(key.pk, "pk")
+        check_key(f"{key.sk}#USERS#000", "sk", sort=True)
+
+
 @dataclass
 class _LaneOutcome:
     committed: int = 0
     counted: int = 0
     already_counted: int = 0
     failed: list[tuple[Transaction, StoreError]] = field(default_factory=list)
+    rejected: list[tuple[Counted, StoreError]] = field(default_factory=list)
 
 
 def _commit_lane(metrics: CounterWriter, lane: list[Transaction], now_ms: int) -> _LaneOutcome:
-    """A lane's transactions in order; one failing does not stop the others."""
+    """A lane's transactions in order; one failing does not stop the others.
+
+    A transaction DynamoDB refuses for what it carries is split until the refused
+    event stands alone: the others are counted, the refused one is skipped.
+    """
     outcome = _LaneOutcome()
     for transaction in lane:
+        def commit(events: Sequence[Counted], windows: Any = transaction.windows) -> int:
+            return metrics.commit(Transaction(tuple(events), windows), now_ms)
         try:
-            duplicates = metrics.commit(transaction, now_ms)
+            isolated = isolate_rejected(transaction.events, commit)
         except StoreError as exc:
             outcome.failed.append((transaction, exc))
             continue
-        outcome.committed += 1
-        outcome.counted += len(transaction.events) - duplicates
+        outcome.committed += len(isolated.results)
+        duplicates = sum(isolated.results)
+        outcome.counted += len(transaction.events) - len(isolated.rejected) - duplicates
         outcome.already_counted += duplicates
+        outcome.rejected += isolated.rejected
     return outcome
 
 
@@ -184,6 +213,10 @@ def _lane_done(result: BatchResult, outcome: _LaneOutcome) -> None:
     result.already_counted += outcome.already_counted
     for transaction, exc in outcome.failed:
         _failing(result, transaction.carried(), "counter")(exc)
+    for item, exc in outcome.rejected:
+        result.skipped_malformed += 1
+        log_rejected(logger, exc, record_id=item.record.event_id,
+                     sequence_number=item.record.sequence_number)
 
 
 def _carried(lane: list[Transaction]) -> list[tuple[str, str]]:
@@ -201,9 +234,16 @@ def _archived(result: BatchResult, obj: ArchiveObject, _: None) -> None:
 
 def _failing(result: BatchResult, carried: list[tuple[str, str]],
              kind: str) -> Callable[[StoreError], None]:
+    """A write's failure callback: its records go back to Lambda, unless the write was
+    refused for what it carried (it would be refused again): then they are skipped."""
     report = write_failed(logger, result.failures, carried, kind, kind)
 
     def fail(exc: StoreError) -> None:
+        if exc.permanent:
+            result.skipped_malformed += len(carried)
+            for _, sequence_number in carried:
+                log_rejected(logger, exc, record_id=sequence_number, target=kind)
+            return
         result.failed_writes += 1
         report(exc)
     return fail

@@ -17,16 +17,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from streamagg_engine.bounds import check_decimal, check_json, parse_instant
 from streamagg_engine.errors import MalformedRecordError
 
 _ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _MIN_MS = 946_684_800_000  # 2000-01-01
 _MAX_MS = 4_102_444_800_000  # 2100-01-01
 _MAX_VALUE = Decimal(10) ** 12
+_MAX_DIGITS = 40
+"""A value within 10^12 with 6 decimals has 18 digits; a longer one is not a value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,20 +64,30 @@ def identifier(value: Any) -> str:
 
 
 def timestamp_ms(value: Any) -> int:
-    """ISO 8601 with a zone (``2026-01-31T23:59:59.5Z``) or epoch milliseconds."""
+    """ISO 8601 with a zone (``2026-01-31T23:59:59.5Z``) or epoch milliseconds.
+
+    Bounds come before arithmetic: a number's exponent is read before it is turned into
+    an int (``1e400000`` would take seconds), and a time at the ends of the calendar is
+    rejected before it is moved to UTC. Every failure is a ValueError.
+    """
     if isinstance(value, str):
         try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{value[:40]!r} is not an ISO 8601 time") from None
-        if moment.tzinfo is None:
-            raise ValueError("ISO 8601 time needs a zone (Z or +hh:mm)")
-        millis = int(moment.astimezone(UTC).timestamp() * 1000)
-    elif isinstance(value, int | Decimal) and not isinstance(value, bool) \
-            and value == int(value):
+            moment = parse_instant(value, "timestamp")
+        except MalformedRecordError as exc:
+            raise ValueError(exc.reason.removeprefix("timestamp: ")) from None
+        millis = int(moment.timestamp() * 1000)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        millis = value
+    elif isinstance(value, Decimal):
+        try:
+            check_decimal(value, "timestamp")
+        except MalformedRecordError:
+            raise ValueError("must be between 2000 and 2100") from None
+        if value != value.to_integral_value():
+            raise ValueError("must be whole epoch milliseconds")
         millis = int(value)
     else:
-        raise ValueError("must be an ISO 8601 string or epoch milliseconds")
+        raise TypeError("must be an ISO 8601 string or epoch milliseconds")
     if not _MIN_MS <= millis < _MAX_MS:
         raise ValueError("must be between 2000 and 2100")
     return millis
@@ -84,6 +96,9 @@ def timestamp_ms(value: Any) -> int:
 def amount(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise TypeError("must be a number")
+    if isinstance(value, Decimal) and value.is_finite() and \
+            len(value.as_tuple().digits) > _MAX_DIGITS:
+        raise ValueError(f"must have at most {_MAX_DIGITS} digits")
     number = Decimal(value)
     if not number.is_finite() or abs(number) >= _MAX_VALUE:
         raise ValueError("must be finite and below 10^12 in magnitude")
@@ -93,8 +108,14 @@ def amount(value: Any) -> Decimal:
 
 
 def json_object(value: Any) -> Mapping[str, Any]:
+    """A free-form object, within DynamoDB's nesting and valid Unicode throughout: it
+    goes to the archive as it came, and an encoder must be able to write it."""
     if not isinstance(value, dict):
         raise TypeError("must be an object")
+    try:
+        check_json(value, "properties")
+    except MalformedRecordError as exc:
+        raise ValueError(exc.reason.removeprefix("properties: ")) from None
     return value
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from streamagg_engine.errors import StoreError
-from streamagg_engine.stores import to_store_error
+from streamagg_engine.stores import AWS_FAILURES, to_store_error
 from streamagg_engine.windows import Window, window_end
 
 from .config import EventMetricsConfig
@@ -64,7 +64,7 @@ class LookupStore:
             for attempt in range(_UNPROCESSED_ROUNDS):
                 try:
                     response = self._client.batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as exc:
+                except AWS_FAILURES as exc:
                     raise to_store_error(exc, "lookup read") from exc
                 for item in response.get("Responses", {}).get(self._table, []):
                     found[item[self._key]["S"]] = item
@@ -123,7 +123,7 @@ class MetricsStore:
                 UpdateExpression=f"SET {', '.join(sets)} ADD #users :users",
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values,
             )
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_FAILURES as exc:
             raise to_store_error(exc, "unique-user update") from exc
 
     def _already_counted(self, pending: Transaction, reasons: Sequence[str]) -> set[str]:
@@ -141,7 +141,7 @@ class MetricsStore:
             try:
                 response = self._client.batch_get_item(RequestItems={table: {
                     "Keys": keys[start:start + _BATCH_GET_KEYS], "ConsistentRead": True}})
-            except (ClientError, BotoCoreError) as exc:
+            except AWS_FAILURES as exc:
                 raise to_store_error(exc, "marker read") from exc
             for item in response.get("Responses", {}).get(table, []):
                 found.add(item["pk"]["S"].removeprefix("EVENT#"))

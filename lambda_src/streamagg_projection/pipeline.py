@@ -18,7 +18,10 @@ from typing import Any, Protocol
 from streamagg_engine.batch import (
     UNEXPECTED_SHAPES,
     FailedRecords,
+    FirstSeen,
     Job,
+    isolate_rejected,
+    log_rejected,
     log_skipped,
     settle,
     write_failed,
@@ -42,8 +45,11 @@ class BatchWriter(Protocol):
 class BatchResult:
     records: int = 0
     skipped_malformed: int = 0
+    """Records that could not be projected, or whose write DynamoDB refused."""
     ignored: int = 0
     """Records that change no dashboard item (pending items, non-analysed updates)."""
+    duplicates_in_batch: int = 0
+    """Records whose sequence number an earlier record of the same batch carried."""
     items_put: int = 0
     items_deleted: int = 0
     batch_write_calls: int = 0
@@ -68,20 +74,45 @@ def process_batch(raw_records: Sequence[Any], *, config: ProjectionConfig,
     result.ignored = sum(1 for c in changes if c.record.position not in counted)
     jobs: list[Job] = []
     for chunk in chunks(requests(items)):
-        jobs.append((pool.submit(store.write, [r.request for r in chunk]),
+        jobs.append((pool.submit(_write_chunk, store, chunk),
                      partial(_written, result, chunk), partial(_chunk_failed, result, chunk)))
     settle(jobs)
     return result
 
 
+@dataclass
+class _ChunkOutcome:
+    calls: int
+    unprocessed: list[dict[str, Any]]
+    rejected: list[tuple[WriteRequest, StoreError]]
+
+
+def _write_chunk(store: BatchWriter, chunk: list[WriteRequest]) -> _ChunkOutcome:
+    """A chunk's BatchWriteItem; one request DynamoDB refuses for what it carries (it
+    would be refused on every attempt) is isolated by splitting, the rest written."""
+    isolated = isolate_rejected(chunk, lambda part: store.write([r.request for r in part]))
+    outcomes: list[WriteOutcome] = isolated.results
+    return _ChunkOutcome(
+        calls=sum(o.calls for o in outcomes) + isolated.requests - len(outcomes),
+        unprocessed=[r for o in outcomes for r in o.unprocessed],
+        rejected=isolated.rejected)
+
+
 def _decode(raw_records: Sequence[Any], config: ProjectionConfig,
             result: BatchResult) -> tuple[list[Change], set[str]]:
-    """The batch's changes, and the positions of those whose new image was malformed."""
+    """The batch's changes, and the positions of those whose new image was malformed.
+
+    A record delivered twice in the batch (same sequence number) is decoded once.
+    """
     changes = []
     malformed = set()
+    seen = FirstSeen()
     for raw in raw_records:
         try:
             record = parse_record(raw, config.source_partition_key)
+            if not seen.first(record.position):
+                result.duplicates_in_batch += 1
+                continue
             change, problem = decode_change(record, config)
         except (MalformedRecordError, *UNEXPECTED_SHAPES) as exc:
             result.skipped_malformed += 1
@@ -97,12 +128,19 @@ def _decode(raw_records: Sequence[Any], config: ProjectionConfig,
     return changes, malformed
 
 
-def _written(result: BatchResult, chunk: list[WriteRequest], outcome: WriteOutcome) -> None:
+def _written(result: BatchResult, chunk: list[WriteRequest], outcome: _ChunkOutcome) -> None:
     result.batch_write_calls += outcome.calls
     result.unprocessed_retries += outcome.calls - 1
     left = {key_of(_key_part(r)) for r in outcome.unprocessed}
+    refused = {id(request) for request, _ in outcome.rejected}
+    for request, exc in outcome.rejected:
+        records = request.owner.records
+        result.skipped_malformed += 1
+        log_rejected(logger, exc, record_id=records[-1].event_id,
+                     sequence_number=records[-1].sequence_number,
+                     source_item=request.owner.source_item, key=list(request.key))
     for request in chunk:
-        if request.key in left:
+        if request.key in left or id(request) in refused:
             continue
         if "PutRequest" in request.request:
             result.items_put += 1

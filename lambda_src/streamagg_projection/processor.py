@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamagg_engine.batch import UNEXPECTED_SHAPES, skip_reason
 from streamagg_engine.errors import MalformedRecordError
 from streamagg_engine.records import StreamRecord
 
@@ -55,11 +56,13 @@ def decode_change(record: StreamRecord, config: ProjectionConfig
     problem = None
     try:
         new = project(record.new_image, config)
-    except MalformedRecordError as exc:
-        new, problem = {}, exc
+    except (MalformedRecordError, *UNEXPECTED_SHAPES) as exc:
+        new = {}
+        problem = exc if isinstance(exc, MalformedRecordError) else \
+            MalformedRecordError(skip_reason(exc))
     try:
         old = project(record.old_image, config)
-    except MalformedRecordError:
+    except (MalformedRecordError, *UNEXPECTED_SHAPES):
         old = {}
     source_item = json.dumps(record.keys, sort_keys=True, separators=(",", ":"))
     return Change(record, source_item, old, new), problem

@@ -16,9 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from streamagg_engine.stores import to_store_error
+from streamagg_engine.stores import AWS_FAILURES, to_store_error
 
 from .config import ProjectionConfig
 
@@ -58,7 +56,7 @@ class DashboardStore:
             try:
                 response = self._client.batch_write_item(
                     RequestItems={self._table: pending})  # type: ignore[dict-item]
-            except (ClientError, BotoCoreError) as exc:
+            except AWS_FAILURES as exc:
                 raise to_store_error(exc, "dashboard batch write") from exc
             left: Any = response.get("UnprocessedItems", {}).get(self._table, [])
             pending = list(left)

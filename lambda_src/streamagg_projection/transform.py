@@ -21,12 +21,14 @@ the combined key, so its by-sentiment index showed an item 1 + N times).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from streamagg_engine.bounds import MAX_DIGITS, parse_instant
 from streamagg_engine.ddb_json import Image, get_string
 from streamagg_engine.errors import MalformedRecordError
+from streamagg_engine.limits import check_item, check_key
 
 from .config import ProjectionConfig
 
@@ -38,8 +40,11 @@ TTL_ATTRIBUTE = "expires_at"
 TAG_PREFIX = "TAG#"
 COPIED = ("source_type", "source_url", "text_snippet")
 """Optional source strings copied onto every dashboard item when present."""
-_MAX_TIMESTAMP = 64
 _DAY = 86_400
+INDEX_KEYS = {COMBINED: "by-sentiment sort key", TAG: "by-tag partition key",
+              "ingested_at": "by-tag sort key"}
+"""The dashboard's index key attributes (``infra/projection.py``): DynamoDB refuses an
+item whose index key value is empty or over its limit."""
 
 Key = tuple[str, str]
 """A dashboard item's (day_partition, sk)."""
@@ -91,7 +96,22 @@ def project(image: Image | None, config: ProjectionConfig) -> Projection:
     for tag in tags:
         sk = f"{TAG_PREFIX}{tag}#{suffix}"
         items[(day, sk)] = {**base, SORT_KEY: {"S": sk}, TAG: {"S": tag}}
+    for item in items.values():
+        _check_limits(item)
     return items
+
+
+def _check_limits(item: Item) -> None:
+    """The item as DynamoDB must take it: keys and index keys in their limits, 400 KB.
+
+    Checked here, at planning time, so a write DynamoDB would refuse on every attempt
+    is never sent: the record is skipped, and its old projection still removed.
+    """
+    check_key(item[SORT_KEY]["S"], SORT_KEY, sort=True)
+    for name, what in INDEX_KEYS.items():
+        if name in item:
+            check_key(item[name]["S"], f"{name} ({what})", index=True)
+    check_item(item, f"dashboard item {item[SORT_KEY]['S'][:60]!r}")
 
 
 def key_of(item: Mapping[str, Any]) -> Key:
@@ -111,17 +131,9 @@ def _required_string(image: Image, name: str) -> str:
 
 
 def _instant(ingested_at: str) -> datetime:
-    """``ingested_at`` as an aware UTC datetime; a naive or unparsable one is malformed."""
-    if len(ingested_at) > _MAX_TIMESTAMP:
-        raise MalformedRecordError("ingested_at is too long for a timestamp")
-    try:
-        moment = datetime.fromisoformat(ingested_at)
-    except ValueError as exc:
-        raise MalformedRecordError(
-            f"ingested_at {ingested_at!r} is not an ISO 8601 timestamp") from exc
-    if moment.tzinfo is None:
-        raise MalformedRecordError(f"ingested_at {ingested_at!r} has no time zone")
-    return moment.astimezone(UTC)
+    """``ingested_at`` as an aware UTC datetime; a naive, unparsable or out-of-range one
+    (before 1970, after 9999 in UTC) is malformed."""
+    return parse_instant(ingested_at, "ingested_at")
 
 
 def _score(image: Image) -> tuple[str, Decimal]:
@@ -130,6 +142,8 @@ def _score(image: Image) -> tuple[str, Decimal]:
     text = value.get("N") if isinstance(value, dict) and len(value) == 1 else None
     if not isinstance(text, str):
         raise MalformedRecordError("required field 'score' is missing or not a number")
+    if len(text) > MAX_DIGITS + 8:
+        raise MalformedRecordError("score has more digits than a score can")
     try:
         number = Decimal(text)
     except InvalidOperation as exc:
