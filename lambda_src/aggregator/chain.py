@@ -82,6 +82,45 @@ def unpack(text: str) -> dict[str, int] | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Gap:
+    """Records of the source between two counted ones that the item never saw one by one.
+
+    Their tokens are counted (the counters at both ends say how many); their events are
+    not, until a replay brings them: then they add their events and nothing else.
+    """
+
+    low_position: str
+    low_after: Counters
+    """The source's counters after the counted record below the gap."""
+    high_position: str
+    high_before: Counters | None
+    """The counters before the counted record above it (None: that one is an INSERT)."""
+
+    def encode(self) -> str:
+        return (f"{self.low_position} {pack(self.low_after)} {self.high_position} "
+                f"{pack(self.high_before)}")
+
+    @classmethod
+    def decode(cls, text: str) -> Gap | None:
+        parts = text.split(" ")
+        if len(parts) != 4:
+            return None
+        low_after = unpack(parts[1])
+        if low_after is None:
+            return None
+        return cls(parts[0], low_after, parts[2], unpack(parts[3]))
+
+
+def encode_gaps(gaps: Sequence[Gap]) -> str:
+    return ";".join(gap.encode() for gap in gaps)
+
+
+def decode_gaps(text: str) -> tuple[Gap, ...]:
+    """Gaps this module wrote; anything else reads as none (no events to add, no harm)."""
+    return tuple(gap for part in text.split(";") if part and (gap := Gap.decode(part)))
+
+
+@dataclass(frozen=True, slots=True)
 class CountedRange:
     """What a snapshot item stores about one source (see the module docstring)."""
 
@@ -92,9 +131,8 @@ class CountedRange:
     last_position: str
     last_after: Counters | None
     """None when unknown (an item written before ranges existed)."""
-
-    def holds(self, position: str) -> bool:
-        return self.first_position <= position <= self.last_position
+    gaps: tuple[Gap, ...] = ()
+    """Inside the range, in position order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +140,9 @@ class Reconciled:
     """What a run adds to an item, given what the item already holds."""
 
     kept: tuple[Link, ...]
-    """The run's records not yet counted (their number is added to ``total_events``)."""
+    """The run's records not yet counted one by one (each adds one to ``total_events``)."""
     tokens: dict[str, int]
-    """Whole tokens to add per limit: the kept records' own, plus the gaps (zeros dropped)."""
+    """Whole tokens to add per limit: the new records' own, plus the gaps (zeros dropped)."""
     gaps: dict[str, int]
     """The part of ``tokens`` no record of the run carried (zeros dropped)."""
     range: CountedRange
@@ -124,47 +162,82 @@ def whole_tokens_between(before: Counters, after: Counters, scale: int) -> dict[
 def reconcile(run: Sequence[Link], stored: CountedRange | None, scale: int) -> Reconciled:
     """Add ``run`` (one source's records for one item, in stream order) to ``stored``.
 
-    Records inside the stored range are duplicates. Those above it continue the chain from
-    its top, those below it from nowhere into its bottom; a break in either is a gap.
+    Records above the stored range continue the chain from its top, records below it run
+    into its bottom; a break in either is a new gap (its tokens are added now). Records
+    inside the range are duplicates, except those inside one of its gaps: they add their
+    event and split the gap around them.
     """
-    if stored is None:
-        below: Sequence[Link] = ()
-        above: Sequence[Link] = run
-    else:
-        below = [link for link in run if link.position < stored.first_position]
-        above = [link for link in run if link.position > stored.last_position]
     tokens: dict[str, int] = {}
-    gaps: dict[str, int] = {}
-    if below:
-        assert stored is not None  # below is empty without a stored range
-        _chain(below, None, scale, tokens, gaps)
-        if stored.first_before is not None:
-            _add(gaps, whole_tokens_between(below[-1].after, stored.first_before, scale))
-    if above:
-        _chain(above, None if stored is None else stored.last_after, scale, tokens, gaps)
-    _add(tokens, gaps)
-    kept = (*below, *above)
+    new_gaps: list[Gap] = []
     if stored is None:
-        result = CountedRange(run[0].position, run[0].before, run[-1].position, run[-1].after)
-    else:
-        result = CountedRange(
-            below[0].position if below else stored.first_position,
-            below[0].before if below else stored.first_before,
-            above[-1].position if above else stored.last_position,
-            above[-1].after if above else stored.last_after,
-        )
-    return Reconciled(kept, _nonzero(tokens), _nonzero(gaps), result)
+        _chain(run, None, tokens, new_gaps)
+        counted = CountedRange(run[0].position, run[0].before, run[-1].position,
+                               run[-1].after, tuple(new_gaps))
+        return _reconciled(tuple(run), tokens, new_gaps, counted, scale)
+    below = [link for link in run if link.position < stored.first_position]
+    above = [link for link in run if link.position > stored.last_position]
+    inside = [link for link in run if stored.first_position <= link.position
+              <= stored.last_position]
+    if below:
+        _chain(below, None, tokens, new_gaps)
+        if stored.first_before is not None and stored.first_before != below[-1].after:
+            new_gaps.append(Gap(below[-1].position, below[-1].after, stored.first_position,
+                                stored.first_before))
+    filled: list[Link] = []
+    kept_gaps: list[Gap] = []
+    for gap in stored.gaps:
+        members = [link for link in inside
+                   if gap.low_position < link.position < gap.high_position]
+        filled += members
+        kept_gaps += _split(gap, members)
+    if above:
+        top = None if stored.last_after is None else (stored.last_position, stored.last_after)
+        _chain(above, top, tokens, new_gaps)
+    counted = CountedRange(
+        below[0].position if below else stored.first_position,
+        below[0].before if below else stored.first_before,
+        above[-1].position if above else stored.last_position,
+        above[-1].after if above else stored.last_after,
+        tuple(sorted((*kept_gaps, *new_gaps), key=lambda gap: gap.low_position)),
+    )
+    return _reconciled((*below, *filled, *above), tokens, new_gaps, counted, scale)
 
 
-def _chain(links: Sequence[Link], previous: Counters | None, scale: int,
-           tokens: dict[str, int], gaps: dict[str, int]) -> None:
-    """Each link's own tokens, and the gap wherever a link does not continue the chain."""
+def _reconciled(kept: tuple[Link, ...], tokens: dict[str, int], new_gaps: list[Gap],
+                counted: CountedRange, scale: int) -> Reconciled:
+    """The records' own tokens plus what the cumulative counters moved across new gaps."""
+    gap_tokens: dict[str, int] = {}
+    for gap in new_gaps:
+        if gap.high_before is not None:
+            _add(gap_tokens, whole_tokens_between(gap.low_after, gap.high_before, scale))
+    _add(tokens, gap_tokens)
+    return Reconciled(kept, _nonzero(tokens), _nonzero(gap_tokens), counted)
+
+
+def _chain(links: Sequence[Link], previous: tuple[str, Counters] | None,
+           tokens: dict[str, int], gaps: list[Gap]) -> None:
+    """Each link's own tokens, and a gap wherever a link does not continue the chain."""
     for link in links:
         before = link.before
-        if previous is not None and before is not None and before != previous:
-            _add(gaps, whole_tokens_between(previous, before, scale))
+        if previous is not None and before is not None and before != previous[1]:
+            gaps.append(Gap(previous[0], previous[1], link.position, before))
         _add(tokens, link.counters)
-        previous = link.after
+        previous = (link.position, link.after)
+
+
+def _split(gap: Gap, members: Sequence[Link]) -> list[Gap]:
+    """What remains of ``gap`` once ``members`` (inside it, in order) are counted."""
+    if not members:
+        return [gap]
+    remaining = []
+    low: tuple[str, Counters] = (gap.low_position, gap.low_after)
+    for link in members:
+        if link.before is None or link.before != low[1]:
+            remaining.append(Gap(low[0], low[1], link.position, link.before))
+        low = (link.position, link.after)
+    if gap.high_before is None or gap.high_before != low[1]:
+        remaining.append(Gap(low[0], low[1], gap.high_position, gap.high_before))
+    return remaining
 
 
 def _add(into: dict[str, int], amounts: Mapping[str, int]) -> None:

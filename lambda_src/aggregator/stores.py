@@ -4,9 +4,10 @@ archive's is the engine's :class:`streamagg_engine.stores.ArchiveStore`).
 Exactly-once snapshots
 ----------------------
 Each snapshot item keeps, per source item feeding it, the range of that source's stream
-it has counted (``chain.py``) in three string attributes named after a digest of the
-source key: ``wm_`` the newest position counted (the *watermark*), ``wn_`` the source's
-counters after it, ``wf_`` the oldest position counted and the counters before it.
+it has counted (``chain.py``) in string attributes named after a digest of the source
+key: ``wm_`` the newest position counted (the *watermark*), ``wn_`` the source's counters
+after it, ``wf_`` the oldest position counted and the counters before it, ``wg_`` the gaps
+inside the range whose records were counted from the counters, not one by one.
 Strings, so zae-limiter's reader, which counts every top-level *number*, never mistakes
 them for counters.
 
@@ -36,7 +37,7 @@ from streamagg_engine.errors import StoreError
 from streamagg_engine.stores import to_store_error
 from streamagg_engine.windows import window_end
 
-from .chain import CountedRange, pack, reconcile, unpack
+from .chain import CountedRange, decode_gaps, encode_gaps, pack, reconcile, unpack
 from .config import AggregatorConfig
 from .processor import Contribution, SnapshotKey, SnapshotUpdate
 from .refill import RefillPlan
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 WATERMARK_PREFIX = "wm_"
 LAST_COUNTERS_PREFIX = "wn_"
 FIRST_PREFIX = "wf_"
+GAPS_PREFIX = "wg_"
 _MAX_CONFLICTS = 8
 _REMEMBERED_RANGES = 20_000
 """Per container: (item, source) ranges this container wrote, a few hundred bytes each."""
@@ -64,10 +66,11 @@ def watermark_attribute(source_key: str) -> str:
     return WATERMARK_PREFIX + _digest(source_key)
 
 
-def range_attributes(source_key: str) -> tuple[str, str, str]:
-    """The watermark, last-counters and first attributes of one source."""
+def range_attributes(source_key: str) -> tuple[str, str, str, str]:
+    """The watermark, last-counters, first and gaps attributes of one source."""
     digest = _digest(source_key)
-    return WATERMARK_PREFIX + digest, LAST_COUNTERS_PREFIX + digest, FIRST_PREFIX + digest
+    return (WATERMARK_PREFIX + digest, LAST_COUNTERS_PREFIX + digest, FIRST_PREFIX + digest,
+            GAPS_PREFIX + digest)
 
 
 def key_fields(key: SnapshotKey) -> dict[str, str]:
@@ -93,7 +96,7 @@ def stored_range(item: Mapping[str, Any], source_key: str) -> CountedRange | Non
     An item written before ranges existed has only a watermark: everything up to it is
     counted, and the counters at either end are unknown (no gap is read across them).
     """
-    mark, last, first = range_attributes(source_key)
+    mark, last, first, gaps = range_attributes(source_key)
     last_position = _string(item, mark)
     if last_position is None:
         return None
@@ -101,7 +104,8 @@ def stored_range(item: Mapping[str, Any], source_key: str) -> CountedRange | Non
     first_text = _string(item, first) or " *"
     first_position, _, first_counters = first_text.partition(" ")
     return CountedRange(first_position, unpack(first_counters), last_position,
-                        None if last_text is None else unpack(last_text))
+                        None if last_text is None else unpack(last_text),
+                        decode_gaps(_string(item, gaps) or ""))
 
 
 def stored_ranges(update: SnapshotUpdate, item: Mapping[str, Any]) -> dict[str, CountedRange]:
@@ -185,6 +189,12 @@ class SnapshotStore:
             if not plans:
                 applied.written = False
                 return applied
+            if any(p.assumed and p.reconciled.range.gaps for p in plans):
+                # Records missing inside the batch itself (skipped as malformed): the gaps
+                # must be merged with the item's own, which only an exact write can do.
+                known, assumed = stored_ranges(update, self._read(snapshot_item_key(
+                    self._config, update.key))), set()
+                continue
             request = self._request(update.key, plans)
             try:
                 self._client.update_item(**request)
@@ -239,7 +249,7 @@ class SnapshotStore:
         sets = [self._sets]
         conditions = []
         for i, plan in enumerate(plans):
-            mark, last, first = range_attributes(plan.source)
+            mark, last, first, gaps = range_attributes(plan.source)
             names[f"#w{i}"], names[f"#n{i}"], names[f"#a{i}"] = mark, last, first
             counted = plan.reconciled.range
             values[f":w{i}"] = {"S": counted.last_position}
@@ -253,8 +263,10 @@ class SnapshotStore:
                 # Only a new source has no first attribute (see _continues).
                 sets.append(f"#a{i} = if_not_exists(#a{i}, :a{i})")
             else:
+                names[f"#g{i}"] = gaps
+                values[f":g{i}"] = {"S": encode_gaps(counted.gaps)}
                 conditions.append(self._holds(i, plan.known, values))
-                sets.append(f"#a{i} = :a{i}")
+                sets += [f"#a{i} = :a{i}", f"#g{i} = :g{i}"]
         return {
             "TableName": config.snapshot_table,
             "Key": snapshot_item_key(config, key),
@@ -285,10 +297,16 @@ class SnapshotStore:
         if known is None:
             return f"attribute_not_exists(#w{i})"
         values[f":W{i}"] = {"S": known.last_position}
+        if known.gaps:
+            values[f":G{i}"] = {"S": encode_gaps(known.gaps)}
+            gaps = f"#g{i} = :G{i}"
+        else:  # none written yet, or all filled
+            values[f":G{i}"] = {"S": ""}
+            gaps = f"(attribute_not_exists(#g{i}) OR #g{i} = :G{i})"
         if known.first_position:
             values[f":A{i}"] = {"S": _first_text(known)}
-            return f"(#w{i} = :W{i} AND #a{i} = :A{i})"
-        return f"(#w{i} = :W{i} AND attribute_not_exists(#a{i}))"
+            return f"(#w{i} = :W{i} AND #a{i} = :A{i} AND {gaps})"
+        return f"(#w{i} = :W{i} AND attribute_not_exists(#a{i}) AND {gaps})"
 
     def _remembered(self, key: SnapshotKey, sources: Mapping[str, object],
                     ) -> dict[str, CountedRange]:
