@@ -93,7 +93,8 @@ class MessageMove:
         attributes = message.get("Attributes", {})
         self._say(f"[{number}/{total}] message {message_id}: "
                   f"{describe_body(message.get('Body', ''))}; received "
-                  f"{attributes.get('ApproximateReceiveCount', '?')} time(s), first sent "
+                  f"{attributes.get('ApproximateReceiveCount', '?')} time(s) (this run's receive "
+                  f"included), first sent "
                   f"{iso(_sent_at(message))}")
         if self._settings.dry_run:
             self._queue.release(message["ReceiptHandle"])
