@@ -58,6 +58,7 @@ from .buckets import (
     noncurrent_lifecycle_rules,
     secure_bucket,
 )
+from .log_queries import BUNDLE_QUERIES, create_query_definitions
 from .parts import (
     DLQ_RETENTION,
     acknowledge_wildcard,
@@ -289,6 +290,9 @@ class ObjectBundler(PipelineConstruct):
                                    namespace=NAMESPACE, counts=COUNTS,
                                    queue=self.queue)
         self._monitor(monitoring, self._alarm_specs(metrics, thresholds), metrics)
+        self.query_definitions = create_query_definitions(
+            self, log_group=self.log_group, name_prefix=monitoring.name_prefix,
+            queries=BUNDLE_QUERIES)
 
     def _idempotency_table(self) -> dynamodb.Table:
         """Claims and bundle records: losing it would lose deduplication, so it is kept."""

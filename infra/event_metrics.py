@@ -26,6 +26,7 @@ from constructs import Construct
 
 from .alarms import AlarmThresholds, alarm_specs, pipeline_metrics
 from .buckets import ArchiveDefaults, archive_buckets, grant_archive_puts
+from .log_queries import EVENT_QUERIES, create_query_definitions
 from .pipeline import StreamPipelineConstruct
 from .pipeline_settings import EVENTS_COUNTS as COUNTS
 from .pipeline_settings import EVENTS_ENV_NAMES as ENV_NAMES
@@ -128,6 +129,9 @@ class EventMetricsAggregator(StreamPipelineConstruct):
                                    namespace=NAMESPACE, counts=COUNTS)
         thresholds = alarm_thresholds or AlarmThresholds()
         self._monitor(monitoring, alarm_specs(metrics, thresholds, settings.timeout), metrics)
+        self.query_definitions = create_query_definitions(
+            self, log_group=self.log_group, name_prefix=monitoring.name_prefix,
+            queries=EVENT_QUERIES)
 
     def _new_metrics_table(self) -> dynamodb.Table:
         table = dynamodb.Table(

@@ -27,6 +27,7 @@ from constructs import Construct
 
 from . import alarms, parts
 from .alarms import AlarmThresholds, alarm_specs, pipeline_metrics
+from .log_queries import PROJECTION_QUERIES, create_query_definitions
 from .pipeline import StreamPipelineConstruct, grant_table_stream_read
 from .pipeline_settings import PROJECTION_COUNTS as COUNTS
 from .pipeline_settings import PROJECTION_ENV_NAMES as ENV_NAMES
@@ -161,6 +162,9 @@ class ProjectionStage(StreamPipelineConstruct):
         specs = alarm_specs(metrics, alarm_thresholds or AlarmThresholds(), settings.timeout,
                             ALARM_DESCRIPTIONS)
         self._monitor(monitoring, specs, metrics)
+        self.query_definitions = create_query_definitions(
+            self, log_group=self.log_group, name_prefix=monitoring.name_prefix,
+            queries=PROJECTION_QUERIES)
 
     def _new_dashboard_table(self) -> dynamodb.Table:
         table = dynamodb.Table(

@@ -1,5 +1,5 @@
-"""The saved Logs Insights queries: in the stack, on the function's log group, and reading
-fields the real handler writes."""
+"""The saved Logs Insights queries: in each pipeline's stack, on its function's log group,
+and reading fields its real handler writes."""
 
 from __future__ import annotations
 
@@ -16,15 +16,39 @@ from aws_cdk.assertions import Match, Template
 from aggregator.config import AggregatorConfig
 from aggregator.handler import handle
 from infra import AggregatorStack, StreamAggregator
-from infra.log_queries import LOG_QUERIES, LogQuery, query_definition_name
+from infra.log_queries import (
+    BUNDLE_QUERIES,
+    EVENT_QUERIES,
+    LOG_QUERIES,
+    PROJECTION_QUERIES,
+    LogQuery,
+    query_definition_name,
+)
+from local_aws.bundles_harness import create_claim_table, s3_event_body, upload_workload
+from local_aws.event_source_mapping import sqs_record
+from local_aws.events_harness import generate_workload
+from local_aws.memory import table_definition
+from streamagg_bundles import handler as bundles_handler
+from streamagg_bundles.config import BundlerConfig
+from streamagg_events import handler as events_handler
+from streamagg_events.config import EventMetricsConfig
+from streamagg_projection import handler as projection_handler
+from streamagg_projection.config import ProjectionConfig
 from tests.factories import bucket_image, bucket_record
-from tests.infra.support import source_table
+from tests.infra.support import ENV_NAME, source_table
 from tests.moto_fixtures import LocalAws
+from tests.projection.support import image, record
 
 REPO = Path(__file__).resolve().parents[2]
 STACK = "StreamAggregator-ops"
 PREFIX = f"{STACK}-Aggregator"
 REQUEST_ID = "8f5c0a3e-0000-4000-8000-000000000001"
+PIPELINE_QUERIES = {"usage": LOG_QUERIES, "events": EVENT_QUERIES,
+                    "projection": PROJECTION_QUERIES, "bundles": BUNDLE_QUERIES}
+EXAMPLE_STACKS = {"events": (f"EventMetrics-{ENV_NAME}", "EventMetrics"),
+                  "projection": (f"SentimentProjection-{ENV_NAME}", "Projection"),
+                  "bundles": (f"Bundles-{ENV_NAME}", "Bundler")}
+"""The app's example stacks and their constructs' ids (the saved queries' prefix)."""
 KEYWORDS = frozenset({"fields", "filter", "stats", "sort", "limit", "by", "as", "desc", "asc",
                       "and", "or", "not", "like", "in", "display", "parse", "dedup"})
 
@@ -50,8 +74,12 @@ def test_the_field_parser_sees_fields_only() -> None:
 
 # --- the fields, against the real handler's log lines ----------------------------------
 
-@pytest.fixture
-def handler_lines(aws: LocalAws, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+def _json_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()
+            if line.startswith("{") and '"_aws"' not in line]
+
+
+def usage_lines(aws: LocalAws, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     """One batch through the real handler that logs every kind of line the queries read.
 
     Snapshot writes fail (their table does not exist: ``ERROR`` lines), one record is
@@ -72,8 +100,76 @@ def handler_lines(aws: LocalAws, capsys: pytest.CaptureFixture[str]) -> list[dic
     response = handle({"Records": [consumed, malformed]}, aws.runtime(config), now_ms=now_ms,
                       request_id=REQUEST_ID, cold_start=True)
     assert response["batchItemFailures"]
-    return [json.loads(line) for line in capsys.readouterr().out.splitlines()
-            if line.startswith("{") and '"_aws"' not in line]
+    return _json_lines(capsys)
+
+
+def events_lines(aws: LocalAws, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """Kinesis events (some malformed) whose counters cannot be written (no table)."""
+    lookups = f"log-lookups-{id(capsys)}"
+    aws.ddb.create_table(**table_definition(lookups, "pk"))
+    workload = generate_workload(41, 24, users=4)
+    for item in workload.lookups:
+        aws.ddb.put_item(TableName=lookups, Item=item)
+    config = EventMetricsConfig(metrics_table_name="no-such-table", lookup_table_name=lookups,
+                                enable_archival=False, max_workers=1)
+    runtime = events_handler.build_runtime(config.to_env(), dynamodb=aws.ddb)
+    capsys.readouterr()
+    response = events_handler.handle({"Records": workload.records}, runtime,
+                                     now_ms=int(time.time() * 1000), request_id=REQUEST_ID,
+                                     cold_start=True)
+    assert response["batchItemFailures"]
+    return _json_lines(capsys)
+
+
+def projection_lines(aws: LocalAws, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """Analysed items (one without its score) for a dashboard table that does not exist."""
+    config = ProjectionConfig(dashboard_table_name="no-such-table", write_attempts=1,
+                              max_workers=1)
+    runtime = projection_handler.build_runtime(config.to_env(), dynamodb=aws.ddb)
+    records = [record(None, image("newsapi#a", tags=["AI"])),
+               record(None, image("newsapi#b", score=None))]
+    capsys.readouterr()
+    response = projection_handler.handle({"Records": records}, runtime,
+                                         now_ms=int(time.time() * 1000),
+                                         request_id=REQUEST_ID, cold_start=True)
+    assert response["batchItemFailures"]
+    return _json_lines(capsys)
+
+
+def bundles_lines(aws: LocalAws, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """An object's message and a malformed one; the distribution bucket does not exist."""
+    source, claims = f"log-source-{id(capsys)}", f"log-claims-{id(capsys)}"
+    aws.s3.create_bucket(Bucket=source)
+    create_claim_table(aws.ddb, claims)
+    objects = upload_workload(aws.s3, seed=5, count=1, max_size=64, buckets=(source,))
+    config = BundlerConfig(distribution_bucket_name="no-such-bucket",
+                           idempotency_table_name=claims, max_workers=1)
+    runtime = bundles_handler.build_runtime(config.to_env(), dynamodb=aws.ddb, s3=aws.s3)
+    messages = [sqs_record("m-1", s3_event_body(objects)), sqs_record("m-2", '{"Records": [')]
+    capsys.readouterr()
+    response = bundles_handler.PIPELINE.handle(
+        {"Records": messages}, runtime, now_ms=int(time.time() * 1000), request_id=REQUEST_ID,
+        cold_start=True)
+    assert response["batchItemFailures"]
+    return _json_lines(capsys)
+
+
+LINES = {"usage": usage_lines, "events": events_lines, "projection": projection_lines,
+         "bundles": bundles_lines}
+
+
+@pytest.fixture(params=sorted(LINES))
+def pipeline_lines(request: pytest.FixtureRequest, aws: LocalAws,
+                   capsys: pytest.CaptureFixture[str]) -> tuple[str, list[dict[str, Any]]]:
+    """One batch through a pipeline's real handler that logs every kind of line its
+    queries read: failed writes (ERROR), a skipped record, the completion line."""
+    pipeline: str = request.param
+    return pipeline, LINES[pipeline](aws, capsys)
+
+
+@pytest.fixture
+def handler_lines(aws: LocalAws, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return usage_lines(aws, capsys)
 
 
 def selected(query: LogQuery, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -87,16 +183,30 @@ def selected(query: LogQuery, lines: list[dict[str, Any]]) -> list[dict[str, Any
             and (not level or line.get("level") == level.group(1))]
 
 
-@pytest.mark.parametrize("query", LOG_QUERIES, ids=lambda q: q.key)
 def test_every_field_a_query_reads_is_in_the_lines_it_selects(
-    query: LogQuery, handler_lines: list[dict[str, Any]]
+    pipeline_lines: tuple[str, list[dict[str, Any]]],
 ) -> None:
-    lines = selected(query, handler_lines)
-    assert lines, f"the handler wrote no line {query.key} selects"
-    fields = referenced_fields(query.text())
-    assert fields
-    for line in lines:
-        assert fields <= set(line), (query.key, sorted(fields - set(line)), line)
+    pipeline, handler_lines = pipeline_lines
+    for query in PIPELINE_QUERIES[pipeline]:
+        lines = selected(query, handler_lines)
+        assert lines, f"the {pipeline} handler wrote no line {query.key} selects"
+        fields = referenced_fields(query.text())
+        assert fields
+        for line in lines:
+            assert fields <= set(line), (pipeline, query.key, sorted(fields - set(line)), line)
+
+
+def test_every_pipeline_has_queries_for_errors_skipped_records_and_failed_batches() -> None:
+    for pipeline, queries in PIPELINE_QUERIES.items():
+        keys = [q.key for q in queries]
+        assert {"errors", "failed-invocations", "skipped-records", "batch-duration",
+                "cold-starts"} <= set(keys), pipeline
+        assert len(keys) == len(set(keys))
+        if pipeline != "bundles":  # a queue has messages, not ranges
+            assert "retried-ranges" in keys
+    by_key = {q.key: q.text() for q in LOG_QUERIES}
+    assert "filter failed_writes > 0" in by_key["retried-ranges"]
+    assert "by first_failed_sequence_number" in by_key["retried-ranges"]
 
 
 def test_the_handler_lines_cover_what_the_queries_are_about(
@@ -136,6 +246,25 @@ def _log_group(template: Template) -> str:
     return logical_id
 
 
+@pytest.mark.parametrize("pipeline", sorted(EXAMPLE_STACKS))
+def test_each_example_stack_saves_its_pipelines_queries_on_its_log_group(
+    app_assembly: Path, pipeline: str,
+) -> None:
+    stack, construct_id = EXAMPLE_STACKS[pipeline]
+    template = Template.from_json(json.loads(
+        (app_assembly / f"{stack}.template.json").read_text()))
+    definitions = template.find_resources("AWS::Logs::QueryDefinition")
+    assert sorted(d["Properties"]["Name"] for d in definitions.values()) == sorted(
+        query_definition_name(f"{stack}-{construct_id}", q.key)
+        for q in PIPELINE_QUERIES[pipeline])
+    for query in PIPELINE_QUERIES[pipeline]:
+        template.has_resource_properties("AWS::Logs::QueryDefinition", {
+            "Name": f"{stack}-{construct_id}/{query.key}",
+            "QueryString": query.text(),
+            "LogGroupNames": [{"Ref": _log_group(template)}],
+        })
+
+
 @pytest.mark.parametrize("query", LOG_QUERIES, ids=lambda q: q.key)
 def test_each_query_is_saved_on_the_functions_log_group(
     templates: dict[str, Template], query: LogQuery
@@ -154,7 +283,7 @@ def test_the_stack_has_exactly_the_documented_queries(templates: dict[str, Templ
         query_definition_name(PREFIX, q.key) for q in LOG_QUERIES)
     assert [q.key for q in LOG_QUERIES] == [
         "errors", "failed-invocations", "batch-duration", "skipped-records", "refill-outcomes",
-        "cold-starts"]
+        "cold-starts", "retried-ranges"]
 
 
 def test_query_names_follow_the_alarm_name_prefix(templates: dict[str, Template]) -> None:
