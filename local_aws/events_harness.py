@@ -32,6 +32,7 @@ from local_aws import proof
 from local_aws.event_source_mapping import KINESIS
 from local_aws.faults import FaultPlan
 from local_aws.memory import MemoryDynamoDB, MemoryS3, table_definition
+from streamagg_engine.retries import RetryPolicy
 from streamagg_engine.stores import ArchiveStore
 from streamagg_events.config import EventMetricsConfig
 from streamagg_events.handler import Runtime, build_runtime, handle
@@ -214,13 +215,15 @@ def harness_config(**overrides: Any) -> EventMetricsConfig:
 def run(workload: Workload, *, seed: int, ddb: Any, s3: Any,
         config: EventMetricsConfig | None = None, throttle_rate: float = 0.01,
         lost_response_rate: float = 0.01, crash_rate: float = 0.02,
-        redeliver_rate: float = 0.05, lanes: int = 3, batch_size: int = 100) -> proof.StreamRun:
-    """Deliver the workload through the real handler with faults (lookups must be loaded)."""
+        redeliver_rate: float = 0.05, lanes: int = 3, batch_size: int = 100,
+        retries: RetryPolicy | None = None) -> proof.StreamRun:
+    """Deliver the workload through the real handler with faults (lookups must be loaded);
+    ``retries`` replaces the engine's in-invocation retry policy."""
     config = config or harness_config()
     plan = FaultPlan(random.Random(seed), throttle_rate=throttle_rate,
                      lost_response_rate=lost_response_rate, crash_rate=crash_rate)
     containers = proof.LaneContainers(
-        lambda: build_runtime(config.to_env(), dynamodb=ddb, s3=s3))
+        lambda: build_runtime(config.to_env(), dynamodb=ddb, s3=s3, retries=retries))
 
     def faulty(runtime: Runtime) -> Runtime:
         faulty_ddb, faulty_s3 = plan.invocation_clients(ddb, s3)

@@ -29,6 +29,7 @@ from local_aws import proof
 from local_aws.faults import FaultPlan
 from local_aws.memory import MemoryDynamoDB, table_definition
 from local_aws.stream_records import lambda_record
+from streamagg_engine.retries import RetryPolicy
 from streamagg_projection.config import ProjectionConfig
 from streamagg_projection.handler import Runtime, build_runtime, handle
 from streamagg_projection.stores import DashboardStore
@@ -187,8 +188,10 @@ def memory_dashboard() -> MemoryDynamoDB:
 def run(workload: Workload, *, seed: int, dashboard: MemoryDynamoDB,
         throttle_rate: float = 0.02, unprocessed_rate: float = 0.1,
         lost_response_rate: float = 0.02, crash_rate: float = 0.1,
-        redeliver_rate: float = 0.05, lanes: int = 3, batch_size: int = 100) -> proof.StreamRun:
-    """Deliver the workload's records through the real handler, with faults."""
+        redeliver_rate: float = 0.05, lanes: int = 3, batch_size: int = 100,
+        retries: RetryPolicy | None = None) -> proof.StreamRun:
+    """Deliver the workload's records through the real handler, with faults; ``retries``
+    replaces the engine's in-invocation retry policy."""
     config = ProjectionConfig(dashboard_table_name=DASHBOARD, ttl_days=TTL_DAYS,
                               write_attempts=3)
     plan = FaultPlan(random.Random(seed), throttle_rate=throttle_rate,
@@ -196,7 +199,8 @@ def run(workload: Workload, *, seed: int, dashboard: MemoryDynamoDB,
                      crash_rate=crash_rate)
     # The sandbox is gone: whatever it had in flight ends before Lambda retries.
     containers = proof.LaneContainers(
-        lambda: build_runtime(config.to_env(), dynamodb=dashboard), wait_on_crash=True)
+        lambda: build_runtime(config.to_env(), dynamodb=dashboard, retries=retries),
+        wait_on_crash=True)
 
     def faulty(runtime: Runtime) -> Runtime:
         (client,) = plan.invocation_clients(dashboard)
