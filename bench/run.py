@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aggregator.config import AggregatorConfig
 
-from . import footprint, latency, throughput, writes
+from . import footprint, latency, throttling, throughput, writes
 from .figures import Figure, Goal, machine, table, write_json
 from .workload import SEED, generate
 
@@ -47,12 +47,18 @@ class Sizes:
     repeat: int
     memory_records: int
     cold_runs: int
+    throttled_records: int
+    """Records of each throttling scenario (batches of 100, as the construct's mapping)."""
 
 
 STANDARD = Sizes(batches=10, batch_size=1_000, latency_s=0.010, repeat=3,
-                 memory_records=10_000, cold_runs=7)
+                 memory_records=10_000, cold_runs=7, throttled_records=5_000)
 QUICK = Sizes(batches=2, batch_size=50, latency_s=0.001, repeat=1, memory_records=200,
-              cold_runs=1)
+              cold_runs=1, throttled_records=300)
+THROTTLED = (0.20, 0.05)
+"""Shares of writes refused and of responses lost in the throttling figures."""
+HEAVY = (0.30, 0.10, 0.10, 59)
+"""Refused, lost, batches redelivered and retries per batch (60 deliveries) in the heavy case."""
 
 
 def progress(message: str) -> None:
@@ -207,7 +213,44 @@ def run(sizes: Sizes) -> tuple[list[Figure], list[str]]:
     notes.append(f"Peak memory: {memory['increase_kb'] / 1024:,.1f} MiB over the "
                  f"{memory['before_kb'] / 1024:,.0f} MiB resident before the batch (runtime, "
                  f"clients and the parsed {sizes.memory_records:,}-record event).")
+
+    throttled, throttled_notes = _throttling(sizes)
+    figures += throttled
+    notes += throttled_notes
     progress(f"done in {time.perf_counter() - started:.0f} s")
+    return figures, notes
+
+
+def _throttling(sizes: Sizes) -> tuple[list[Figure], list[str]]:
+    """Write requests per record, batches given up and exactness under refused writes,
+    without and with the engine's in-invocation retries (:mod:`bench.throttling`)."""
+    refused, lost = THROTTLED
+    steady = throttling.Scenario(refused, lost, sizes.throttled_records)
+    progress(f"throttling: {steady.describe()}, without and with in-invocation retries")
+    before, after = throttling.compare_policies(steady)
+    heavy_refused, heavy_lost, redelivered, retries = HEAVY
+    heavy = throttling.Scenario(heavy_refused, heavy_lost, min(sizes.throttled_records, 2_000),
+                                redelivered=redelivered, retry_attempts=retries)
+    progress(f"throttling: {heavy.describe()}, without and with in-invocation retries")
+    heavy_before, heavy_after = throttling.compare_policies(heavy)
+    figures = [
+        Figure("throttled_write_requests_per_record", after.requests_per_record,
+               "requests/record", Goal("<=", 3)),
+        Figure("throttled_write_requests_per_record_no_retry", before.requests_per_record,
+               "requests/record"),
+        Figure("throttled_batches_given_up", after.given_up, "batches", Goal("==", 0)),
+        Figure("throttled_batches_given_up_no_retry", before.given_up, "batches"),
+        Figure("throttled_results_off_truth", after.off_truth, "items", Goal("==", 0)),
+        Figure("heavy_throttled_write_requests_per_record", heavy_after.requests_per_record,
+               "requests/record"),
+        Figure("heavy_throttled_batches_given_up", heavy_after.given_up, "batches",
+               Goal("==", 0)),
+        Figure("heavy_throttled_batches_given_up_no_retry", heavy_before.given_up, "batches"),
+    ]
+    notes = [f"Throttling ({steady.describe()}): without in-invocation retries "
+             f"{before.describe()}; with them {after.describe()}.",
+             f"Heavy throttling ({heavy.describe()}): without in-invocation retries "
+             f"{heavy_before.describe()}; with them {heavy_after.describe()}."]
     return figures, notes
 
 

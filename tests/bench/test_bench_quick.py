@@ -14,6 +14,10 @@ FIGURES = {
     "cold_start_import", "lambda_asset_zipped", "vendored_packages",
     "peak_rss_increase", "archive_puts_per_partition", "archive_gzip_ratio",
     "archive_bytes_per_record", "dynamodb_wru_per_million_records", "cost_per_million_records",
+    "throttled_write_requests_per_record", "throttled_write_requests_per_record_no_retry",
+    "throttled_batches_given_up", "throttled_batches_given_up_no_retry",
+    "throttled_results_off_truth", "heavy_throttled_write_requests_per_record",
+    "heavy_throttled_batches_given_up", "heavy_throttled_batches_given_up_no_retry",
 }
 
 
