@@ -15,12 +15,16 @@ the pipelines make (``UpdateItem``, ``PutItem``, ``BatchWriteItem``,
 Delivery faults (:class:`FaultyEventSourceMapping`): batches of random size, whole
 batches delivered twice, and ``ParallelizationFactor > 1``: the shard's records split into
 lanes by item key (Kinesis: partition key), lanes running concurrently, so batches
-interleave while every key keeps its order. Partial batch responses, retries from the
-reported record and bisection after a function error come from the mapping itself.
+interleave while every key keeps its order; and *given up*: a batch the function fails
+on every attempt (after writing a random part of it) until its retries run out, sent to
+the on-failure destination while the mapping goes on with newer records. Partial batch
+responses, retries from the reported record and bisection after a function error come
+from the mapping itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import zlib
@@ -147,6 +151,8 @@ class DeliveryFaults:
     random_batch_sizes: bool = False
     lanes: int = 1
     """ParallelizationFactor: concurrent batches of one shard, by item or partition key."""
+    give_up_rate: float = 0.0
+    """Chance that a batch fails until its retries run out and goes to the DLQ."""
 
 
 class FaultyEventSourceMapping(LocalEventSourceMapping):
@@ -182,6 +188,23 @@ class FaultyEventSourceMapping(LocalEventSourceMapping):
                 size = self._faults.rng.randint(1, self._settings.batch_size)
             yield records[start:start + size]
             start += size
+
+    def _deliver(self, shard_id: str, batch: Sequence[dict[str, Any]], retries_used: int) -> int:
+        with self._rng_lock:
+            give_up = self._faults.rng.random() < self._faults.give_up_rate
+            landed = self._faults.rng.randint(0, len(batch))
+        if not give_up:
+            return super()._deliver(shard_id, batch, retries_used)
+        if landed:
+            # An attempt that wrote part of the batch before it failed.
+            with self._report_lock:
+                self.report.invocations += 1
+                self.report.function_errors += 1
+            with contextlib.suppress(Exception):  # the attempt fails either way
+                self.invoke(batch[:landed])
+        with self._report_lock:
+            self._give_up(shard_id, batch, "RetryAttemptsExhausted", retries_used)
+        return retries_used
 
     def invoke(self, batch: Sequence[dict[str, Any]]) -> Mapping[str, Any] | None:
         response = super().invoke(batch)

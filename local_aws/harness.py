@@ -112,6 +112,7 @@ def memory_stores() -> tuple[MemoryDynamoDB, MemoryS3]:
 def run(workload: Workload, *, seed: int, throttle_rate: float = 0.01,
         lost_response_rate: float = 0.01, crash_rate: float = 0.02,
         redeliver_rate: float = 0.05, lanes: int = 2, batch_size: int = 100,
+        give_up_rate: float = 0.03,
         ddb: Any, s3: Any, config: AggregatorConfig | None = None) -> proof.StreamRun:
     """Deliver the workload's records through the real handler, with faults.
 
@@ -133,7 +134,7 @@ def run(workload: Workload, *, seed: int, throttle_rate: float = 0.01,
     return proof.deliver_with_faults(
         workload.records, containers.handler(handle, faulty), plan=plan, seed=seed,
         redeliver_rate=redeliver_rate, lanes=lanes, batch_size=batch_size,
-        shard_id="shardId-proof",
+        shard_id="shardId-proof", give_up_rate=give_up_rate,
         stream_arn="arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x",
         requests=(lambda: ddb.calls) if isinstance(ddb, MemoryDynamoDB) else None)
 
@@ -201,8 +202,9 @@ def _audit_removal(event_id: str, rng: random.Random, sequence: int,
 
 
 COLUMNS = (proof.Column("records", 8), proof.INVOCATIONS, proof.CRASHES, proof.THROTTLED,
-           proof.LOST_RESPONSES, proof.Column("writes", 8), proof.Column("writes/rec", 10, ".2f"),
-           proof.SECONDS)
+           proof.LOST_RESPONSES, proof.Column("given up", 8), proof.Column("% of inv.", 9, ".1f"),
+           proof.Column("replayed", 8), proof.Column("writes", 8),
+           proof.Column("writes/rec", 10, ".2f"), proof.SECONDS)
 
 
 def prove_seed(seed: int, records: int) -> proof.SeedRow:
@@ -214,8 +216,9 @@ def prove_seed(seed: int, records: int) -> proof.SeedRow:
     faults, requests = result.storage_faults, result.storage_requests
     return proof.SeedRow(
         (len(workload.records), result.report.invocations, faults.get("crash", 0),
-         faults.get("throttled", 0), faults.get("lost_response", 0), requests,
-         requests / len(workload.records), result.seconds),
+         faults.get("throttled", 0), faults.get("lost_response", 0), result.given_up,
+         100 * result.given_up / max(1, len(result.report.batch_sizes)), result.recovered,
+         requests, requests / len(workload.records), result.seconds),
         exact=not differences)
 
 

@@ -117,35 +117,61 @@ class StreamRun:
     """Batches the mapping sent to its on-failure destination."""
     storage_requests: int = -1
     """Requests the store answered (-1 when its client does not count them)."""
+    recovered: int = 0
+    """Records the recovery replayed from the given-up ranges (the redrive's job)."""
+    given_up_records: int = 0
 
 
 def deliver_with_faults(records: Sequence[dict[str, Any]], invoke: Invoke, *, plan: FaultPlan,
                         seed: int, redeliver_rate: float, lanes: int, batch_size: int,
                         shard_id: str, stream_arn: str, shape: RecordShape = DYNAMODB_STREAMS,
-                        requests: Callable[[], int] | None = None) -> StreamRun:
+                        requests: Callable[[], int] | None = None,
+                        give_up_rate: float = 0.0) -> StreamRun:
     """Deliver one shard's records through ``invoke`` as a faulty mapping would.
 
     Random batch sizes, redelivered batches, ``lanes`` concurrent lanes, bisection and
     retries that never run out: a correct pipeline ends with every record processed once.
-    ``plan`` is the storage faults ``invoke``'s clients draw from; ``requests`` counts the
-    store's requests.
+    With ``give_up_rate``, that share of batches fails until its retries run out and goes
+    to the DLQ while newer records go on; the recovery then replays each given-up range
+    of the shard, as ``python -m redrive`` reads it back from the stream, under the same
+    storage and delivery faults. ``plan`` is the storage faults ``invoke``'s clients draw
+    from; ``requests`` counts the store's requests.
     """
     given_up: list[dict[str, Any]] = []
-    mapping = FaultyEventSourceMapping(
-        None, stream_arn, invoke,
-        settings=MappingSettings(batch_size=batch_size, bisect_on_error=True,
-                                 retry_attempts=10_000),
-        on_failure=given_up.append, clock=time.time, shape=shape,
-        faults=DeliveryFaults(random.Random(seed + 1), redeliver_rate=redeliver_rate,
-                              random_batch_sizes=True, lanes=lanes),
-    )
+
+    def mapping(rate: float, rng_seed: int) -> FaultyEventSourceMapping:
+        return FaultyEventSourceMapping(
+            None, stream_arn, invoke,
+            settings=MappingSettings(batch_size=batch_size, bisect_on_error=True,
+                                     retry_attempts=10_000),
+            on_failure=given_up.append, clock=time.time, shape=shape,
+            faults=DeliveryFaults(random.Random(rng_seed), redeliver_rate=redeliver_rate,
+                                  random_batch_sizes=True, lanes=lanes, give_up_rate=rate),
+        )
+
     before = requests() if requests else 0
     started = time.perf_counter()
     with quiet():
-        report = mapping.deliver(shard_id, records)
+        report = mapping(give_up_rate, seed + 1).deliver(shard_id, records)
+        ranges = list(given_up)
+        recovered = 0
+        for message in sorted(ranges, key=lambda m: m[shape.batch_info]["startSequenceNumber"]):
+            replay = records_in_range(records, message[shape.batch_info], shape)
+            recovered += len(replay)
+            mapping(0.0, seed + 2 + recovered).deliver(shard_id, replay)
     seconds = time.perf_counter() - started
-    return StreamRun(report, dict(plan.counts), seconds, len(given_up),
-                     requests() - before if requests else -1)
+    return StreamRun(report, dict(plan.counts), seconds, len(ranges),
+                     requests() - before if requests else -1, recovered,
+                     report.records_sent_to_dlq)
+
+
+def records_in_range(records: Sequence[dict[str, Any]], info: Mapping[str, Any],
+                     shape: RecordShape) -> list[dict[str, Any]]:
+    """The shard's records from a DLQ message's first to its last sequence number (all of
+    them: with lanes, other keys' records in between were counted and replay as duplicates).
+    """
+    first, last = int(info["startSequenceNumber"]), int(info["endSequenceNumber"])
+    return [r for r in records if first <= int(shape.position_of(r)) <= last]
 
 
 # --- ground truth checks -------------------------------------------------------------

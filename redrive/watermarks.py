@@ -1,19 +1,16 @@
-"""What replaying a range will add to the snapshots, read off their watermarks.
+"""What replaying a range will add to the snapshots, read off their counted ranges.
 
-A snapshot item keeps, per bucket feeding it, the stream position of the newest record
-it has counted (``aggregator.stores``). A replayed record is added only if it is newer
-than that watermark, which is what makes a replay safe. It also decides what a replay
-*can* add. For each record of the range and each snapshot item it feeds:
+A snapshot item keeps, per bucket feeding it, the range of the bucket's stream it has
+counted (``aggregator.chain``): every record of the bucket inside the range is counted,
+one by one or, inside a *gap*, from the bucket's cumulative counters. For each record of
+the range and each snapshot item it feeds:
 
-* watermark absent or older than the record: **to add** (the replay counts it);
-* watermark at or after the record, but inside the range: **already counted** (an
-  earlier attempt at this same batch wrote that item before the batch failed);
-* watermark beyond the range's end: **shadowed**. A later batch of the same bucket has
-  counted into the same snapshot item since; the watermark moved past this record
-  whether or not it was counted, so a replay skips it, and whether it is in the
-  snapshot cannot be told from the item. This happens when the mapping went on with
-  the shard after giving up on the batch (it does, after ``retry_attempts`` or
-  ``max_record_age``) and the bucket kept consuming in the same window.
+* outside the item's range (before its first or after its last counted record): **to
+  add**, with its tokens; this is a range the mapping gave up on and went on from;
+* inside one of the range's gaps: **to add**, its event only (its tokens were counted
+  from the counters when the records after it came);
+* elsewhere inside the range: **already counted** (an earlier attempt, or this replay
+  run before).
 """
 
 from __future__ import annotations
@@ -25,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from aggregator.archiver import is_archivable
+from aggregator.chain import CountedRange, reconcile
 from aggregator.config import AggregatorConfig
 from aggregator.processor import (
     CounterChange,
@@ -33,9 +31,9 @@ from aggregator.processor import (
     decode_change,
     plan_snapshots,
 )
-from aggregator.stores import snapshot_item_key, stored_watermarks, watermark_attribute
+from aggregator.stores import snapshot_item_key, stored_ranges
 from streamagg_engine.errors import MalformedRecordError
-from streamagg_engine.records import SEQUENCE_WIDTH, StreamRecord, parse_record
+from streamagg_engine.records import StreamRecord, parse_record
 
 from .errors import RedriveError
 
@@ -45,17 +43,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class ShadowedItem:
-    """A snapshot item whose share of the range a replay cannot add."""
+    """Kept for the report's shape: counted ranges leave no record shadowed any more."""
 
     key: SnapshotKey
     records: int = 0
     tokens: dict[str, int] = field(default_factory=dict)
-    """Whole tokens per limit those records moved (what may be missing)."""
 
     def describe(self) -> str:
-        tokens = ", ".join(f"{name} {amount:+d}" for name, amount in sorted(self.tokens.items()))
-        return (f"{self.key.entity} / {self.key.resource} {self.key.window.value} "
-                f"{self.key.window_key}: {self.records} record(s), {tokens or 'no tokens'}")
+        return f"{self.key.entity} / {self.key.resource} {self.key.window.value}"
 
 
 @dataclass
@@ -65,6 +60,8 @@ class WatermarkCheck:
     counting_records: int = 0
     """Records of the range that move a counter."""
     to_add: int = 0
+    events_only: int = 0
+    """Of ``to_add``: records inside a gap, whose tokens are counted already."""
     already_counted: int = 0
     shadowed: list[ShadowedItem] = field(default_factory=list)
     archive_lines: int = 0
@@ -89,26 +86,24 @@ def check_range(
     Raises:
         RedriveError: a snapshot item could not be read.
     """
+    del range_end  # a counted range says what it holds, wherever the failed range ends
     check = WatermarkCheck()
     changes = _decode(records, config, check)
     check.counting_records = len(changes)
-    end = range_end.zfill(SEQUENCE_WIDTH)
     for update in plan_snapshots(changes, config):
-        stored = _watermarks(dynamodb, config, update)
-        shadowed = ShadowedItem(update.key)
+        stored = _ranges(dynamodb, config, update)
         for source, contributions in update.by_source.items():
-            mark = stored.get(source)
+            reconciled = reconcile(contributions, stored.get(source), config.counter_scale)
+            added = {link.position for link in reconciled.kept}
+            counted = stored.get(source)
             for contribution in contributions:
-                if mark is None or contribution.position > mark:
-                    check.to_add += 1
-                elif mark <= end:
+                if contribution.position not in added:
                     check.already_counted += 1
-                else:
-                    shadowed.records += 1
-                    for name, amount in contribution.counters.items():
-                        shadowed.tokens[name] = shadowed.tokens.get(name, 0) + amount
-        if shadowed.records:
-            check.shadowed.append(shadowed)
+                    continue
+                check.to_add += 1
+                if counted is not None and counted.first_position <= contribution.position \
+                        <= counted.last_position:
+                    check.events_only += 1
     return check
 
 
@@ -133,15 +128,13 @@ def _decode(records: Sequence[Mapping[str, Any]], config: AggregatorConfig,
     return changes
 
 
-def _watermarks(dynamodb: DynamoDBClient, config: AggregatorConfig,
-                update: SnapshotUpdate) -> dict[str, str]:
-    names = {f"#w{i}": watermark_attribute(source) for i, source in enumerate(update.by_source)}
+def _ranges(dynamodb: DynamoDBClient, config: AggregatorConfig,
+            update: SnapshotUpdate) -> dict[str, CountedRange]:
     try:
         item = dynamodb.get_item(
             TableName=config.snapshot_table, Key=snapshot_item_key(config, update.key),
-            ProjectionExpression=", ".join(names), ExpressionAttributeNames=names,
             ConsistentRead=True,
         ).get("Item", {})
     except (ClientError, BotoCoreError) as exc:
         raise RedriveError(f"reading snapshot {update.key}: {exc}") from exc
-    return stored_watermarks(update, item)
+    return stored_ranges(update, item)
