@@ -211,7 +211,14 @@ def run_batch(event: Mapping[str, Any], process: Callable[[Sequence[Any]], Batch
     An empty batch returns at once without calling ``process``. The completion line and
     the EMF line carry the same counts, so logs and metrics never disagree.
     """
-    records = event.get("Records") or []
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list):
+        # Not an event a mapping sends: nothing in it can ever be processed, so retrying
+        # it could only block the source.
+        if records is not None or not isinstance(event, Mapping):
+            logger.warning("skipped malformed event: no Records list", extra={
+                "event_type": type(event).__name__, "records_type": type(records).__name__})
+        records = []
     if not records:
         logger.info("empty batch", extra={"record_count": 0, "processing_time_ms": 0.0})
         return {"batchItemFailures": []}
