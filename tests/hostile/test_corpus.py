@@ -61,3 +61,13 @@ def test_the_corpus_covers_each_pipeline_with_150_inputs_or_more() -> None:
     assert len({c.id for c in CORPUS}) == len(CORPUS)
     assert sum(per_pipeline.values()) >= 150
     assert min(per_pipeline.values()) >= 25
+
+
+@pytest.mark.parametrize("pipeline", sorted(WORLDS))
+@pytest.mark.parametrize("event", [None, [], "Records", {"Records": {}}, {"Records": "x"},
+                                   {"Records": None}, {}],
+                         ids=["null", "a list", "a string", "Records a map",
+                              "Records a string", "Records null", "no Records"])
+def test_an_event_that_is_not_a_batch_returns_without_failures(pipeline: str,
+                                                               event: object) -> None:
+    assert WORLDS[pipeline]().handle_event(event) == {"batchItemFailures": []}

@@ -112,6 +112,10 @@ class World:
         raise NotImplementedError
 
     def invoke(self, records: list[Record]) -> Mapping[str, Any]:
+        return self.handle_event({"Records": records})
+
+    def handle_event(self, event: Any) -> Mapping[str, Any]:
+        """The real handler on ``event``, whatever its shape."""
         raise NotImplementedError
 
     def identifier(self, record: Record) -> str:
@@ -256,8 +260,8 @@ class UsageWorld(World):
                               sequence=usage_sequence()),
                 audit_removal(audit_image("good", self.audit_id), sequence=usage_sequence())]
 
-    def invoke(self, records: list[Record]) -> Mapping[str, Any]:
-        return usage_handler.handle({"Records": records}, self.runtime, now_ms=NOW_MS)
+    def handle_event(self, event: Any) -> Mapping[str, Any]:
+        return usage_handler.handle(event, self.runtime, now_ms=NOW_MS)
 
     def identifier(self, record: Record) -> str:
         return str(record["dynamodb"]["SequenceNumber"])
@@ -324,8 +328,8 @@ class EventsWorld(World):
                 event_record(event_document("ev-good-2", user_id="alice", value=Decimal(3)),
                              201)]
 
-    def invoke(self, records: list[Record]) -> Mapping[str, Any]:
-        return events_handler.handle({"Records": records}, self.runtime, now_ms=NOW_MS)
+    def handle_event(self, event: Any) -> Mapping[str, Any]:
+        return events_handler.handle(event, self.runtime, now_ms=NOW_MS)
 
     def identifier(self, record: Record) -> str:
         return str(record["kinesis"]["sequenceNumber"])
@@ -442,8 +446,8 @@ class BundlesWorld(World):
     def valid(self) -> list[Record]:
         return [sqs_message(s3_event_body([obj])) for obj in self.good]
 
-    def invoke(self, records: list[Record]) -> Mapping[str, Any]:
-        return bundles_handler.handle({"Records": records}, self.runtime, now_ms=NOW_MS,
+    def handle_event(self, event: Any) -> Mapping[str, Any]:
+        return bundles_handler.handle(event, self.runtime, now_ms=NOW_MS,
                                       owner=f"req-{next(self._invocations)}")
 
     def identifier(self, record: Record) -> str:
@@ -504,8 +508,8 @@ class ProjectionWorld(World):
         return [projection_record(None, projection_image("good#1", tags=["AI", "europe"])),
                 projection_record(None, projection_image("good#2", sentiment="positive"))]
 
-    def invoke(self, records: list[Record]) -> Mapping[str, Any]:
-        return projection_handler.handle({"Records": records}, self.runtime, now_ms=NOW_MS)
+    def handle_event(self, event: Any) -> Mapping[str, Any]:
+        return projection_handler.handle(event, self.runtime, now_ms=NOW_MS)
 
     def identifier(self, record: Record) -> str:
         return str(record["dynamodb"]["SequenceNumber"])
