@@ -19,6 +19,7 @@ COUNTS: Mapping[str, str] = {
     "SnapshotWrites": "snapshot_writes",
     "DuplicatesIgnored": "duplicate_contributions",
     "GapsReconciled": "reconciled_gaps",
+    "GapsUnplaced": "unplaced_gaps",
     "RefillsWritten": "refills_written",
     "RefillsLostRace": "refills_lost_race",
     "RefillsFailed": "refills_failed",

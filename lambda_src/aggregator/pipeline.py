@@ -39,12 +39,14 @@ from .archiver import (
 from .config import AggregatorConfig
 from .processor import (
     CounterChange,
+    SnapshotKey,
     SnapshotUpdate,
     decode_change,
     plan_snapshots,
 )
 from .refill import BucketState, RefillPlan, bucket_state, merge_states, plan_refill
 from .stores import Applied
+from .unplaced import unplaced
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +88,9 @@ class BatchResult:
     reconciled_gaps: int = 0
     """(snapshot item, source) pairs where records never counted were counted from the
     source's cumulative counters (``chain.py``)."""
+    unplaced_gaps: int = 0
+    """(snapshot item, source) pairs whose gap tokens no finer window could place."""
+    gaps: list[tuple[SnapshotKey, dict[str, dict[str, int]]]] = field(default_factory=list)
     refills_written: int = 0
     refills_lost_race: int = 0
     refills_failed: int = 0
@@ -156,9 +161,9 @@ def _process(raw_records: Sequence[Any], config: AggregatorConfig, stores: Store
 
     # Per job, only bound methods and partials: what a failure needs is worked out if one
     # happens, not for every write.
-    count_snapshot = partial(_count_snapshot, result)
     for update in plan_snapshots(decoded.changes, config):
-        jobs.append((pool.submit(stores.snapshots.apply, update), count_snapshot,
+        jobs.append((pool.submit(stores.snapshots.apply, update),
+                     partial(_count_snapshot, result, update.key),
                      partial(_snapshot_failed, result, update)))
 
     if stores.archive is not None:
@@ -183,6 +188,8 @@ def _process(raw_records: Sequence[Any], config: AggregatorConfig, stores: Store
                          partial(_count_refill, result), partial(_refill_failed, result, plan.pk)))
 
     settle(jobs)
+    if result.gaps:
+        _report_unplaced(result, config)
     return result
 
 
@@ -298,10 +305,26 @@ def _failing(result: BatchResult, carried: list[tuple[str, str]], kind: str,
     return fail
 
 
-def _count_snapshot(result: BatchResult, applied: Applied) -> None:
+def _count_snapshot(result: BatchResult, key: SnapshotKey, applied: Applied) -> None:
     result.snapshot_writes += applied.written
     result.duplicate_contributions += applied.duplicates
-    result.reconciled_gaps += len(applied.gaps)
+    if applied.gaps:
+        result.reconciled_gaps += len(applied.gaps)
+        result.gaps.append((key, applied.gaps))
+
+
+def _report_unplaced(result: BatchResult, config: AggregatorConfig) -> None:
+    for found in unplaced(result.gaps, config.snapshot_windows):
+        result.unplaced_gaps += 1
+        logger.warning(
+            "tokens of records never counted are in a coarser window but in no finer one: "
+            "redrive the DLQ's ranges while the stream has them (python -m redrive); after "
+            "that, the finer windows of this one lack these tokens at most", extra={
+                "entity_id": found.coarse.entity, "resource": found.coarse.resource,
+                "window": found.coarse.window.value, "window_key": found.coarse.window_key,
+                "finer_window": found.finer.value, "source": found.source,
+                "tokens": found.tokens,
+            })
 
 
 def _snapshot_failed(result: BatchResult, update: SnapshotUpdate, exc: StoreError) -> None:

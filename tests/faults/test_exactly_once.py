@@ -57,16 +57,16 @@ def test_the_proof_fails_when_a_late_replay_is_taken_for_a_duplicate(
 
 
 def test_the_proof_fails_when_redeliveries_are_added_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without the watermark condition the same faults must show a difference."""
+    """Without the counted-range condition the same faults must show a difference."""
     original = SnapshotStore._request
 
-    def unconditional(self: SnapshotStore, update: Any) -> dict[str, Any]:
-        request = original(self, update)
+    def unconditional(self: SnapshotStore, key: Any, plans: Any) -> dict[str, Any]:
+        request = original(self, key, plans)
         request.pop("ConditionExpression")
         return request
 
     monkeypatch.setattr(SnapshotStore, "_request", unconditional)
     workload = generate_workload(9, 3000)
     ddb, s3 = memory_stores()
-    run(workload, seed=9, ddb=ddb, s3=s3)
+    run(workload, seed=9, ddb=ddb, s3=s3, give_up_rate=0.0)
     assert compare(workload, ddb.items(TABLE), s3.objects.values()).snapshots
