@@ -127,7 +127,11 @@ def run(workload: Workload, *, seed: int, throttle_rate: float = 0.01,
 
     def faulty(runtime: Runtime) -> Runtime:
         faulty_ddb, faulty_s3 = plan.invocation_clients(ddb, s3)
-        return replace(runtime, stores=Stores(snapshots=SnapshotStore(faulty_ddb, config),
+        # The container's memory of what it wrote outlives the invocation's faulty clients.
+        container = runtime.stores.snapshots
+        assert isinstance(container, SnapshotStore)
+        return replace(runtime, stores=Stores(snapshots=SnapshotStore(
+                                                  faulty_ddb, config, written=container.written),
                                               buckets=None,
                                               archive=ArchiveStore(faulty_s3, BUCKET)))
 

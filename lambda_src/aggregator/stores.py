@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -150,14 +150,41 @@ class _Plan:
         self.reconciled = reconcile(run, known, scale)
 
 
+class WrittenRanges:
+    """The ranges a container wrote last, per (snapshot item, source), bounded.
+
+    Safe to trust: a stored range only grows, so records inside one this container wrote
+    are counted whoever wrote since; records outside it are written conditioned on it,
+    and a range that moved meanwhile fails the condition and is read back.
+    """
+
+    def __init__(self, capacity: int = _REMEMBERED_RANGES) -> None:
+        self._capacity = capacity
+        self._ranges: dict[tuple[SnapshotKey, str], CountedRange] = {}
+        self._lock = threading.Lock()
+
+    def recall(self, key: SnapshotKey, sources: Iterable[str]) -> dict[str, CountedRange]:
+        with self._lock:
+            return {source: found for source in sources
+                    if (found := self._ranges.get((key, source))) is not None}
+
+    def remember(self, key: SnapshotKey, ranges: Mapping[str, CountedRange]) -> None:
+        with self._lock:
+            if len(self._ranges) + len(ranges) > self._capacity:
+                self._ranges.clear()
+            for source, counted in ranges.items():
+                self._ranges[key, source] = counted
+
+
 class SnapshotStore:
     """Applies coalesced snapshot updates, one UpdateItem per snapshot item."""
 
-    def __init__(self, client: DynamoDBClient, config: AggregatorConfig) -> None:
+    def __init__(self, client: DynamoDBClient, config: AggregatorConfig, *,
+                 written: WrittenRanges | None = None) -> None:
+        """``written``: shared by every store of one container (one is made if not given)."""
         self._client = client
         self._config = config
-        self._written: dict[tuple[SnapshotKey, str], CountedRange] = {}
-        self._lock = threading.Lock()
+        self.written = WrittenRanges() if written is None else written
         # What every request of this configuration shares, worked out once.
         names = {
             "#entity": "entity_id", "#resource": "resource", "#window": "window",
@@ -178,7 +205,7 @@ class SnapshotStore:
     def apply(self, update: SnapshotUpdate) -> Applied:
         """Add what ``update`` holds that the item has not counted yet."""
         scale = self._config.counter_scale
-        known = self._remembered(update.key, update.by_source)
+        known = self.written.recall(update.key, update.by_source)
         assumed = {source for source in update.by_source if source not in known}
         for _ in range(_MAX_CONFLICTS):
             plans = [_Plan(source, update.by_source[source], known.get(source),
@@ -208,7 +235,7 @@ class SnapshotStore:
                 continue
             except BotoCoreError as exc:
                 raise to_store_error(exc, "snapshot update") from exc
-            self._remember(update.key, plans)
+            self.written.remember(update.key, {p.source: p.reconciled.range for p in plans})
             for plan in plans:
                 if plan.reconciled.gaps:
                     applied.gaps[plan.source] = plan.reconciled.gaps
@@ -307,20 +334,6 @@ class SnapshotStore:
             values[f":A{i}"] = {"S": _first_text(known)}
             return f"(#w{i} = :W{i} AND #a{i} = :A{i} AND {gaps})"
         return f"(#w{i} = :W{i} AND attribute_not_exists(#a{i}) AND {gaps})"
-
-    def _remembered(self, key: SnapshotKey, sources: Mapping[str, object],
-                    ) -> dict[str, CountedRange]:
-        """The ranges this container last wrote to the item, for the sources it knows."""
-        with self._lock:
-            return {source: found for source in sources
-                    if (found := self._written.get((key, source))) is not None}
-
-    def _remember(self, key: SnapshotKey, plans: list[_Plan]) -> None:
-        with self._lock:
-            if len(self._written) + len(plans) > _REMEMBERED_RANGES:
-                self._written.clear()
-            for plan in plans:
-                self._written[key, plan.source] = plan.reconciled.range
 
     def _log_gap(self, key: SnapshotKey, plan: _Plan) -> None:
         counted = plan.reconciled.range
