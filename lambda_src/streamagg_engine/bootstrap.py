@@ -56,6 +56,7 @@ RemainingMs = Callable[[], int]
 WRITE_RETRIES = "write_retries"
 """The summary field every pipeline's batch gains: refused writes tried again."""
 WRITE_RETRIES_METRIC = "WriteRetries"
+"""Its metric, under each pipeline's namespace beside the pipeline's own counts."""
 
 
 @dataclass(frozen=True)
