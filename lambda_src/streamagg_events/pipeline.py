@@ -104,7 +104,11 @@ def process_batch(raw_records: Sequence[Any], *, config: EventMetricsConfig,
     try:
         found = stores.lookups.fetch(keys_for(event for _, event in decoded))
     except StoreError as exc:
-        _failing(result, [(r.position, r.sequence_number) for r, _ in decoded], "lookup")(exc)
+        # A read refused for what it asked is a table that does not match the settings,
+        # not a record's fault: the batch fails and is retried, whatever the error class.
+        result.failed_writes += 1
+        write_failed(logger, result.failures, [(r.position, r.sequence_number)
+                                               for r, _ in decoded], "lookup", "lookup")(exc)
         return result
     counted: list[Counted] = []
     for record, event in decoded:
