@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from local_aws.bundles_harness import TEST_EVENT_BODY, Uploaded, s3_event_body
+from redrive.bundles import describe_body
 from redrive.cli import main
 from tests.moto_fixtures import LocalAws
 
-from .support import create_queue
+from .support import create_function, create_queue
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,3 +63,54 @@ def test_bad_numbers_are_refused_by_the_parser(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(argv, out=io.StringIO())
     assert exit_info.value.code == 2
+
+
+def test_a_function_whose_handler_is_no_pipelines_is_refused(aws: LocalAws) -> None:
+    function = create_function(aws, {}, "mine.handler.handler")
+    code, out = run("--queue-url", create_queue(aws), "--function-name", function,
+                    "--region", "us-east-1", "--endpoint-url", aws.endpoint_url)
+    assert code == 2
+    assert "handler 'mine.handler.handler' is none of the pipelines'" in out
+    assert "pass --pipeline" in out
+
+
+def test_a_dlq_without_a_function_must_be_a_queues_dead_letter_queue(aws: LocalAws) -> None:
+    code, out = run("--queue-url", create_queue(aws), "--region", "us-east-1",
+                    "--endpoint-url", aws.endpoint_url)
+    assert code == 2
+    assert "give --function-name (or --stack-name)" in out
+
+
+def test_a_stream_pipeline_named_outright_still_needs_its_function(aws: LocalAws) -> None:
+    code, out = run("--queue-url", create_queue(aws), "--pipeline", "events",
+                    "--region", "us-east-1", "--endpoint-url", aws.endpoint_url)
+    assert code == 2
+    assert out == ("error: the events pipeline's ranges are replayed through its function: "
+                   "give --function-name or --stack-name\n")
+
+
+def test_an_empty_bundler_dlq_is_a_clean_run(aws: LocalAws) -> None:
+    dlq = create_queue(aws)
+    arn = aws.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    aws.sqs.create_queue(QueueName=f"source-of-{arn.rsplit(':', 1)[1]}", Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3})})
+    code, out = run("--queue-url", dlq, "--region", "us-east-1", "--endpoint-url",
+                    aws.endpoint_url, "--wait-seconds", "0")
+    assert code == 0, out
+    assert out.startswith("redrive: bundler;")
+    assert "summary: no messages" in out
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    (s3_event_body([Uploaded("b", "in/a b+c.csv", 3, "e", "v1", "01", datetime(2026, 1, 1,
+                                                                             tzinfo=UTC))]),
+     "1 object(s): s3://b/in/a b+c.csv (version v1)"),
+    (TEST_EVENT_BODY, "S3's test event (the bundler drops it)"),
+    ('{"Records": [', "a body that is not JSON (the bundler logs and drops it)"),
+    ('{"Records": [{"s3": {}}]}', "1 object(s): (a malformed record)"),
+    ("[]", "a body that is not an S3 event (the bundler logs and drops it)"),
+])
+def test_a_bundler_message_is_described_by_the_objects_it_announces(body: str,
+                                                                     said: str) -> None:
+    assert describe_body(body) == said

@@ -93,3 +93,14 @@ def test_age_reads_like_a_person_wrote_it() -> None:
     assert age(datetime(2026, 5, 5, 11, 58, tzinfo=UTC), now) == "2 min ago"
     assert age(datetime(2026, 5, 1, 10, 0, tzinfo=UTC), now) == "4 d 2 h ago"
     assert age(None, now) == "time unknown"
+
+
+def test_a_kinesis_on_failure_message_becomes_a_failed_range_of_a_kinesis_stream() -> None:
+    document = on_failure(streamArn="arn:aws:kinesis:us-east-1:123456789012:stream/clicks",
+                          shardId="shardId-000000000002", startSequenceNumber="4960",
+                          endSequenceNumber="4970")
+    document["KinesisBatchInfo"] = document.pop("DDBStreamBatchInfo")
+    failed = parse_on_failure("m-1", "r-1", json.dumps(document))
+    assert (failed.source, failed.shard_id, failed.start, failed.end) == (
+        "kinesis", "shardId-000000000002", "4960", "4970")
+    assert parse_on_failure("m-2", "r-2", json.dumps(on_failure())).source == "dynamodb"
