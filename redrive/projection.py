@@ -45,7 +45,7 @@ LOST = ("Their changes are missing from the dashboard table: their items keep th
         "before the range until the source item changes again")
 TAIL_EMPTY_PAGES = 5
 """Empty pages in a row that end the read of an open shard's newest records."""
-EMPTY_PAGE_PAUSE = 0.2
+EMPTY_PAGE_PAUSE = 0.1
 
 
 def source_item(record: Mapping[str, Any]) -> str:

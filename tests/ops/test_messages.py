@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 import pytest
 
 from redrive.errors import NotOnFailureMessageError
+from redrive.events import filter_view
 from redrive.messages import STREAM_RETENTION, age, parse_on_failure
+from redrive.stream import RecordFilter
 
 STREAM = "arn:aws:dynamodb:eu-west-1:123456789012:table/rate-limits/stream/2026-05-01T00:00:00.000"
 
@@ -104,3 +107,15 @@ def test_a_kinesis_on_failure_message_becomes_a_failed_range_of_a_kinesis_stream
     assert (failed.source, failed.shard_id, failed.start, failed.end) == (
         "kinesis", "shardId-000000000002", "4960", "4970")
     assert parse_on_failure("m-2", "r-2", json.dumps(on_failure())).source == "dynamodb"
+
+
+def test_a_kinesis_records_filter_sees_its_data_as_json() -> None:
+    pattern = {"data": {"event_type": ["click"]}}
+    record_filter = RecordFilter([pattern])
+
+    def record(data: bytes) -> dict[str, Any]:
+        return {"kinesis": {"data": base64.b64encode(data).decode(), "sequenceNumber": "1"}}
+
+    assert record_filter.matches(filter_view(record(b'{"event_type": "click"}')))
+    assert not record_filter.matches(filter_view(record(b'{"event_type": "view"}')))
+    assert not record_filter.matches(filter_view(record(b"not json")))
