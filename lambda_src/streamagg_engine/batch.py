@@ -139,8 +139,12 @@ def log_skipped(logger: logging.Logger, exc: BaseException, *, record_id: str | 
                 **extra: Any) -> None:
     """One WARNING per skipped record, naming it; a traceback only for odd shapes."""
     logger.warning("skipped malformed record", exc_info=not hasattr(exc, "reason"), extra={
-        "event_id": loggable(record_id), **extra, "reason": skip_reason(exc),
+        "event_id": loggable(record_id), **_loggable_values(extra), "reason": skip_reason(exc),
     })
+
+
+def _loggable_values(extra: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: loggable(v) if isinstance(v, str) else v for k, v in extra.items()}
 
 
 def loggable(text: str | None) -> str | None:
@@ -161,7 +165,7 @@ def log_rejected(logger: logging.Logger, exc: StoreError, *, record_id: str | No
     record is skipped like a malformed one (the same saved query finds both), with the
     error code that refused it."""
     logger.warning("skipped malformed record", extra={
-        "event_id": loggable(record_id), **extra, "error_code": exc.code,
+        "event_id": loggable(record_id), **_loggable_values(extra), "error_code": exc.code,
         "reason": f"write refused: {exc}",
     })
 

@@ -42,6 +42,9 @@ def test_a_hostile_input_never_fails_its_batch_nor_its_neighbours(
     if case.outcome == "skipped":
         assert skipped, "the bad record was neither skipped nor logged"
         assert all(line.get("reason") or line.get("records_type") for line in skipped)
+        # A check named what was wrong: no skip fell through to the guard for odd shapes.
+        assert not [line for line in skipped
+                    if str(line.get("reason")).startswith("unexpected shape")]
     elif case.outcome == "processed":
         assert skipped == []
     world.check()
