@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from aggregator.archiver import is_archivable
 from aggregator.chain import CountedRange, reconcile
 from aggregator.config import AggregatorConfig
+from aggregator.keys import snapshot_item_key
 from aggregator.processor import (
     CounterChange,
     SnapshotKey,
@@ -31,7 +32,7 @@ from aggregator.processor import (
     decode_change,
     plan_snapshots,
 )
-from aggregator.stores import snapshot_item_key, stored_ranges
+from aggregator.stores import stored_ranges
 from streamagg_engine.errors import MalformedRecordError
 from streamagg_engine.records import StreamRecord, parse_record
 

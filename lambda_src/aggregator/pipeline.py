@@ -21,6 +21,7 @@ from streamagg_engine.batch import (
     UNEXPECTED_SHAPES,
     FailedRecords,
     Job,
+    log_rejected,
     log_skipped,
     settle,
     skip_reason,
@@ -37,6 +38,7 @@ from .archiver import (
     is_archivable,
 )
 from .config import AggregatorConfig
+from .keys import check_snapshot_keys
 from .processor import (
     CounterChange,
     SnapshotKey,
@@ -206,6 +208,8 @@ def _decode(raw_records: Sequence[Any], config: AggregatorConfig, result: BatchR
             if rest.startswith(source_marker):  # is_source_record, with the split done once
                 change = decode_change(record, config, namespace)
                 if change is not None:
+                    check_snapshot_keys(config, change.namespace, change.entity,
+                                        change.resource)
                     decoded.changes.append((record, change))
                     if refill:
                         _add_bucket_record(buckets, change.source_key,
@@ -297,9 +301,16 @@ def _refill_state(record: StreamRecord) -> BucketState | None:
 
 def _failing(result: BatchResult, carried: list[tuple[str, str]], kind: str,
              target: str) -> Callable[[StoreError], None]:
+    """A write's failure callback: its records go back to Lambda, unless the write was
+    refused for what it carried (it would be refused again): then they are skipped."""
     report = write_failed(logger, result.failures, carried, kind, target)
 
     def fail(exc: StoreError) -> None:
+        if exc.permanent:
+            result.skipped_malformed += len(carried)
+            for _, sequence_number in carried:
+                log_rejected(logger, exc, record_id=sequence_number, target=target)
+            return
         result.failed_writes += 1
         report(exc)
     return fail

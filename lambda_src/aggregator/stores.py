@@ -39,6 +39,7 @@ from streamagg_engine.windows import window_end
 
 from .chain import CountedRange, decode_gaps, encode_gaps, pack, reconcile, unpack
 from .config import AggregatorConfig
+from .keys import key_fields, snapshot_item_key
 from .processor import Contribution, SnapshotKey, SnapshotUpdate
 from .refill import RefillPlan
 
@@ -71,19 +72,6 @@ def range_attributes(source_key: str) -> tuple[str, str, str, str]:
     digest = _digest(source_key)
     return (WATERMARK_PREFIX + digest, LAST_COUNTERS_PREFIX + digest, FIRST_PREFIX + digest,
             GAPS_PREFIX + digest)
-
-
-def key_fields(key: SnapshotKey) -> dict[str, str]:
-    """The fields the configured key templates may use."""
-    return {"ns": key.namespace, "entity": key.entity, "resource": key.resource,
-            "window": key.window.value, "window_key": key.window_key}
-
-
-def snapshot_item_key(config: AggregatorConfig, key: SnapshotKey) -> dict[str, Any]:
-    """A snapshot item's primary key."""
-    fields = key_fields(key)
-    return {"PK": {"S": config.snapshot_pk.format_map(fields)},
-            "SK": {"S": config.snapshot_sk.format_map(fields)}}
 
 
 def _first_text(counted: CountedRange) -> str:
@@ -204,6 +192,12 @@ class SnapshotStore:
 
     def apply(self, update: SnapshotUpdate) -> Applied:
         """Add what ``update`` holds that the item has not counted yet."""
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("snapshot update", extra={
+                "entity_id": update.key.entity, "resource": update.key.resource,
+                "window": update.key.window.value, "window_key": update.key.window_key,
+                "records": len(update.records()),
+            })
         scale = self._config.counter_scale
         known = self.written.recall(update.key, update.by_source)
         assumed = {source for source in update.by_source if source not in known}

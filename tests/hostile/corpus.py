@@ -40,8 +40,6 @@ from tests.hostile.worlds import (
     usage_sequence,
 )
 
-SNAPSHOT_PATH = "usage snapshot path: "
-
 
 @dataclass(frozen=True)
 class Case:
@@ -206,17 +204,13 @@ USAGE: list[Case] = [
     Case("usage", "record that is a list", lambda _: [[1, 2]]),
     Case("usage", "record that is null", lambda _: [None]),
     Case("usage", "entity of 2,100 bytes: partition key over 2,048",
-         _usage_entity(entity="e" * 2100),
-         xfail=SNAPSHOT_PATH + "snapshot key sizes checked at planning time"),
+         _usage_entity(entity="e" * 2100)),
     Case("usage", "resource of 1,100 bytes: sort key over 1,024",
-         _usage_entity(resource="r" * 1100),
-         xfail=SNAPSHOT_PATH + "snapshot key sizes checked at planning time"),
+         _usage_entity(resource="r" * 1100)),
     Case("usage", "entity of 1,030 bytes: index keys over 1,024",
-         _usage_entity(entity="e" * 1030),
-         xfail=SNAPSHOT_PATH + "GSI key sizes checked at planning time"),
+         _usage_entity(entity="e" * 1030)),
     Case("usage", "key without a namespace: empty GSI4PK",
-         _usage_entity(pk="BUCKET#bad#gpt-4#0"),
-         xfail=SNAPSHOT_PATH + "empty index keys checked at planning time"),
+         _usage_entity(pk="BUCKET#bad#gpt-4#0")),
     Case("usage", "the same stream record twice in one batch", _twice, outcome="processed",
          check=_counted_once),
 ]
