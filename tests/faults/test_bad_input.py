@@ -71,8 +71,10 @@ def test_each_bad_input_has_its_defined_outcome(
 
 
 def test_a_batch_near_the_6_mb_payload_limit_is_processed_whole() -> None:
-    records = [bucket_record("MODIFY", {"tpm": 0}, {"tpm": 1000}, entity=f"e{i % 500}",
-                             extra={"pad": {"S": "p" * 1_400}}) for i in range(3_600)]
+    # 500 buckets, each consuming one token per record (its counters run on record to record).
+    records = [bucket_record("MODIFY", {"tpm": i // 500 * 1000}, {"tpm": (i // 500 + 1) * 1000},
+                             entity=f"e{i % 500}", extra={"pad": {"S": "p" * 1_400}})
+               for i in range(3_600)]
     assert len(repr(records)) > 5_500_000
     result, ddb, _ = run_batch(records)
     assert (result.counted_records, result.failed_writes) == (3_600, 0)
