@@ -8,9 +8,18 @@ import itertools
 import json
 from typing import Any
 
-from local_aws.bundles_harness import compare, create_claim_table, s3_event_body, upload_workload
+from local_aws.bundles_harness import (
+    TEST_EVENT_BODY,
+    compare,
+    create_claim_table,
+    s3_event_body,
+    upload_workload,
+)
 from local_aws.event_source_mapping import delete_succeeded, receive_lambda_event
 from local_aws.server import MotoServer, client
+from redrive.bundles import redrive
+from redrive.deployment import Deployment
+from redrive.run import Settings
 from streamagg_bundles.config import BundlerConfig
 from streamagg_bundles.handler import build_runtime, handle
 
@@ -117,3 +126,24 @@ def test_messages_that_ran_out_of_receives_go_back_and_are_bundled_once(
     deployment.drain()
     assert not compare(everything, deployment.s3, deployment.distribution)
     assert deployment.depth(deployment.queue) == 0
+
+
+def test_the_stacks_queue_output_names_the_source_queue(moto: MotoServer) -> None:
+    """With the stack's ``QueueUrl`` output, no redrive policy is needed to find it."""
+    sqs = client("sqs", moto.endpoint_url)
+    n = next(_ids)
+    dlq = sqs.create_queue(QueueName=f"output-dlq-{n}")["QueueUrl"]
+    source = sqs.create_queue(QueueName=f"output-source-{n}")["QueueUrl"]
+    sqs.send_message(QueueUrl=dlq, MessageBody=TEST_EVENT_BODY,
+                     MessageAttributes={"origin": {"DataType": "String", "StringValue": "s3"}})
+    lines: list[str] = []
+    deployment = Deployment(
+        clients=lambda service, config=None: client(service, moto.endpoint_url),
+        region="us-east-1", queue_url=dlq, settings=Settings(wait_seconds=0),
+        say=lines.append, outputs={"QueueUrl": source})
+    assert redrive(deployment).exit_code == 0
+    (moved,) = sqs.receive_message(QueueUrl=source, MessageAttributeNames=["All"])["Messages"]
+    assert moved["Body"] == TEST_EVENT_BODY
+    assert moved["MessageAttributes"]["origin"]["StringValue"] == "s3"
+    assert f"its messages go back to {source}" in "\n".join(lines)
+    assert "S3's test event (the bundler drops it)" in "\n".join(lines)
