@@ -9,14 +9,16 @@ bundler's. ``--pipeline`` says it outright.
 
 * usage, projection: each on-failure message names a DynamoDB stream range; the range is
   read back from the table's stream (within its 24 hours) and replayed through the
-  pipeline's handler. Usage: the snapshots' watermarks make a replayed record count once
-  and report ranges that later records shadowed. Projection: a source item changed after
-  the range also gets its newer records replayed, so the dashboard ends at its newest image.
+  pipeline's handler. Usage: what the snapshot items say they counted makes a replayed
+  record count once (the report says, per range, what it adds). Projection: a source
+  item changed after the range also gets its newer records replayed, so the dashboard
+  ends at its newest image.
 * events: each message names a Kinesis shard range (``KinesisBatchInfo``); the range is
   read back from the stream and replayed; the event markers make a replay count once.
 * bundler: each message is an S3 event message that ran out of receives; it is moved back
-  to the source queue (the queue whose redrive policy names the DLQ, or the stack's
-  ``QueueUrl``), where the bundler's claims keep a bundled object from being bundled twice.
+  to the source queue (``--source-queue-url``, else the stack's ``QueueUrl``, else the
+  queue whose redrive policy names the DLQ), where the bundler's claims keep a bundled
+  object from being bundled twice.
 
 A message is deleted once its range went through (or it was moved). Every run prints a
 line per message and per replayed batch, and a summary.
