@@ -151,6 +151,10 @@ def redrive(deployment: Deployment, sleep: Callable[[float], None] = time.sleep)
     say(f"         function {deployment.function_name}; dashboard "
         f"{deployment.environment.get('PROJECTION_DASHBOARD_TABLE_NAME', '(unknown)')}")
     deployment.describe_mappings(mappings, filters)
+    if any(m.get("State") == "Enabled" for m in mappings):
+        say("         note: the mapping is enabled, so a record written during the redrive "
+            "can be projected before the image the redrive writes for its item (see "
+            "docs/operations.md: stop the mapping first)")
     runtime: Runtime | None = None
     target: Target
     if deployment.invoke:
