@@ -12,7 +12,7 @@ export CDK_CLI_NOTICES := false
 
 .PHONY: demo test test-fast synth bench prove setup clean
 
-setup: $(STAMPS)/python $(STAMPS)/node
+setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/awscli
 
 $(STAMPS)/python: requirements.txt requirements-dev.txt pyproject.toml
 	@mkdir -p $(STAMPS)
@@ -24,6 +24,16 @@ $(STAMPS)/python: requirements.txt requirements-dev.txt pyproject.toml
 	@# The checkout's tools (local_aws, redrive, bench) and the Lambda code, importable from
 	@# anywhere in this venv, the way Lambda puts a function's asset root on its path.
 	@$(PY) -c 'import pathlib, site; pathlib.Path(site.getsitepackages()[0], "stream-aggregator-checkout.pth").write_text("$(CURDIR)\n$(CURDIR)/lambda_src\n")'
+	@touch $@
+
+# The AWS CLI the runbook's commands use (tests/ops/test_runbook.py runs them against
+# moto). A venv of its own: awscli pins a botocore older than the project's.
+AWSCLI_VERSION := 1.45.11
+$(STAMPS)/awscli:
+	@mkdir -p $(STAMPS)
+	@echo "== installing the AWS CLI $(AWSCLI_VERSION) into .venv-awscli"
+	@test -x .venv-awscli/bin/python || $(PYTHON) -m venv .venv-awscli
+	@.venv-awscli/bin/python -m pip install --quiet --disable-pip-version-check awscli==$(AWSCLI_VERSION)
 	@touch $@
 
 $(STAMPS)/node: package.json

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -116,7 +115,8 @@ def _run(script: str, url: str, workdir: Path, shims: str) -> subprocess.Complet
         (workdir / ".venv").symlink_to(REPO / ".venv")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": url, "MOTO_URL": url}
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": url, "MOTO_URL": url,
+           "AWS_CLI": str(AWS_CLI)}
     started = time.perf_counter()
     result = subprocess.run(["bash", "-c", f"set -euo pipefail\n{shims}\n{script}"],
                             cwd=workdir, env=env, capture_output=True, text=True, timeout=600,
@@ -139,15 +139,19 @@ aws() {
     "logs get-query-results"|"lambda get-account-settings")
       echo "not run on moto: aws $1 $2" >&2; return 0;;
   esac
-  command aws --endpoint-url "$MOTO_URL" "$@"
+  command "$AWS_CLI" --endpoint-url "$MOTO_URL" "$@"
 }
 npx() { echo "not run on moto: npx $1" >&2; }
 """
 
 
-@pytest.mark.skipif(shutil.which("aws") is None, reason="the runbook's commands need the AWS CLI")
+AWS_CLI = REPO / ".venv-awscli" / "bin" / "aws"
+"""Installed by ``make setup`` (the runbook's commands are AWS CLI commands)."""
+
+
 def test_every_command_of_the_runbook_runs_and_its_procedure_recovers_the_projection(
         stack: DeployedStack, runbook_moto: MotoServer, tmp_path: Path) -> None:
+    assert AWS_CLI.exists(), f"{AWS_CLI} is missing: run make setup"
     url = runbook_moto.endpoint_url
     pipeline = DeployedPipeline(stack, url, tmp_path / "handler.log")
     ddb = client("dynamodb", url)
