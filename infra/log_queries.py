@@ -127,6 +127,18 @@ def _retried_ranges() -> LogQuery:
     )
 
 
+def _gaps() -> LogQuery:
+    """The usage aggregator's lines about records never counted (``chain.py``)."""
+    return LogQuery(
+        key="gaps",
+        fields=("@timestamp", "kind", "entity_id", "resource", "window", "window_key",
+                "source", "tokens", "@logStream"),
+        filters=('message = "records never counted"',),
+        sort="@timestamp desc",
+        limit=500,
+    )
+
+
 def _cold_starts() -> LogQuery:
     return LogQuery(
         key="cold-starts",
@@ -157,6 +169,7 @@ LOG_QUERIES: tuple[LogQuery, ...] = (
                                 "refills_lost_race": "lost_race", "refills_failed": "failed"}),
     _cold_starts(),
     _retried_ranges(),
+    _gaps(),
 )
 """The usage aggregator's queries, in the order the runbook introduces them."""
 

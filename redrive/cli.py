@@ -31,7 +31,7 @@ Examples::
         --function-name StreamAggregator-prod-AggregatorFunction... --invoke
 
 Exit status: 0 when every message taken was recovered or moved and deleted (in a dry
-run: would be), 1 when any is left in the queue (expired, shadowed, failed, held back),
+run: would be), 1 when any is left in the queue (expired, failed, held back),
 2 for a usage or configuration error.
 """
 
@@ -97,8 +97,6 @@ def parser() -> argparse.ArgumentParser:
                      "messages, oldest ranges first (default: all)")
     how.add_argument("--discard-expired", action="store_true", help="delete the message of a "
                      "range the stream no longer (fully) has, after replaying what is left")
-    how.add_argument("--discard-shadowed", action="store_true", help="usage: delete the "
-                     "message of a range whose shadowed records could not be replayed")
     how.add_argument("--ignore-filters", action="store_true", help="replay every record of "
                      "a range, not only those the event source mapping's filter lets through")
     how.add_argument("--visibility-timeout", type=_positive, default=900, help="seconds the "
@@ -154,7 +152,7 @@ def _run(args: argparse.Namespace, say: Say) -> int:
     settings = Settings(
         batch_size=args.batch_size, max_attempts=args.max_attempts,
         max_messages=args.max_messages, dry_run=args.dry_run,
-        discard_expired=args.discard_expired, discard_shadowed=args.discard_shadowed,
+        discard_expired=args.discard_expired,
         hold_seconds=args.visibility_timeout, wait_seconds=args.wait_seconds,
     )
     deployment = Deployment(

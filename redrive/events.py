@@ -7,7 +7,7 @@ the first and last sequence numbers of the batch Lambda gave up. The range is re
 retention, 24 hours by default), put in the shape Lambda hands the function, and
 replayed. Each event's marker (kept ``marker_ttl_days``) makes a replayed event count
 once, so a range partly counted before Lambda gave up, or replayed twice, adds nothing
-twice, and newer events counted since do not shadow anything.
+twice, and newer events counted since change nothing in what it adds.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ newer one. So for every source item of the range that the stream shows changed a
 right after the range, in stream order: batch after batch the handler then applies the
 item's records one by one up to the newest, which deletes every key an image of the range
 or after it projected and puts the newest image's (``docs/projection.md``, "Why the
-dashboard converges"). Nothing is shadowed: an item's newest image always wins.
+dashboard converges"): an item's newest image always wins.
 
 The newest record is the newest the stream holds when the run reads it: disable the
 mapping first, or a record written during the redrive can be projected before the

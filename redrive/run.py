@@ -12,9 +12,9 @@ position (a shard's older range before its newer one), then handled one by one:
 * read the range from the stream and keep the records the mapping's filter lets through;
 * ask the pipeline what the replay will do (:meth:`RangePipeline.check`);
 * replay the records (:mod:`redrive.replay`);
-* delete the message only when its whole range went through and nothing was shadowed;
-  an expired range is deleted only with ``discard_expired``, a shadowed one only with
-  ``discard_shadowed``. Everything not deleted is made visible again at the end.
+* delete the message only when its whole range went through; an expired range is
+  deleted only with ``discard_expired``. Everything not deleted is made visible again
+  at the end.
 
 If a range fails, the later ranges of the same shard are held back: replaying a newer
 range before an older one would apply the shard's changes out of order.
@@ -46,7 +46,6 @@ class Status(StrEnum):
     MOVED = "moved"
     WOULD_MOVE = "would move"
     EXPIRED = "expired"
-    SHADOWED = "shadowed"
     FAILED = "failed"
     HELD_BACK = "held back"
     NOT_ON_FAILURE = "not an on-failure message"
@@ -66,7 +65,6 @@ class Settings:
     """Handle at most this many messages (the oldest ranges); None: all."""
     dry_run: bool = False
     discard_expired: bool = False
-    discard_shadowed: bool = False
     hold_seconds: int = 900
     """Visibility timeout while the run holds a message."""
     wait_seconds: int = 2
@@ -119,8 +117,6 @@ class Check:
 
     replay: list[dict[str, Any]]
     """The records to replay, in order (the range's, and any the pipeline adds)."""
-    shadowed: bool = False
-    """Part of the range cannot be replayed into the pipeline's state (see its report)."""
     detail: object | None = None
     """The pipeline's own findings, kept on the outcome."""
 
@@ -295,8 +291,7 @@ class Redrive:
         settings = self._settings
         records = check.replay
         if settings.dry_run:
-            status = (Status.EXPIRED if not read.complete else
-                      Status.SHADOWED if check.shadowed else Status.WOULD_RECOVER)
+            status = Status.EXPIRED if not read.complete else Status.WOULD_RECOVER
             self._say(f"    dry run: would replay {len(records)} record(s) in batches of "
                       f"{settings.batch_size}; {status.value}")
             return Outcome(status, failed.message_id, failed, records=len(records))
@@ -310,16 +305,6 @@ class Redrive:
             return Outcome(Status.FAILED, failed.message_id, failed, records=result.records)
         if not read.complete:
             return self._expired(failed, replayed=result.records)
-        if check.shadowed:
-            if settings.discard_shadowed:
-                self._queue.delete(failed.receipt_handle)
-                self._say(f"    replayed {result.records} record(s); shadowed records "
-                          "accepted (--discard-shadowed): message deleted")
-                return Outcome(Status.SHADOWED, failed.message_id, failed, result.records,
-                               deleted=True)
-            self._say(f"    replayed {result.records} record(s), but the shadowed ones above "
-                      "could not be; left in the queue (--discard-shadowed deletes it)")
-            return Outcome(Status.SHADOWED, failed.message_id, failed, result.records)
         self._queue.delete(failed.receipt_handle)
         self._say(f"    recovered: {result.records} record(s) replayed; message deleted")
         return Outcome(Status.RECOVERED, failed.message_id, failed, result.records,

@@ -1,10 +1,10 @@
 """The usage aggregator's recovery: replay its DynamoDB stream ranges through
 ``aggregator.handler`` and report what the snapshots' watermarks make of them.
 
-A replayed record is added to a snapshot item only if it is newer than the item's
-watermark for its bucket (:mod:`redrive.watermarks` reads them before the replay), so a
-replay never counts twice; a range whose items have since counted newer records of the
-same buckets is *shadowed* and reported, with the tokens that may be missing.
+A replayed record is added to a snapshot item only if the item has not counted it
+(:mod:`redrive.watermarks` reads the items' counted ranges before the replay), so a
+replay never counts twice, and a range the mapping gave up on and went on from is added
+whatever the items counted since.
 """
 
 from __future__ import annotations
@@ -65,23 +65,17 @@ class UsagePipeline:
         check = check_range(records, range_end=failed.end, config=self._config,
                             dynamodb=self._dynamodb)
         _describe(check, say)
-        return Check(replay=records, shadowed=bool(check.shadowed), detail=check)
+        return Check(replay=records, detail=check)
 
 
 def _describe(check: WatermarkCheck, say: Say) -> None:
     say(f"    {check.counting_records} record(s) move counters: "
         f"{check.to_add} snapshot contribution(s) to add, "
-        f"{check.already_counted} already counted, {check.shadowed_pairs} shadowed"
+        f"{check.already_counted} already counted"
+        + (f" ({check.events_only} of those to add inside gaps: their events only)"
+           if check.events_only else "")
         + (f"; {check.archive_lines} audit removal(s) to archive" if check.archive_lines else "")
         + (f"; {check.malformed} malformed (skipped, as before)" if check.malformed else ""))
-    if check.shadowed:
-        say("    SHADOWED: later records of the same buckets were counted into these "
-            "snapshot items after the batch failed, so their watermarks are past "
-            "the range and a replay skips these contributions. They may be missing "
-            "(up to the amounts below); if the function's errors show no failed "
-            "write for these items, they were counted:")
-        for item in check.shadowed:
-            say(f"      {item.describe()}")
 
 
 def redrive(deployment: Deployment, sleep: Callable[[float], None] = time.sleep) -> Report:
@@ -96,9 +90,6 @@ def redrive(deployment: Deployment, sleep: Callable[[float], None] = time.sleep)
     say(f"redrive: usage aggregator; queue {deployment.queue_url}")
     say(f"         function {deployment.function_name}; snapshots in {config.snapshot_table}")
     deployment.describe_mappings(mappings, filters)
-    if any(m.get("State") == "Enabled" for m in mappings):
-        say("         note: the mapping is enabled, so newer records keep being counted; "
-            "a range may be shadowed (see docs/operations.md: disable it first)")
     runtime: Runtime | None = None
     target: Target
     if deployment.invoke:

@@ -16,7 +16,7 @@ the range and each snapshot item it feeds:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -27,7 +27,6 @@ from aggregator.config import AggregatorConfig
 from aggregator.keys import snapshot_item_key
 from aggregator.processor import (
     CounterChange,
-    SnapshotKey,
     SnapshotUpdate,
     decode_change,
     plan_snapshots,
@@ -43,18 +42,6 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class ShadowedItem:
-    """Kept for the report's shape: counted ranges leave no record shadowed any more."""
-
-    key: SnapshotKey
-    records: int = 0
-    tokens: dict[str, int] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        return f"{self.key.entity} / {self.key.resource} {self.key.window.value}"
-
-
-@dataclass
 class WatermarkCheck:
     """Counts are of (record, snapshot item) pairs: a record feeds one item per window."""
 
@@ -64,15 +51,10 @@ class WatermarkCheck:
     events_only: int = 0
     """Of ``to_add``: records inside a gap, whose tokens are counted already."""
     already_counted: int = 0
-    shadowed: list[ShadowedItem] = field(default_factory=list)
     archive_lines: int = 0
     """Audit removals the replay archives (again, under the same key: no duplicates)."""
     malformed: int = 0
     """Records the handler will log and skip, as it did the first time."""
-
-    @property
-    def shadowed_pairs(self) -> int:
-        return sum(item.records for item in self.shadowed)
 
 
 def check_range(

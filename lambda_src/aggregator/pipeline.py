@@ -47,7 +47,7 @@ from .processor import (
     plan_snapshots,
 )
 from .refill import BucketState, RefillPlan, bucket_state, merge_states, plan_refill
-from .stores import Applied
+from .stores import NEVER_COUNTED, Applied
 from .unplaced import unplaced
 
 logger = logging.getLogger(__name__)
@@ -327,15 +327,15 @@ def _count_snapshot(result: BatchResult, key: SnapshotKey, applied: Applied) -> 
 def _report_unplaced(result: BatchResult, config: AggregatorConfig) -> None:
     for found in unplaced(result.gaps, config.snapshot_windows):
         result.unplaced_gaps += 1
-        logger.warning(
-            "tokens of records never counted are in a coarser window but in no finer one: "
-            "redrive the DLQ's ranges while the stream has them (python -m redrive); after "
-            "that, the finer windows of this one lack these tokens at most", extra={
-                "entity_id": found.coarse.entity, "resource": found.coarse.resource,
-                "window": found.coarse.window.value, "window_key": found.coarse.window_key,
-                "finer_window": found.finer.value, "source": found.source,
-                "tokens": found.tokens,
-            })
+        logger.warning(NEVER_COUNTED, extra={
+            "kind": "unplaced", "entity_id": found.coarse.entity,
+            "resource": found.coarse.resource, "window": found.coarse.window.value,
+            "window_key": found.coarse.window_key, "finer_window": found.finer.value,
+            "source": found.source, "tokens": found.tokens,
+            "advice": "in this window but in none of its finer ones: redrive the DLQ's "
+                      "ranges while the stream has them (python -m redrive); after that, "
+                      f"the {found.finer.value} items of this window lack these tokens at most",
+        })
 
 
 def _snapshot_failed(result: BatchResult, update: SnapshotUpdate, exc: StoreError) -> None:

@@ -53,6 +53,8 @@ LAST_COUNTERS_PREFIX = "wn_"
 FIRST_PREFIX = "wf_"
 GAPS_PREFIX = "wg_"
 _MAX_CONFLICTS = 8
+NEVER_COUNTED = "records never counted"
+"""The message of both gap lines (``kind`` tells them apart); a saved query selects it."""
 _REMEMBERED_RANGES = 20_000
 """Per container: (item, source) ranges this container wrote, a few hundred bytes each."""
 
@@ -331,14 +333,12 @@ class SnapshotStore:
 
     def _log_gap(self, key: SnapshotKey, plan: _Plan) -> None:
         counted = plan.reconciled.range
-        logger.warning("counted tokens of records never counted, from the bucket's counters",
-                       extra={
-                           "entity_id": key.entity, "resource": key.resource,
-                           "window": key.window.value, "window_key": key.window_key,
-                           "source": plan.source, "tokens": plan.reconciled.gaps,
-                           "first_position": counted.first_position,
-                           "last_position": counted.last_position,
-                       })
+        logger.warning(NEVER_COUNTED, extra={
+            "kind": "reconciled", "entity_id": key.entity, "resource": key.resource,
+            "window": key.window.value, "window_key": key.window_key,
+            "source": plan.source, "tokens": plan.reconciled.gaps,
+            "first_position": counted.first_position, "last_position": counted.last_position,
+        })
 
     def _read(self, key: Mapping[str, Any]) -> Mapping[str, Any]:
         """Fallback for endpoints that do not return the item on a failed condition."""

@@ -32,7 +32,7 @@ def test_the_module_runs_and_documents_its_options() -> None:
     assert result.returncode == 0, result.stderr
     for option in ("--queue-url", "--function-name", "--stack-name", "--region",
                    "--endpoint-url", "--max-messages", "--batch-size", "--dry-run",
-                   "--invoke", "--discard-expired", "--discard-shadowed"):
+                   "--invoke", "--discard-expired"):
         assert option in result.stdout
 
 

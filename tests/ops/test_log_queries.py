@@ -100,6 +100,16 @@ def usage_lines(aws: LocalAws, capsys: pytest.CaptureFixture[str]) -> list[dict[
     response = handle({"Records": [consumed, malformed]}, aws.runtime(config), now_ms=now_ms,
                       request_id=REQUEST_ID, cold_start=True)
     assert response["batchItemFailures"]
+    # A bucket's records given up across an hour: the next batch counts them from its
+    # counters (a reconciled gap) and the hours lack them (an unplaced one).
+    counted = AggregatorConfig(table_name=table, enable_archival=False, enable_refill=False)
+    before, after = (bucket_record("MODIFY", {"rpm": old}, {"rpm": old + 1000}, entity="gap",
+                                   created=created, sequence=sequence)
+                     for old, created, sequence in ((0, 1_700_002_740, "900"),
+                                                    (5000, 1_700_003_400, "990")))
+    for batch in ([before], [after]):
+        handle({"Records": batch}, aws.runtime(counted), now_ms=now_ms, request_id=REQUEST_ID,
+               cold_start=True)
     return _json_lines(capsys)
 
 
@@ -283,7 +293,7 @@ def test_the_stack_has_exactly_the_documented_queries(templates: dict[str, Templ
         query_definition_name(PREFIX, q.key) for q in LOG_QUERIES)
     assert [q.key for q in LOG_QUERIES] == [
         "errors", "failed-invocations", "batch-duration", "skipped-records", "refill-outcomes",
-        "cold-starts", "retried-ranges"]
+        "cold-starts", "retried-ranges", "gaps"]
 
 
 def test_query_names_follow_the_alarm_name_prefix(templates: dict[str, Template]) -> None:
