@@ -140,8 +140,16 @@ class _Plan:
         self.reconciled = reconcile(run, known, scale)
 
 
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    counted: CountedRange
+    exact: bool
+    """True: the item held exactly this after the write. False: the write assumed the batch
+    continued the item's range, so only its top is known (the bottom may reach lower)."""
+
+
 class WrittenRanges:
-    """The ranges a container wrote last, per (snapshot item, source), bounded.
+    """What a container wrote last, per (snapshot item, source), bounded.
 
     Safe to trust: a stored range only grows, so records inside one this container wrote
     are counted whoever wrote since; records outside it are written conditioned on it,
@@ -150,20 +158,28 @@ class WrittenRanges:
 
     def __init__(self, capacity: int = _REMEMBERED_RANGES) -> None:
         self._capacity = capacity
-        self._ranges: dict[tuple[SnapshotKey, str], CountedRange] = {}
+        self._ranges: dict[tuple[SnapshotKey, str], Remembered] = {}
         self._lock = threading.Lock()
 
-    def recall(self, key: SnapshotKey, sources: Iterable[str]) -> dict[str, CountedRange]:
+    def recall(self, key: SnapshotKey, sources: Iterable[str]) -> dict[str, Remembered]:
         with self._lock:
             return {source: found for source in sources
                     if (found := self._ranges.get((key, source))) is not None}
 
-    def remember(self, key: SnapshotKey, ranges: Mapping[str, CountedRange]) -> None:
+    def remember(self, key: SnapshotKey, ranges: Mapping[str, Remembered]) -> None:
         with self._lock:
             if len(self._ranges) + len(ranges) > self._capacity:
                 self._ranges.clear()
-            for source, counted in ranges.items():
-                self._ranges[key, source] = counted
+            for source, found in ranges.items():
+                self._ranges[key, source] = found
+
+
+def _unseen(run: list[Contribution], remembered: Remembered | None) -> list[Contribution]:
+    """The records of ``run`` a continuing write must still send, given what the container
+    wrote last: those past its top, unless some lie below what it knows (then all)."""
+    if remembered is None or run[0].position < remembered.counted.first_position:
+        return run
+    return [link for link in run if link.position > remembered.counted.last_position]
 
 
 class SnapshotStore:
@@ -201,14 +217,17 @@ class SnapshotStore:
                 "records": len(update.records()),
             })
         scale = self._config.counter_scale
-        known = self.written.recall(update.key, update.by_source)
+        memory = self.written.recall(update.key, update.by_source)
+        known = {source: found.counted for source, found in memory.items() if found.exact}
         assumed = {source for source in update.by_source if source not in known}
+        runs = {source: run if source in known else _unseen(run, memory.get(source))
+                for source, run in update.by_source.items()}
         for _ in range(_MAX_CONFLICTS):
-            plans = [_Plan(source, update.by_source[source], known.get(source),
-                           source in assumed, scale) for source in sorted(update.by_source)]
-            applied = Applied(duplicates=sum(
-                len(update.by_source[p.source]) - len(p.reconciled.kept) for p in plans))
+            plans = [_Plan(source, runs[source], known.get(source), source in assumed, scale)
+                     for source in sorted(update.by_source) if runs[source]]
             plans = [p for p in plans if p.reconciled.kept]
+            applied = Applied(duplicates=len(update.records()) - sum(
+                len(p.reconciled.kept) for p in plans))
             if not plans:
                 applied.written = False
                 return applied
@@ -217,6 +236,7 @@ class SnapshotStore:
                 # must be merged with the item's own, which only an exact write can do.
                 known, assumed = stored_ranges(update, self._read(snapshot_item_key(
                     self._config, update.key))), set()
+                runs = update.by_source
                 continue
             request = self._request(update.key, plans)
             try:
@@ -226,12 +246,12 @@ class SnapshotStore:
                     raise to_store_error(exc, "snapshot update") from exc
                 stored: Mapping[str, Any] = exc.response.get("Item") or \
                     self._read(request["Key"])  # type: ignore[assignment]
-                known = stored_ranges(update, stored)
-                assumed = set()
+                known, assumed, runs = stored_ranges(update, stored), set(), update.by_source
                 continue
             except BotoCoreError as exc:
                 raise to_store_error(exc, "snapshot update") from exc
-            self.written.remember(update.key, {p.source: p.reconciled.range for p in plans})
+            self.written.remember(update.key, {
+                p.source: Remembered(p.reconciled.range, exact=not p.assumed) for p in plans})
             for plan in plans:
                 if plan.reconciled.gaps:
                     applied.gaps[plan.source] = plan.reconciled.gaps

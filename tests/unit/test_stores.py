@@ -24,10 +24,11 @@ def client() -> Any:
                         aws_secret_access_key="testing")
 
 
-def one_update(sequences: list[str]) -> Any:
+def one_update(sequences: list[str], start: int = 0) -> Any:
+    """One bucket's records, each taking 1 rpm and 250 tpm tokens, the ``start``-th first."""
     raws = [bucket_record("MODIFY", {"rpm": i * 1000, "tpm": i * 250_000},
                           {"rpm": (i + 1) * 1000, "tpm": (i + 1) * 250_000}, sequence=seq)
-            for i, seq in enumerate(sequences)]
+            for i, seq in enumerate(sequences, start)]
     pairs = [(r, decode_change(r, CONFIG)) for r in map(parse_record, raws)]
     (update,) = plan_snapshots([(r, c) for r, c in pairs if c], CONFIG)
     return update
@@ -193,6 +194,25 @@ def test_a_redelivered_tail_this_container_wrote_sends_no_request() -> None:
         again = store.apply(one_update(["11", "12"]))
         stub.assert_no_pending_responses()
     assert (again.duplicates, again.written) == (2, False)
+
+
+def test_the_next_batch_of_a_container_continues_with_one_request() -> None:
+    ddb = client()
+    store = SnapshotStore(ddb, CONFIG)
+    continuing = "(attribute_not_exists(#w0) OR (#w0 < :f0 AND #n0 = :o0))"
+    with Stubber(ddb) as stub:
+        stub.add_response("update_item", {}, exact_write(
+            {":events": {"N": "2"}, ":c0": {"N": "2"}, ":c1": {"N": "500"}, ":w0": ANY,
+             ":n0": ANY, ":a0": ANY, ":f0": ANY, ":o0": ANY}, continuing))
+        stub.add_response("update_item", {}, exact_write(
+            {":events": {"N": "1"}, ":c0": {"N": "1"}, ":c1": {"N": "250"},
+             ":w0": {"S": "13".zfill(40)}, ":n0": ANY, ":a0": ANY,
+             ":f0": {"S": "13".zfill(40)}, ":o0": {"S": "rpm=2000,tpm=500000"}}, continuing))
+        store.apply(one_update(["11", "12"]))
+        # A redelivered tail and one new record: only the new one is sent.
+        again = store.apply(one_update(["12", "13"], start=1))
+        stub.assert_no_pending_responses()
+    assert (again.duplicates, again.written) == (1, True)
 
 
 def test_throttling_after_the_sdk_retries_is_a_retryable_store_error() -> None:
