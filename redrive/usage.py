@@ -29,8 +29,12 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
 
 PACKAGE = "aggregator"
-LOST = ("Their counts are missing from the snapshots of those windows, and their audit "
-        "removals from the archive")
+LOST = ("Their tokens are in every snapshot item where a later record of the same bucket "
+        "was counted in the same window (the bucket's counters say what they consumed); "
+        "missing are their events (total_events), the tokens of buckets with no later "
+        "record in that window, the tokens no finer window could place (the saved query "
+        "'gaps', kind 'unplaced', names the items and the tokens at most), and their audit "
+        "removals' lines in the archive")
 
 
 class UsagePipeline:
