@@ -74,8 +74,8 @@ class FailedRecords:
 class FirstSeen:
     """Remembers record identities (sequence number, event or message id) of a batch.
 
-    Lambda may put the same stream record in a batch twice (a producer's retry, a
-    replayed range); its effect must count once, and the copy is logged at INFO only.
+    Lambda may put the same stream record in a batch twice (a replayed range); its
+    effect must count once, so the pipeline drops the copy and counts it as a duplicate.
     """
 
     __slots__ = ("_seen",)
