@@ -59,7 +59,14 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        text = json.dumps(entry, default=str, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate from a record would make the line unwritable (and lost):
+            # JSON's \u escapes carry it, as valid UTF-8.
+            return json.dumps(entry, default=str)
+        return text
 
 
 class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
