@@ -34,6 +34,7 @@ from typing import Any
 from local_aws import events_harness as harness
 from local_aws.memory import table_definition
 from local_aws.proof import now_ms
+from local_aws.server import client
 from streamagg_engine.clients import sdk_config
 from streamagg_events.config import EventMetricsConfig
 from streamagg_events.handler import build_runtime, handle
@@ -69,8 +70,8 @@ def measure(endpoint_url: str, events: int, say: Callable[[str], None]) -> Outco
     batches = [workload.records[i:i + BATCH_SIZE]
                for i in range(0, len(workload.records), BATCH_SIZE)]
     config = harness.harness_config(log_level="WARNING")
-    setup_ddb = pipelines.client("dynamodb", endpoint_url)
-    setup_s3 = pipelines.client("s3", endpoint_url)
+    setup_ddb = client("dynamodb", endpoint_url)
+    setup_s3 = client("s3", endpoint_url)
     _create(setup_ddb, setup_s3, workload, config)
 
     log = RequestLog()

@@ -8,7 +8,8 @@ as the handler's time. Here it gets its own process (and, on two cores, its own 
 as AWS's endpoints are elsewhere: what a batch's wall time shows is the handler's CPU
 and the round trips it waits for. moto's TransactWriteItems copies the whole table
 without a lock, so two at once can fail with a 500 and it slows down as the table
-grows; DynamoDB has neither limit, which is why :class:`SerialTransactions` exists. Loopback only, fake credentials (``local_aws.server``).
+grows; DynamoDB has neither limit, which is why :class:`SerialTransactions` exists.
+Loopback only, fake credentials (``local_aws.server``).
 """
 
 from __future__ import annotations
@@ -63,10 +64,7 @@ def main() -> int:
     WSGIRequestHandler.disable_nagle_algorithm = True
     with MotoServer() as moto:
         print(moto.endpoint_url, flush=True)
-        # Serves until the parent closes our stdin or terminates us.
-        done = threading.Event()
-        threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
-        done.wait()
+        sys.stdin.read()  # serves until the parent closes our stdin or terminates us
     return 0
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from local_aws import projection_harness as harness
 from local_aws.memory import table_definition
 from local_aws.proof import now_ms
+from local_aws.server import client
 from streamagg_engine.clients import sdk_config
 from streamagg_projection.config import ProjectionConfig
 from streamagg_projection.handler import build_runtime, handle
@@ -52,7 +53,7 @@ def measure(endpoint_url: str, records: int, say: Callable[[str], None]) -> Outc
                for i in range(0, len(workload.records), BATCH_SIZE)]
     config = ProjectionConfig(dashboard_table_name=harness.DASHBOARD, ttl_days=harness.TTL_DAYS,
                               log_level="WARNING")
-    setup = pipelines.client("dynamodb", endpoint_url)
+    setup = client("dynamodb", endpoint_url)
     setup.create_table(**table_definition(config.dashboard_table_name, "day_partition", "sk"))
     setup.create_table(**table_definition(NAIVE_TABLE, "day_partition", "sk"))
 
