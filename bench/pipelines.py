@@ -142,7 +142,7 @@ def figures(prefix: str, unit: str, ours: Run, naive: Run, *,
     return [
         Figure(f"{prefix}_throughput_over_http", ours.per_second, f"{unit}/s", None,
                ours.per_second / naive.per_second),
-        Figure(f"{prefix}_write_requests_per_record", ours.writes_per_record,
+        Figure(f"{prefix}_write_requests_per_{unit.rstrip('s')}", ours.writes_per_record,
                f"requests/{unit.rstrip('s')}", None,
                naive.writes_per_record / ours.writes_per_record),
         Figure(f"{prefix}_batch_wall_time_over_http", ours.median_batch_ms, "ms", batch_goal,
