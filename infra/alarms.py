@@ -12,7 +12,10 @@ dashboards can refer to it. The keys, what each alarm watches and its default:
 key                    metric (statistic, period, datapoints)                      fires at
 =====================  ==========================================================  =========
 errors                 100 x Errors / Invocations (Sum, 5 min, 1 of 1)             > 1 %
+errors_warning         the same error rate                                         > 0 %
 duration               Duration (Maximum, 5 min, 1 of 1)                           > 80 % of
+                                                                                   timeout
+duration_warning       the same duration                                           > 50 % of
                                                                                    timeout
 iterator_age           IteratorAge (Maximum, 1 min, 3 of 3)                        > 30 s
 iterator_age_warning   IteratorAge (Maximum, 1 min, 15 of 15)                      > 1 s
@@ -21,6 +24,12 @@ throttles              Throttles (Sum, 5 min, 1 of 1)                           
 skipped_records        StreamAggregator RecordsSkipped (Sum, 5 min, 1 of 1)        >= 1
 failed_writes          StreamAggregator FailedWrites (Sum, 5 min, 1 of 1)          >= 1
 =====================  ==========================================================  =========
+
+The ``*_warning`` alarms are the guide's warning bands (error rate up to 1 %, duration
+50-80 % of the timeout, iterator age 1-30 s): they notify the same topic, earlier, so a
+trend is seen before it becomes an outage; a threshold of None leaves a warning out. The
+guide's DLQ band (1-10 messages a warning) is not one: here each DLQ message is a batch
+whose counts are missing until redriven, so ``dlq_depth`` is critical from the first.
 
 Missing data never breaches: no invocations means nothing to alarm on.
 """
@@ -43,7 +52,9 @@ from .pipeline_settings import DIMENSION, DURATION
 
 ALARM_KEYS = (
     "errors",
+    "errors_warning",
     "duration",
+    "duration_warning",
     "iterator_age",
     "iterator_age_warning",
     "dlq_depth",
@@ -51,7 +62,8 @@ ALARM_KEYS = (
     "skipped_records",
     "failed_writes",
 )
-"""The keys of :attr:`StreamAggregator.alarms`, in dashboard order."""
+"""The keys of :attr:`StreamAggregator.alarms`, in dashboard order (a warning turned off
+is left out)."""
 
 _GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 _GE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
@@ -71,8 +83,14 @@ class AlarmThresholds:
 
     error_rate_percent: float = 1.0
     """``errors`` fires above this share of invocations that failed, in percent."""
+    error_rate_warning_percent: float | None = 0.0
+    """``errors_warning`` fires above this share (0: at any failed invocation), below
+    ``error_rate_percent``; None leaves the alarm out."""
     duration_percent_of_timeout: float = 80.0
     """``duration`` fires when an invocation takes longer than this share of the timeout."""
+    duration_warning_percent_of_timeout: float | None = 50.0
+    """``duration_warning`` fires above this share of the timeout, below
+    ``duration_percent_of_timeout``; None leaves the alarm out."""
     iterator_age: Duration = Duration.seconds(30)
     """``iterator_age`` fires when the newest record of a batch was older than this."""
     iterator_age_warning: Duration = Duration.seconds(1)
@@ -92,11 +110,10 @@ class AlarmThresholds:
                 f"alarm_thresholds.error_rate_percent must be above 0 and at most 100, "
                 f"got {self.error_rate_percent!r}"
             )
-        if not 0 < self.duration_percent_of_timeout < 100:
-            raise ValueError(
-                "alarm_thresholds.duration_percent_of_timeout must be between 0 and 100, "
-                f"got {self.duration_percent_of_timeout!r}"
-            )
+        check_warning("error_rate_warning_percent", self.error_rate_warning_percent,
+                      "error_rate_percent", self.error_rate_percent, zero_allowed=True)
+        check_duration_percents(self.duration_percent_of_timeout,
+                                self.duration_warning_percent_of_timeout)
         check_counts(self, ("dlq_depth", "throttles", "skipped_records", "failed_writes"))
         critical = self.iterator_age.to_milliseconds()
         warning = self.iterator_age_warning.to_milliseconds()
@@ -105,6 +122,32 @@ class AlarmThresholds:
                 "alarm_thresholds.iterator_age_warning must be above 0 and below "
                 f"iterator_age ({warning} ms, {critical} ms)"
             )
+
+
+def check_duration_percents(critical: float, warning: float | None) -> None:
+    """``duration_percent_of_timeout`` (``critical``) is between 0 and 100 and
+    ``duration_warning_percent_of_timeout`` (``warning``) None or below it."""
+    if isinstance(critical, bool) or not isinstance(critical, int | float) \
+            or not 0 < critical < 100:
+        raise ValueError("alarm_thresholds.duration_percent_of_timeout must be between 0 and "
+                         f"100, got {critical!r}")
+    check_warning("duration_warning_percent_of_timeout", warning,
+                  "duration_percent_of_timeout", critical, zero_allowed=False)
+
+
+def check_warning(name: str, value: float | None, critical_name: str, critical: float, *,
+                  zero_allowed: bool) -> None:
+    """The warning threshold ``name`` is None (off) or a number below ``critical_name``'s
+    and above 0 (or 0 itself, if ``zero_allowed``): a warning at or after the critical
+    level would never say anything first."""
+    if value is None:
+        return
+    low_ok = isinstance(value, int | float) and not isinstance(value, bool) and (
+        value >= 0 if zero_allowed else value > 0)
+    if not low_ok or value >= critical:
+        floor = "0 or more" if zero_allowed else "above 0"
+        raise ValueError(f"alarm_thresholds.{name} must be None (off) or {floor} and below "
+                         f"{critical_name} ({critical!r}), got {value!r}")
 
 
 def check_counts(thresholds: object, names: Iterable[str]) -> None:
@@ -237,21 +280,23 @@ def alarm_specs(
     metrics: PipelineMetrics, thresholds: AlarmThresholds, timeout: Duration,
     descriptions: Mapping[str, str] | None = None,
 ) -> list[AlarmSpec]:
-    """Every alarm of :data:`ALARM_KEYS`, in that order, for a stream-fed function whose
-    handler writes ``RecordsSkipped`` and ``FailedWrites``; ``descriptions`` rewords
-    any of :data:`DESCRIPTIONS` for another pipeline."""
-    duration_ms = timeout.to_milliseconds() * thresholds.duration_percent_of_timeout / 100
-    text = {
-        **DESCRIPTIONS,
-        "duration": f"An invocation took more than "
-        f"{thresholds.duration_percent_of_timeout:g} % of the function timeout: the next "
-        "one may time out.",
-        **(descriptions or {}),
-    }
+    """Every alarm of :data:`ALARM_KEYS`, in that order (a warning turned off left out),
+    for a stream-fed function whose handler writes ``RecordsSkipped`` and
+    ``FailedWrites``; ``descriptions`` rewords any of :data:`DESCRIPTIONS` for another
+    pipeline."""
+    text = {**DESCRIPTIONS, **(descriptions or {})}
+    warning_rate = thresholds.error_rate_warning_percent
+    errors = [greater_than("errors", metrics.error_rate, thresholds.error_rate_percent, 1,
+                           text["errors"])]
+    if warning_rate is not None:
+        errors.append(greater_than(
+            "errors_warning", metrics.error_rate, warning_rate, 1,
+            f"Invocations failed, above {warning_rate:g} % of them but not yet the critical "
+            f"{thresholds.error_rate_percent:g} %: read the errors before they grow."))
     return [
-        greater_than("errors", metrics.error_rate, thresholds.error_rate_percent, 1,
-                     text["errors"]),
-        greater_than("duration", metrics.duration, duration_ms, 1, text["duration"]),
+        *errors,
+        *duration_specs(metrics, timeout, thresholds.duration_percent_of_timeout,
+                        thresholds.duration_warning_percent_of_timeout),
         greater_than("iterator_age", metrics.lag, thresholds.iterator_age.to_milliseconds(),
                      3, text["iterator_age"]),
         greater_than("iterator_age_warning", metrics.lag,
@@ -264,6 +309,23 @@ def alarm_specs(
         at_least("failed_writes", metrics.counts["FailedWrites"], thresholds.failed_writes,
                  text["failed_writes"]),
     ]
+
+
+def duration_specs(metrics: PipelineMetrics, timeout: Duration, percent: float,
+                   warning_percent: float | None) -> list[AlarmSpec]:
+    """``duration`` above ``percent`` of ``timeout`` and, unless None, ``duration_warning``
+    above ``warning_percent`` of it: the guide's 80 % critical and 50-80 % warning band."""
+    def above(key: str, share: float, meaning: str) -> AlarmSpec:
+        return greater_than(key, metrics.duration, timeout.to_milliseconds() * share / 100, 1,
+                            f"An invocation took more than {share:g} % of the function "
+                            f"timeout: {meaning}")
+
+    specs = [above("duration", percent, "the next one may time out.")]
+    if warning_percent is not None:
+        specs.append(above("duration_warning", warning_percent,
+                           "batches are slowing down; see the duration alarm's remedies "
+                           "before they reach it."))
+    return specs
 
 
 def alarm_name(prefix: str, key: str) -> str:

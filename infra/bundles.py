@@ -49,6 +49,8 @@ from .alarms import (
     PipelineMetrics,
     at_least,
     check_counts,
+    check_duration_percents,
+    duration_specs,
     greater_than,
     pipeline_metrics,
 )
@@ -77,9 +79,10 @@ from .suppressions import skip_checkov, skip_function_checks
 
 HANDLER = "streamagg_bundles.handler.handler"
 REPLICATION_RULE_ID = "archive"
-ALARM_KEYS = ("queue_age", "dlq_depth", "replication_latency", "errors", "throttles",
-              "skipped_messages", "failed_writes", "oversized_objects")
-"""The keys of :attr:`ObjectBundler.alarms`."""
+ALARM_KEYS = ("queue_age", "dlq_depth", "replication_latency", "errors", "duration",
+              "duration_warning", "throttles", "skipped_messages", "failed_writes",
+              "oversized_objects")
+"""The keys of :attr:`ObjectBundler.alarms` (``duration_warning`` left out when off)."""
 _SYNTH_NAME = "validated-at-synth"
 """Stands in for the resource names while the settings are validated."""
 _LEASE_MARGIN_SECONDS = 60
@@ -99,7 +102,9 @@ _EPHEMERAL_HEADROOM_MB = 64
 
 @dataclass(frozen=True)
 class BundlerAlarmThresholds:
-    """When each alarm fires."""
+    """When each alarm fires. ``errors`` counts failed invocations, so its default (the
+    first one) already opens the operations guide's error-rate warning band; the duration
+    alarms are the guide's 80 % critical and 50-80 % warning band."""
 
     queue_age: Duration = Duration.minutes(15)
     """The oldest message waited longer than this (3 minutes running)."""
@@ -107,12 +112,18 @@ class BundlerAlarmThresholds:
     """Bundles took longer than this to reach the archive bucket."""
     dlq_depth: int = 1
     errors: int = 1
+    duration_percent_of_timeout: float = 80.0
+    """``duration`` fires when an invocation takes longer than this share of the timeout."""
+    duration_warning_percent_of_timeout: float | None = 50.0
+    """``duration_warning`` fires above this share, below the critical one; None: off."""
     throttles: int = 1
     skipped_messages: int = 1
     failed_writes: int = 1
     oversized_objects: int = 1
 
     def __post_init__(self) -> None:
+        check_duration_percents(self.duration_percent_of_timeout,
+                                self.duration_warning_percent_of_timeout)
         check_counts(self, ("dlq_depth", "errors", "throttles", "skipped_messages",
                             "failed_writes", "oversized_objects"))
 
@@ -289,7 +300,8 @@ class ObjectBundler(PipelineConstruct):
         metrics = pipeline_metrics(self.function, self.dead_letter_queue,
                                    namespace=NAMESPACE, counts=COUNTS,
                                    queue=self.queue)
-        self._monitor(monitoring, self._alarm_specs(metrics, thresholds), metrics)
+        self._monitor(monitoring, self._alarm_specs(metrics, thresholds, settings.timeout),
+                      metrics)
         self.query_definitions = create_query_definitions(
             self, log_group=self.log_group, name_prefix=monitoring.name_prefix,
             queries=BUNDLE_QUERIES)
@@ -394,8 +406,8 @@ class ObjectBundler(PipelineConstruct):
                                   "kms:GenerateDataKey")
         self.log_group.grant_write(self.function)
 
-    def _alarm_specs(self, metrics: PipelineMetrics,
-                     thresholds: BundlerAlarmThresholds) -> list[AlarmSpec]:
+    def _alarm_specs(self, metrics: PipelineMetrics, thresholds: BundlerAlarmThresholds,
+                     timeout: Duration) -> list[AlarmSpec]:
         replication = cloudwatch.Metric(
             namespace="AWS/S3", metric_name="ReplicationLatency", statistic="Maximum",
             period=Duration.minutes(5), dimensions_map={
@@ -416,6 +428,8 @@ class ObjectBundler(PipelineConstruct):
             at_least("errors", metrics.errors, thresholds.errors,
                      "Invocations failed (timeouts, crashes, configuration): whole "
                      "batches are redelivered."),
+            *duration_specs(metrics, timeout, thresholds.duration_percent_of_timeout,
+                            thresholds.duration_warning_percent_of_timeout),
             at_least("throttles", metrics.throttles, thresholds.throttles,
                      "Invocations were throttled."),
             at_least("skipped_messages", counts["MessagesSkipped"], thresholds.skipped_messages,

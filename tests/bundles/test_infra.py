@@ -252,6 +252,10 @@ def test_alarms_watch_the_queue_the_dlq_replication_and_the_emf_counts(
     for key in ("errors", "throttles"):
         template.has_resource_properties("AWS::CloudWatch::Alarm", {
             "AlarmName": f"Bundles-test-Bundler-{key}", "Namespace": "AWS/Lambda"})
+    for key, share in (("duration", 0.8), ("duration-warning", 0.5)):  # of the 5 min timeout
+        template.has_resource_properties("AWS::CloudWatch::Alarm", {
+            "AlarmName": f"Bundles-test-Bundler-{key}", "MetricName": "Duration",
+            "Statistic": "Maximum", "Threshold": 300_000 * share})
 
 
 def test_the_dashboard_shows_every_alarm_its_threshold_and_the_bundlers_counts(
@@ -261,7 +265,8 @@ def test_the_dashboard_shows_every_alarm_its_threshold_and_the_bundlers_counts(
     assert dashboard_alarms(template) == [alarm_name(prefix, key) for key in ALARM_KEYS]
     assert dashboard_thresholds(template) == {
         ("queue_age > 900", 900), ("dlq_depth >= 1", 1), ("replication_latency > 900", 900),
-        ("errors >= 1", 1), ("throttles >= 1", 1), ("skipped_messages >= 1", 1),
+        ("errors >= 1", 1), ("duration > 240000", 240_000),
+        ("duration_warning > 150000", 150_000), ("throttles >= 1", 1), ("skipped_messages >= 1", 1),
         ("failed_writes >= 1", 1), ("oversized_objects >= 1", 1)}
     graphs = {w["properties"]["title"]: w["properties"]["metrics"]
               for w in dashboard_body(template)["widgets"] if w["type"] == "metric"}

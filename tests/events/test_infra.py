@@ -122,8 +122,8 @@ def test_every_alarm_exists_and_notifies_the_topic(templates: dict[str, Template
     alarms = templates[EXAMPLE].find_resources("AWS::CloudWatch::Alarm")
     names = {a["Properties"]["AlarmName"] for a in alarms.values()}
     assert names == {f"{EXAMPLE}-EventMetrics-{key}" for key in (
-        "errors", "duration", "iterator-age", "iterator-age-warning", "dlq-depth", "throttles",
-        "skipped-records", "failed-writes")}
+        "errors", "errors-warning", "duration", "duration-warning", "iterator-age",
+        "iterator-age-warning", "dlq-depth", "throttles", "skipped-records", "failed-writes")}
     templates[EXAMPLE].has_resource_properties("AWS::CloudWatch::Alarm", {
         "AlarmName": f"{EXAMPLE}-EventMetrics-skipped-records",
         "Namespace": "StreamAggregator/EventMetrics", "MetricName": "RecordsSkipped"})
@@ -137,7 +137,8 @@ def test_the_dashboard_shows_every_alarm_and_its_threshold_and_the_pipelines_cou
     template.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardName": prefix})
     assert dashboard_alarms(template) == [alarm_name(prefix, key) for key in ALARM_KEYS]
     assert {label for label, _ in dashboard_thresholds(template)} == {
-        "errors > 1", "duration > 48000", "iterator_age > 30000",
+        "errors > 1", "errors_warning > 0", "duration > 48000", "duration_warning > 30000",
+        "iterator_age > 30000",
         "iterator_age_warning > 1000", "dlq_depth >= 1", "throttles >= 1",
         "skipped_records >= 1", "failed_writes >= 1"}
     text = json.dumps(dashboard_body(template))

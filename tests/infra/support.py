@@ -37,7 +37,8 @@ CONSUMER_STACK = "Consumer"
 VARIANTS = ("Overridden", "ExistingResources", "NoArchive", "SnapshotTable")
 """The stacks of :func:`variants_assembly`."""
 OVERRIDDEN_THRESHOLDS = AlarmThresholds(
-    error_rate_percent=5, duration_percent_of_timeout=50,
+    error_rate_percent=5, error_rate_warning_percent=2, duration_percent_of_timeout=50,
+    duration_warning_percent_of_timeout=25,
     iterator_age=Duration.minutes(5), iterator_age_warning=Duration.seconds(60),
     dlq_depth=10, throttles=3, skipped_records=2, failed_writes=4,
 )

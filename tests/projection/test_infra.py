@@ -104,8 +104,8 @@ def test_alarms_cover_errors_lag_dlq_skipped_records_and_failed_writes(
     names = sorted(a["Properties"]["AlarmName"]
                    for a in _resources(projection_template, "AWS::CloudWatch::Alarm").values())
     assert names == sorted(f"{STACK}-Projection-{key}" for key in (
-        "errors", "duration", "iterator-age", "iterator-age-warning", "dlq-depth",
-        "throttles", "skipped-records", "failed-writes"))
+        "errors", "errors-warning", "duration", "duration-warning", "iterator-age",
+        "iterator-age-warning", "dlq-depth", "throttles", "skipped-records", "failed-writes"))
     projection_template.has_resource_properties("AWS::CloudWatch::Alarm", {
         "MetricName": "RecordsSkipped", "Namespace": "StreamAggregator/Projection"})
 
