@@ -30,7 +30,6 @@ from local_aws import bundles_harness as harness
 from local_aws.event_source_mapping import sqs_record
 from local_aws.proof import now_ms
 from local_aws.server import client
-from streamagg_bundles.config import BundlerConfig
 from streamagg_bundles.handler import build_runtime, handle
 from streamagg_engine.clients import sdk_config
 
