@@ -35,7 +35,7 @@ from streamagg_engine.clients import sdk_config
 
 from . import pipelines
 from .figures import Figure, Goal
-from .moto_process import SerialTransactions
+from .moto_process import SerialWrites
 from .pipelines import RequestLog, Run, counted_client, failed_count, timed_batches
 
 BATCH_SIZE = 10
@@ -71,7 +71,7 @@ def measure(endpoint_url: str, objects: int, say: Callable[[str], None]) -> Outc
     log = RequestLog()
     sdk = sdk_config(config.max_workers * 2, read_timeout=30)
     runtime = build_runtime(config.to_env(),
-                            dynamodb=SerialTransactions(
+                            dynamodb=SerialWrites(
                                 counted_client("dynamodb", endpoint_url, log, sdk)),
                             s3=counted_client("s3", endpoint_url, log, sdk))
     owners = count(1)

@@ -6,7 +6,8 @@
   records in stream order, the size seed 003 measures ("100 events processed in
   < 1000 ms").
 - **Ours**: ``streamagg_events.handler.handle`` with the function's own SDK settings over
-  moto's server: lookups in one BatchGetItem, each batch's counters, markers and unique
+  moto's server (its DynamoDB writes one at a time: :class:`bench.moto_process.SerialWrites`):
+  lookups in one BatchGetItem, each batch's counters, markers and unique
   users coalesced per experiment, variant and window into transactions and set updates,
   one archive object per hour.
 - **Baseline**, seed 003's processor the straightforward way: per valid event, a GetItem
@@ -47,7 +48,7 @@ from streamagg_events.handler import build_runtime, handle
 
 from . import endpoint, pipelines
 from .figures import Figure, Goal
-from .moto_process import SerialTransactions
+from .moto_process import SerialWrites
 from .pipelines import RequestLog, Run, counted_client, failed_count, timed_batches
 
 BATCH_SIZE = 100
@@ -87,7 +88,7 @@ def measure(endpoint_url: str, events: int, say: Callable[[str], None]) -> Outco
     _create(setup_ddb, setup_s3, workload, config)
 
     say(f"events: {len(workload.records):,} records through the handler over HTTP to moto")
-    ours_run = _ours(batches, endpoint_url, config, say, "events, ours")
+    ours_run = _ours(batches, endpoint_url, config, say, "events, ours", moto=True)
     items = _scan(setup_ddb, config.metrics_table_name)
     differences = harness.compare(workload, items, [])
     markers = {item["pk"]["S"].removeprefix("EVENT#") for item in items
@@ -115,14 +116,14 @@ def measure(endpoint_url: str, events: int, say: Callable[[str], None]) -> Outco
 
 
 def _ours(batches: Sequence[Sequence[dict[str, Any]]], endpoint_url: str,
-          config: EventMetricsConfig, say: Callable[[str], None], label: str) -> Run:
+          config: EventMetricsConfig, say: Callable[[str], None], label: str, *,
+          moto: bool = False) -> Run:
     """The batches through the real handler, its clients pointed at ``endpoint_url``."""
     log = RequestLog()
     sdk = sdk_config(config.max_workers)
-    runtime = build_runtime(config.to_env(),
-                            dynamodb=SerialTransactions(
-                                counted_client("dynamodb", endpoint_url, log, sdk)),
-                            s3=counted_client("s3", endpoint_url, log, sdk))
+    dynamodb = counted_client("dynamodb", endpoint_url, log, sdk)
+    runtime = build_runtime(config.to_env(), dynamodb=SerialWrites(dynamodb) if moto
+                            else dynamodb, s3=counted_client("s3", endpoint_url, log, sdk))
 
     def ours(batch: list[dict[str, Any]]) -> int:
         response = handle({"Records": batch}, runtime, now_ms=now_ms())

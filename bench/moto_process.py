@@ -7,8 +7,8 @@ its request handling would share the GIL with the handler under measurement and 
 as the handler's time. Here it gets its own process (and, on two cores, its own core),
 as AWS's endpoints are elsewhere: what a batch's wall time shows is the handler's CPU
 and the round trips it waits for. moto's TransactWriteItems copies the whole table
-without a lock, so two at once can fail with a 500 and it slows down as the table
-grows; DynamoDB has neither limit, which is why :class:`SerialTransactions` exists.
+without a lock, so a write at the same time can fail or be lost, and it slows down as
+the table grows; DynamoDB has neither limit, hence :class:`SerialWrites`.
 Loopback only, fake credentials (``local_aws.server``).
 """
 
@@ -42,20 +42,29 @@ def running() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-class SerialTransactions:
-    """A DynamoDB client whose TransactWriteItems calls go one at a time (the bundler's
-    proof does the same, ``local_aws.bundles_harness``): moto's limit, not DynamoDB's."""
+class SerialWrites:
+    """A DynamoDB client whose writes go one at a time. moto's TransactWriteItems copies
+    the table without a lock to roll back from: a write landing meanwhile makes it fail
+    with a 500, or is undone by the rollback (the bundler's proof queues transactions
+    likewise, ``local_aws.bundles_harness``). moto's limit, not DynamoDB's: the figures
+    at ``bench.endpoint`` run without it."""
+
+    _WRITES = frozenset({"transact_write_items", "update_item", "put_item", "delete_item",
+                         "batch_write_item"})
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        attribute = getattr(self._inner, name)
+        if name not in self._WRITES:
+            return attribute
 
-    def transact_write_items(self, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._inner.transact_write_items(**kwargs)
+        def one_at_a_time(**kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(**kwargs)
+        return one_at_a_time
 
 
 def main() -> int:

@@ -19,7 +19,17 @@ from pathlib import Path
 
 from aggregator.config import AggregatorConfig
 
-from . import footprint, latency, throttling, throughput, writes
+from . import (
+    bundles,
+    events,
+    footprint,
+    latency,
+    moto_process,
+    projection,
+    throttling,
+    throughput,
+    writes,
+)
 from .figures import Figure, Goal, machine, table, write_json
 from .workload import SEED, generate
 
@@ -49,12 +59,20 @@ class Sizes:
     cold_runs: int
     throttled_records: int
     """Records of each throttling scenario (batches of 100, as the construct's mapping)."""
+    events: int
+    """Kinesis records through the event pipeline (batches of 100)."""
+    projection_records: int
+    """Stream records through the projection (batches of 100)."""
+    bundle_objects: int
+    """Objects (one message each) through the bundler (batches of 10)."""
 
 
 STANDARD = Sizes(batches=10, batch_size=1_000, latency_s=0.010, repeat=3,
-                 memory_records=10_000, cold_runs=7, throttled_records=5_000)
+                 memory_records=10_000, cold_runs=7, throttled_records=5_000,
+                 events=500, projection_records=1_000, bundle_objects=100)
 QUICK = Sizes(batches=2, batch_size=50, latency_s=0.001, repeat=1, memory_records=200,
-              cold_runs=1, throttled_records=300)
+              cold_runs=1, throttled_records=300, events=20, projection_records=30,
+              bundle_objects=10)
 THROTTLED = (0.20, 0.05)
 """Shares of writes refused and of responses lost in the throttling figures."""
 HEAVY = (0.30, 0.10, 0.10, 59)
@@ -217,7 +235,25 @@ def run(sizes: Sizes) -> tuple[list[Figure], list[str]]:
     throttled, throttled_notes = _throttling(sizes)
     figures += throttled
     notes += throttled_notes
+    siblings, sibling_notes = _pipelines(sizes)
+    figures += siblings
+    notes += sibling_notes
     progress(f"done in {time.perf_counter() - started:.0f} s")
+    return figures, notes
+
+
+def _pipelines(sizes: Sizes) -> tuple[list[Figure], list[str]]:
+    """The event metrics, projection and bundler pipelines over HTTP, each against its
+    seed's naive processor (:mod:`bench.pipelines`)."""
+    progress("starting moto's server in its own process for the other pipelines")
+    with moto_process.running() as url:
+        measured_events = events.measure(url, sizes.events, progress)
+        measured_projection = projection.measure(url, sizes.projection_records, progress)
+        measured_bundles = bundles.measure(url, sizes.bundle_objects, progress)
+    figures = [*events.figures(measured_events), *projection.figures(measured_projection),
+               *bundles.figures(measured_bundles)]
+    notes = [events.note(measured_events), projection.note(measured_projection),
+             bundles.note(measured_bundles)]
     return figures, notes
 
 
