@@ -21,6 +21,9 @@ The engine's lines are the same in every pipeline, so most queries are too:
   and, after ``retry_attempts``, gives up to the DLQ (what ``python -m redrive`` recovers);
 * ``cold-starts``: batches and their p99/max ``processing_time_ms`` per hour, cold starts
   apart from warm invocations (``cold_start``);
+* ``init-duration``: cold starts per hour and how long their initialization took
+  (``@initDuration``), from the ``REPORT`` line the Lambda runtime, not the handler,
+  writes after every invocation (only a cold start's carries ``Init Duration``);
 
 and one query of each pipeline's own counts per hour: ``refill-outcomes`` (usage),
 ``event-outcomes`` (event metrics), ``dashboard-writes`` (projection),
@@ -28,7 +31,9 @@ and one query of each pipeline's own counts per hour: ``refill-outcomes`` (usage
 in its DLQ after ``max_receive_count`` receives).
 
 A test runs each pipeline's real handler and checks that every field a query names is in
-the lines the query selects, so a renamed log field fails the build, not the query.
+the lines the query selects, so a renamed log field fails the build, not the query
+(``init-duration`` reads only the runtime's ``REPORT`` fields, which Logs Insights
+discovers in every Lambda log group: its text is asserted instead).
 """
 
 from __future__ import annotations
@@ -149,6 +154,20 @@ def _cold_starts() -> LogQuery:
     )
 
 
+def _init_duration() -> LogQuery:
+    """The runtime's ``REPORT`` lines of cold starts: ``Init Duration`` is the time spent
+    starting the runtime and importing the handler module (boto3 included) before the
+    first batch, which ``cold-starts``' ``processing_time_ms`` does not contain."""
+    return LogQuery(
+        key="init-duration",
+        filters=('@type = "REPORT"', "ispresent(@initDuration)"),
+        stats="count() as cold_starts, avg(@initDuration) as avg_init_ms, "
+              "pct(@initDuration, 99) as p99_init_ms, max(@initDuration) as max_init_ms, "
+              "max(@duration) as max_first_invocation_ms by bin(1h) as hour",
+        sort="hour desc",
+    )
+
+
 def _hourly(key: str, sums: dict[str, str]) -> LogQuery:
     """``key``: the completion lines' ``sums`` (field -> column) per hour."""
     return LogQuery(
@@ -170,6 +189,7 @@ LOG_QUERIES: tuple[LogQuery, ...] = (
     _cold_starts(),
     _retried_ranges(),
     _gaps(),
+    _init_duration(),
 )
 """The usage aggregator's queries, in the order the runbook introduces them."""
 
@@ -184,6 +204,7 @@ EVENT_QUERIES: tuple[LogQuery, ...] = (
                                "unknown_experiments": "unknown",
                                "skipped_malformed": "skipped"}),
     _cold_starts(),
+    _init_duration(),
 )
 """The event-metrics pipeline's queries."""
 
@@ -197,6 +218,7 @@ PROJECTION_QUERIES: tuple[LogQuery, ...] = (
                                  "unprocessed_retries": "unprocessed",
                                  "failed_writes": "writes_failed"}),
     _cold_starts(),
+    _init_duration(),
 )
 """The projection stage's queries."""
 
@@ -211,6 +233,7 @@ BUNDLE_QUERIES: tuple[LogQuery, ...] = (
                                  "objects_oversized": "oversized",
                                  "objects_deferred": "deferred"}),
     _cold_starts(),
+    _init_duration(),
 )
 """The bundler's queries (an SQS source has no ranges: its failed messages come back
 after the visibility timeout and move to the DLQ after ``max_receive_count``)."""

@@ -49,6 +49,8 @@ EXAMPLE_STACKS = {"events": (f"EventMetrics-{ENV_NAME}", "EventMetrics"),
                   "projection": (f"SentimentProjection-{ENV_NAME}", "Projection"),
                   "bundles": (f"Bundles-{ENV_NAME}", "Bundler")}
 """The app's example stacks and their constructs' ids (the saved queries' prefix)."""
+RUNTIME_QUERY = "init-duration"
+"""The one query over lines the Lambda runtime writes (``REPORT``), not the handler."""
 KEYWORDS = frozenset({"fields", "filter", "stats", "sort", "limit", "by", "as", "desc", "asc",
                       "and", "or", "not", "like", "in", "display", "parse", "dedup"})
 
@@ -198,6 +200,8 @@ def test_every_field_a_query_reads_is_in_the_lines_it_selects(
 ) -> None:
     pipeline, handler_lines = pipeline_lines
     for query in PIPELINE_QUERIES[pipeline]:
+        if query.key == RUNTIME_QUERY:
+            continue  # the runtime's REPORT lines: see test_the_init_duration_query_...
         lines = selected(query, handler_lines)
         assert lines, f"the {pipeline} handler wrote no line {query.key} selects"
         fields = referenced_fields(query.text())
@@ -217,6 +221,23 @@ def test_every_pipeline_has_queries_for_errors_skipped_records_and_failed_batche
     by_key = {q.key: q.text() for q in LOG_QUERIES}
     assert "filter failed_writes > 0" in by_key["retried-ranges"]
     assert "by first_failed_sequence_number" in by_key["retried-ranges"]
+
+
+def test_the_init_duration_query_reads_only_the_runtimes_report_fields() -> None:
+    """The handler never writes a ``REPORT`` line: the runtime does, after every
+    invocation, and Logs Insights discovers its ``@type``, ``@initDuration`` (a cold
+    start's ``Init Duration``) and ``@duration`` in any Lambda log group. So the test is
+    the text: it reads no field of the handler's and keeps only cold starts' lines."""
+    for pipeline, queries in PIPELINE_QUERIES.items():
+        (query,) = [q for q in queries if q.key == RUNTIME_QUERY]
+        text = query.text()
+        assert text == (
+            'filter @type = "REPORT"\n| filter ispresent(@initDuration)\n'
+            "| stats count() as cold_starts, avg(@initDuration) as avg_init_ms, "
+            "pct(@initDuration, 99) as p99_init_ms, max(@initDuration) as max_init_ms, "
+            "max(@duration) as max_first_invocation_ms by bin(1h) as hour\n"
+            "| sort hour desc"), pipeline
+        assert referenced_fields(text) == set()
 
 
 def test_the_handler_lines_cover_what_the_queries_are_about(
@@ -293,7 +314,7 @@ def test_the_stack_has_exactly_the_documented_queries(templates: dict[str, Templ
         query_definition_name(PREFIX, q.key) for q in LOG_QUERIES)
     assert [q.key for q in LOG_QUERIES] == [
         "errors", "failed-invocations", "batch-duration", "skipped-records", "refill-outcomes",
-        "cold-starts", "retried-ranges", "gaps"]
+        "cold-starts", "retried-ranges", "gaps", "init-duration"]
 
 
 def test_query_names_follow_the_alarm_name_prefix(templates: dict[str, Template]) -> None:
