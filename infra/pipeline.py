@@ -41,6 +41,10 @@ _STREAM_CONCURRENCY = (
     "Concurrency is bounded by the stream: shards x parallelization_factor. A reservation "
     "below that throttles the stream; set reserved_concurrency to cap it.")
 
+_XRAY_WILDCARD = (
+    "X-Ray's PutTraceSegments and PutTelemetryRecords, which active tracing grants, have no "
+    "resource-level permissions.")
+
 
 @dataclass(frozen=True)
 class Monitoring:
@@ -125,8 +129,11 @@ class PipelineConstruct(Construct):
             log_group=self.log_group,
             logging_format=parts.LOGGING_FORMAT,
             environment=dict(environment),
+            tracing=lambda_.Tracing.ACTIVE if props.tracing else None,
             **{"description": description, **function_props, **props.function_overrides},
         )
+        if props.tracing:
+            parts.acknowledge_wildcard(role, "*", _XRAY_WILDCARD)
         return role
 
     def _monitor(self, alarm_props: Monitoring, specs: list[AlarmSpec],

@@ -10,7 +10,7 @@ keyword the construct does not take, as Python would for an explicit one. The se
 ``check_*`` methods then raise ``ValueError`` naming the first prop out of range.
 
 ``function_overrides`` passes any other ``lambda_.Function`` setting through (a VPC,
-tracing, layers, ...); the settings the construct owns, because the pipeline depends on
+layers, ...); the settings the construct owns, because the pipeline depends on
 them, are refused by name.
 """
 
@@ -59,6 +59,7 @@ FUNCTION_SETTINGS_WITH_PROPS: Mapping[str, str] = {
     "timeout": "timeout",
     "architecture": "architecture",
     "reserved_concurrent_executions": "reserved_concurrency",
+    "tracing": "tracing",
 }
 """``lambda_.Function`` settings that are props of their own (checked, documented)."""
 _FUNCTION_PARAMETERS = frozenset(
@@ -77,8 +78,11 @@ class FunctionProps(TypedDict, total=False):
     """Reserved concurrent executions, 1..100000; None reserves none."""
     log_retention: logs.RetentionDays
     """How long the function's log group keeps its logs."""
+    tracing: bool
+    """True: X-Ray active tracing (``lambda_.Tracing.ACTIVE``) and the role's grant to
+    send segments; False: none."""
     function_overrides: Mapping[str, Any]
-    """Any other ``lambda_.Function`` keyword (``tracing``, ``vpc``, ``layers``, ...),
+    """Any other ``lambda_.Function`` keyword (``vpc``, ``layers``, ...),
     passed through; not those of :data:`OWNED_FUNCTION_SETTINGS` or
     :data:`FUNCTION_SETTINGS_WITH_PROPS`."""
 
@@ -146,6 +150,12 @@ class FunctionSettings:
     reserved_concurrency: int | None = None
     """Default: none (the event source bounds how many invocations run at once)."""
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    tracing: bool = False
+    """Off by default: the handlers carry no X-Ray SDK (the asset bundles nothing but our
+    code), so a trace holds Lambda's own segments only (invocation, overhead, init), whose
+    timings the ``REPORT`` lines and the ``init-duration`` query already give for free; a
+    stream or S3-notified queue passes no trace context to join. On, it costs X-Ray's
+    price per recorded trace (see the README)."""
     function_overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def check_function(self, *, min_timeout_seconds: int = 1,
@@ -156,6 +166,8 @@ class FunctionSettings:
         if self.reserved_concurrency is not None:
             check_range("reserved_concurrency", self.reserved_concurrency, 1, 100_000)
         check_seconds("timeout", self.timeout, min_timeout_seconds, 900)
+        if not isinstance(self.tracing, bool):
+            raise TypeError(f"tracing must be True or False, got {self.tracing!r}")
         check_overrides(self.function_overrides, owned)
 
 

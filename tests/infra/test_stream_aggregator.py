@@ -296,10 +296,9 @@ def test_a_function_override_owned_by_the_construct_is_refused_by_name() -> None
 
 @pytest.mark.synth
 def test_function_overrides_reach_the_function_and_keep_what_the_construct_sets() -> None:
-    aggregator = _build(function_overrides={"tracing": lambda_.Tracing.ACTIVE,
-                                            "description": "usage for team A"})
+    aggregator = _build(function_overrides={"description": "usage for team A"})
     template = Template.from_stack(Stack.of(aggregator))
     template.has_resource_properties("AWS::Lambda::Function", {
-        "TracingConfig": {"Mode": "Active"}, "Description": "usage for team A",
+        "Description": "usage for team A",
         "Handler": "aggregator.handler.handler", "MemorySize": 1769,
         "LoggingConfig": Match.object_like({"LogFormat": "Text"})})
