@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
@@ -59,11 +60,19 @@ class ArchiveStore:
         self._client = client
         self._bucket = bucket
 
-    def put(self, key: str, body: bytes, *, content_type: str, content_encoding: str) -> None:
+    def put(self, key: str, body: bytes, *, content_type: str, content_encoding: str,
+            metadata: Mapping[str, str] | None = None) -> None:
+        """``metadata``: the object's user metadata (``x-amz-meta-*``), so a reader can
+        tell what an object holds without fetching it."""
         try:
-            self._client.put_object(
-                Bucket=self._bucket, Key=key, Body=body,
-                ContentType=content_type, ContentEncoding=content_encoding,
-            )
+            if metadata:
+                self._client.put_object(
+                    Bucket=self._bucket, Key=key, Body=body, ContentType=content_type,
+                    ContentEncoding=content_encoding, Metadata=dict(metadata))
+            else:
+                self._client.put_object(
+                    Bucket=self._bucket, Key=key, Body=body,
+                    ContentType=content_type, ContentEncoding=content_encoding,
+                )
         except AWS_FAILURES as exc:
             raise to_store_error(exc, "archive put") from exc

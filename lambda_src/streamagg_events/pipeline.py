@@ -10,7 +10,7 @@ retries from there; the markers make the redelivered events that had been counte
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import partial
@@ -54,8 +54,8 @@ class CounterWriter(Protocol):
 
 
 class ArchiveWriter(Protocol):
-    def put(self, key: str, body: bytes, *, content_type: str,
-            content_encoding: str) -> None: ...
+    def put(self, key: str, body: bytes, *, content_type: str, content_encoding: str,
+            metadata: Mapping[str, str] | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,8 @@ def process_batch(raw_records: Sequence[Any], *, config: EventMetricsConfig,
         for obj in plan_archive(counted, config, counted[0].record.shard_id):
             jobs.append((pool.submit(stores.archive.put, obj.key, obj.body,
                                      content_type=CONTENT_TYPE,
-                                     content_encoding=CONTENT_ENCODING),
+                                     content_encoding=CONTENT_ENCODING,
+                                     metadata=obj.metadata),
                          partial(_archived, result, obj),
                          _failing(result, [e.carried for e in obj.events], "archive")))
     settle(jobs)

@@ -164,11 +164,25 @@ def plan_user_sets(events: Iterable[Counted], config: EventMetricsConfig) -> lis
             for key, shard in sorted(users)]
 
 
+ARCHIVE_SCHEMA_VERSION = "1"
+"""The layout of an archive line (:func:`archive_line`); a change of its fields bumps it,
+so a reader can tell old objects from new ones by their metadata."""
+
+
 @dataclass(frozen=True)
 class ArchiveObject:
     key: str
     body: bytes
     events: tuple[Counted, ...]
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The object's S3 user metadata: how many events it holds, the earliest and latest
+        event time, and :data:`ARCHIVE_SCHEMA_VERSION`."""
+        times = [item.enriched.event.timestamp_ms for item in self.events]
+        return {"event-count": str(len(self.events)),
+                "first-event-time": _iso_ms(min(times)), "last-event-time": _iso_ms(max(times)),
+                "schema-version": ARCHIVE_SCHEMA_VERSION}
 
 
 def archive_line(item: Counted) -> dict[str, Any]:

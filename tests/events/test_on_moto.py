@@ -24,6 +24,7 @@ from local_aws.memory import MemoryDynamoDB, MemoryS3, table_definition
 from local_aws.server import MotoServer, client
 from streamagg_events.config import EventMetricsConfig
 from streamagg_events.handler import build_runtime, handle
+from streamagg_events.processor import ARCHIVE_SCHEMA_VERSION
 
 _names = itertools.count(1)
 
@@ -82,6 +83,13 @@ def test_the_handler_counts_a_kinesis_stream_on_moto(moto: MotoServer) -> None:
     line = json.loads(gzip.decompress(bodies[0]).splitlines()[0])
     assert line["sequence_number"].isdigit()
     assert line["experiment_name"]
+    # Each object says what it holds in its metadata, read back without its body.
+    for item, body in zip(listing, bodies, strict=True):
+        lines = [json.loads(text) for text in gzip.decompress(body).splitlines()]
+        times = sorted(entry["timestamp"] for entry in lines)
+        assert s3.head_object(Bucket=bucket, Key=item["Key"])["Metadata"] == {
+            "event-count": str(len(lines)), "first-event-time": times[0],
+            "last-event-time": times[-1], "schema-version": ARCHIVE_SCHEMA_VERSION}
 
 
 def _payload(data: str) -> bytes:
