@@ -82,19 +82,27 @@ def ours_over_http(batch: Sequence[dict[str, Any]], *, latency_s: float, max_wor
 
 def _best(batch: Sequence[dict[str, Any]], ddb: Any, s3: Any, log: CallLog, *,
           max_workers: int, repeat: int) -> Timing:
+    """Each run on a container of its own: a container remembers the ranges it wrote and
+    skips them when the same records come again, so a second run on one runtime would time
+    a redelivery. The clients (and their per-operation caches) are shared."""
     env = AggregatorConfig(archive_bucket_name="archive", max_workers=max_workers,
                            log_level="WARNING").to_env()
+    _on_fresh_runtime(env, ddb, s3, list(batch[:10]))  # warm the clients' caches
+    best, cpu, calls = float("inf"), float("inf"), 0
+    for _ in range(repeat):
+        before = log.total()
+        elapsed, used = _on_fresh_runtime(env, ddb, s3, list(batch))
+        best, cpu = min(best, elapsed), min(cpu, used)
+        calls = log.total() - before
+    return Timing(best, calls, len(batch), cpu)
+
+
+def _on_fresh_runtime(env: dict[str, str], ddb: Any, s3: Any,
+                      records: list[dict[str, Any]]) -> tuple[float, float]:
     with contextlib.redirect_stdout(_DEVNULL):
         runtime = build_runtime(env, dynamodb=ddb, s3=s3)
     try:
-        _run(runtime, list(batch[:10]))  # warm the clients' per-operation caches
-        best, cpu, calls = float("inf"), float("inf"), 0
-        for _ in range(repeat):
-            before = log.total()
-            elapsed, used = _run(runtime, list(batch))
-            best, cpu = min(best, elapsed), min(cpu, used)
-            calls = log.total() - before
-        return Timing(best, calls, len(batch), cpu)
+        return _run(runtime, records)
     finally:
         runtime.pool.shutdown(wait=True)
 
