@@ -1,6 +1,9 @@
 """``make bench``: measure every figure against the naive baseline, print a table, write JSON.
 
-    python -m bench                # the standard run (about two minutes on 2 cores)
+The usage aggregator's figures come first (this module's :func:`run`); then the event
+metrics, projection and bundler pipelines over HTTP to moto (:func:`_pipelines`).
+
+    python -m bench                # the standard run (five to eight minutes on 2 cores)
     python -m bench --quick        # tiny sizes: checks the benchmarks work, figures meaningless
     python -m bench --out FILE     # where the JSON goes (default bench/results.json)
 
