@@ -22,4 +22,10 @@ COUNTS: Mapping[str, str] = {
     "CounterTransactions": "transactions",
     "ArchivedEvents": "archived_events",
     "FailedWrites": "failed_writes",
+    # seed 003's error metrics, one per stage; records, not writes
+    "ParseErrors": "parse_errors",
+    "ValidationErrors": "validation_errors",
+    "EnrichmentErrors": "enrichment_errors",
+    "AggregationErrors": "aggregation_errors",
+    "ArchiveErrors": "archive_errors",
 }

@@ -86,6 +86,18 @@ class BatchResult:
     archived_events: int = 0
     archive_objects: int = 0
     failed_writes: int = 0
+    parse_errors: int = 0
+    """Records skipped before their JSON: a bad envelope, base64 or JSON."""
+    validation_errors: int = 0
+    """Records skipped for breaking the event schema."""
+    enrichment_errors: int = 0
+    """Records skipped at enrichment (unknown experiment, keys over DynamoDB's limits), or
+    handed back because the lookup read failed."""
+    aggregation_errors: int = 0
+    """Events whose counter or unique-user write failed (handed back) or was refused
+    (skipped)."""
+    archive_errors: int = 0
+    """Events whose archive put failed (handed back) or was refused (skipped)."""
     failures: FailedRecords = field(default_factory=lambda: FailedRecords(ordered=True))
 
     def summary(self) -> dict[str, int]:
@@ -107,6 +119,7 @@ def process_batch(raw_records: Sequence[Any], *, config: EventMetricsConfig,
         # A read refused for what it asked is a table that does not match the settings,
         # not a record's fault: the batch fails and is retried, whatever the error class.
         result.failed_writes += 1
+        result.enrichment_errors += len(decoded)
         write_failed(logger, result.failures, [(r.position, r.sequence_number)
                                                for r, _ in decoded], "lookup", "lookup")(exc)
         return result
@@ -117,6 +130,7 @@ def process_batch(raw_records: Sequence[Any], *, config: EventMetricsConfig,
             _check_keys(item, config)
         except (MalformedRecordError, *UNEXPECTED_SHAPES) as exc:
             result.skipped_malformed += 1
+            result.enrichment_errors += 1
             if isinstance(exc, MalformedRecordError) and \
                     exc.reason.startswith("unknown experiment"):
                 result.unknown_experiments += 1
@@ -152,11 +166,18 @@ def _decode(raw_records: Sequence[Any], schema: tuple[Field, ...],
     seen: set[str] = set()
     for raw in raw_records:
         record: KinesisRecord | None = None
+        validating = False
         try:
             record = parse_record(raw)
-            event = validate(decode_document(record), schema)
+            document = decode_document(record)
+            validating = True
+            event = validate(document, schema)
         except (MalformedRecordError, *UNEXPECTED_SHAPES) as exc:
             result.skipped_malformed += 1
+            if validating:
+                result.validation_errors += 1
+            else:
+                result.parse_errors += 1
             log_skipped(logger, exc, record_id=_event_id(raw, record),
                         sequence_number=record.sequence_number if record else None)
             continue
@@ -220,6 +241,7 @@ def _lane_done(result: BatchResult, outcome: _LaneOutcome) -> None:
         _failing(result, transaction.carried(), "counter")(exc)
     for item, exc in outcome.rejected:
         result.skipped_malformed += 1
+        result.aggregation_errors += 1
         log_rejected(logger, exc, record_id=item.record.event_id,
                      sequence_number=item.record.sequence_number)
 
@@ -244,6 +266,10 @@ def _failing(result: BatchResult, carried: list[tuple[str, str]],
     report = write_failed(logger, result.failures, carried, kind, kind)
 
     def fail(exc: StoreError) -> None:
+        if kind == "archive":
+            result.archive_errors += len(carried)
+        else:
+            result.aggregation_errors += len(carried)
         if exc.permanent:
             result.skipped_malformed += len(carried)
             for _, sequence_number in carried:
