@@ -44,7 +44,8 @@ _SECONDS_SETTINGS = {
     "timeout_seconds": "timeout",
 }
 CONSTRUCT_CONTEXT_KEYS = (
-    *_INT_SETTINGS, *_SECONDS_SETTINGS, "log_retention_days", "alarm_email", "alarm_topic_arn",
+    *_INT_SETTINGS, *_SECONDS_SETTINGS, "log_retention_days", "tracing", "alarm_email",
+    "alarm_topic_arn",
 )
 """Context keys that set a :class:`StreamAggregator` prop (see :func:`construct_props`)."""
 
@@ -194,6 +195,7 @@ def construct_props(context: Mapping[str, object]) -> dict[str, Any]:
     """:class:`StreamAggregator` keyword arguments from context values (unset: defaults).
 
     ``alarm_email`` is one address or several separated by commas (or a JSON list);
+    ``tracing`` is ``true`` or ``false`` (a JSON boolean or its text);
     ``alarm_topic_arn`` is returned as it is, for the stack to import the topic.
 
     Raises:
@@ -216,6 +218,11 @@ def construct_props(context: Mapping[str, object]) -> dict[str, Any]:
                 f"choose from {', '.join(str(d) for d in _RETENTION_DAYS)}"
             )
         props["log_retention"] = _RETENTION_DAYS[days]
+    tracing = context.get("tracing")
+    if tracing is not None:
+        if str(tracing).strip().lower() not in ("true", "false"):
+            raise ValueError(f"tracing (context): {tracing!r} is not true or false")
+        props["tracing"] = str(tracing).strip().lower() == "true"
     emails = context.get("alarm_email")
     if emails is not None and emails != "":
         items = emails if isinstance(emails, list | tuple) else str(emails).split(",")

@@ -14,6 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 
 from infra import EventMetricsAggregator, ObjectBundler, ProjectionStage, StreamAggregator
+from infra.stacks.aggregator_stack import construct_props
 
 from .support import source_table, synth_with_nag
 
@@ -101,3 +102,14 @@ def test_tracing_must_be_a_bool() -> None:
     with pytest.raises(TypeError, match=r"^tracing must be True or False, got 'Active'"):
         StreamAggregator(stack, "Usage", table=source_table(stack),
                          tracing="Active")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (True, True), ("true", True), (" TRUE ", True), (False, False), ("false", False)])
+def test_the_app_reads_tracing_from_the_context(value: object, expected: bool) -> None:
+    assert construct_props({"tracing": value}) == {"tracing": expected}
+
+
+def test_a_tracing_context_value_that_is_no_boolean_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"^tracing \(context\): 'yes' is not true or false"):
+        construct_props({"tracing": "yes"})
