@@ -88,6 +88,6 @@ def test_consumer_asset_holds_the_handler_and_no_boto3(
 
 def test_consumer_gets_the_alarms_and_the_dashboard(template: dict[str, Any]) -> None:
     names = {a["Properties"]["AlarmName"] for a in _resources(template, "AWS::CloudWatch::Alarm")}
-    assert "Consumer-Usage-errors" in names
-    assert len(names) == 8
+    assert {"Consumer-Usage-errors", "Consumer-Usage-errors-warning"} <= names
+    assert len(names) == 10
     assert len(_resources(template, "AWS::CloudWatch::Dashboard")) == 1

@@ -82,8 +82,11 @@ def runbook_moto() -> Iterator[MotoServer]:
 
 
 @pytest.fixture(scope="module")
-def stack(app_assembly: Path, runbook_moto: MotoServer) -> DeployedStack:
-    return deploy_synthesized_stack(app_assembly, STACK, runbook_moto.endpoint_url)
+def stack(app_assembly: Path, runbook_moto: MotoServer) -> Iterator[DeployedStack]:
+    yield deploy_synthesized_stack(app_assembly, STACK, runbook_moto.endpoint_url)
+    # moto servers of one process share their backends: the projection demo deploys a
+    # stack of the same name later in the session.
+    client("cloudformation", runbook_moto.endpoint_url).delete_stack(StackName=STACK)
 
 
 def _invoke(env: dict[str, str], url: str, poisoned: set[str]) -> Any:
