@@ -53,22 +53,28 @@ demo: setup
 # Extra pytest options: PYTEST_ARGS="--durations=25".
 FAST_LANE := not synth and not moto and not slow
 
-# `test` uses both cores: mypy and the synth lane run in the background (their output is
-# printed when they end) while the other lanes run in the foreground; it fails if any does.
+# `test` uses both cores: mypy, the synth lane and the proofs (the "not synth" tests of
+# tests/faults, tests/ops and tests/bench) run in the background (their output is printed
+# when they end) while the rest runs in the foreground; it fails if any does.
+PROOF_DIRS := tests/faults tests/ops tests/bench
 test: setup
 	$(PY) -m ruff check .
 	@rm -rf .test-run && mkdir -p .test-run
-	@echo "== mypy and the synth lane run in the background (.test-run/*.log)"
+	@echo "== mypy, the synth lane and the proofs run in the background (.test-run/*.log)"
 	@tmp=$$(mktemp -d); \
 	 $(PY) -m mypy > .test-run/mypy.log 2>&1 & mypy=$$!; \
 	 $(PY) -m pytest -m synth --basetemp=$$tmp/synth $(PYTEST_ARGS) \
 	   > .test-run/synth.log 2>&1 & synth=$$!; \
+	 $(PY) -m pytest -m "not synth" --basetemp=$$tmp/proofs $(PYTEST_ARGS) $(PROOF_DIRS) \
+	   > .test-run/proofs.log 2>&1 & proofs=$$!; \
 	 echo "== the other lanes"; \
-	 $(PY) -m pytest -m "not synth" --basetemp=$$tmp/other $(PYTEST_ARGS); other=$$?; \
-	 wait $$mypy; typed=$$?; wait $$synth; synthed=$$?; \
+	 $(PY) -m pytest -m "not synth" --basetemp=$$tmp/other $(PYTEST_ARGS) \
+	   $(addprefix --ignore=,$(PROOF_DIRS)); other=$$?; \
+	 wait $$mypy; typed=$$?; wait $$synth; synthed=$$?; wait $$proofs; proved=$$?; \
 	 echo "== mypy"; cat .test-run/mypy.log; \
+	 echo "== the proofs"; cat .test-run/proofs.log; \
 	 echo "== the synth lane"; cat .test-run/synth.log; \
-	 test $$other -eq 0 -a $$typed -eq 0 -a $$synthed -eq 0
+	 test $$other -eq 0 -a $$typed -eq 0 -a $$synthed -eq 0 -a $$proved -eq 0
 
 test-fast: setup
 	$(PY) -m ruff check .
@@ -78,7 +84,7 @@ bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(STAMPS) node_modules cdk.out
+	rm -rf $(VENV) .venv-awscli $(STAMPS) node_modules cdk.out
 
 # The exactly-once proofs at full size, under faults: usage snapshots and event metrics
 # 5 seeds x 100,000 records, the projection 5 x 50,000, bundles 3 x 500 objects on moto
