@@ -29,7 +29,7 @@ from .messages import FailedRange
 from .ranges import RangeRead, note_gaps
 from .replay import InProcessTarget, Target
 from .run import Check, Redrive, Report, Say
-from .stream import RecordFilter
+from .stream import RecordFilter, StreamRanges
 
 PACKAGE = "streamagg_events"
 LOST = ("Their events are missing from the counters, sums and unique users of their "
@@ -147,7 +147,7 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-class EventsPipeline:
+class EventsPipeline(StreamRanges):
     """The event pipeline's ranges: read from its Kinesis stream, replayed through its
     handler (the event markers make a replay count once)."""
 
@@ -155,21 +155,9 @@ class EventsPipeline:
 
     def __init__(self, *, kinesis: Any, target: Target, filters: Mapping[str, RecordFilter],
                  region: str, sleep: Callable[[float], None] = time.sleep) -> None:
-        self._kinesis = kinesis
+        super().__init__(kinesis, filters=filters, region=region, sleep=sleep,
+                         reader=read_range, view=filter_view)
         self.target = target
-        self._filters = filters
-        self._region = region
-        self._sleep = sleep
-
-    def read(self, failed: FailedRange) -> RangeRead:
-        return read_range(self._kinesis, failed, region=self._region, sleep=self._sleep)
-
-    def select(self, failed: FailedRange, records: list[dict[str, Any]]
-               ) -> list[dict[str, Any]]:
-        record_filter = self._filters.get(failed.stream_arn, RecordFilter())
-        if not record_filter:
-            return records
-        return [r for r in records if record_filter.matches(filter_view(r))]
 
     def check(self, failed: FailedRange, records: list[dict[str, Any]], say: Say) -> Check:
         say(f"    {len(records)} event record(s) to replay; each event's marker makes it "

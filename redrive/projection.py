@@ -32,10 +32,9 @@ from streamagg_projection.handler import Runtime, build_runtime, handle
 from .deployment import Deployment
 from .errors import StreamReadError
 from .messages import FailedRange
-from .ranges import RangeRead
 from .replay import InProcessTarget, Target
 from .run import Check, Redrive, Report, Say
-from .stream import RecordFilter, lambda_record, read_range
+from .stream import RecordFilter, StreamRanges, lambda_record
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -53,7 +52,7 @@ def source_item(record: Mapping[str, Any]) -> str:
     return json.dumps(record["dynamodb"].get("Keys", {}), sort_keys=True)
 
 
-class ProjectionPipeline:
+class ProjectionPipeline(StreamRanges):
     """The projection's ranges: read from the source table's stream, extended by the
     touched items' newer records, replayed through its handler."""
 
@@ -62,19 +61,9 @@ class ProjectionPipeline:
     def __init__(self, *, streams: DynamoDBStreamsClient, target: Target,
                  filters: Mapping[str, RecordFilter], region: str,
                  sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(streams, filters=filters, region=region, sleep=sleep)
         self._streams = streams
         self.target = target
-        self._filters = filters
-        self._region = region
-        self._sleep = sleep
-
-    def read(self, failed: FailedRange) -> RangeRead:
-        return read_range(self._streams, failed, region=self._region, sleep=self._sleep)
-
-    def select(self, failed: FailedRange, records: list[dict[str, Any]]
-               ) -> list[dict[str, Any]]:
-        record_filter = self._filters.get(failed.stream_arn, RecordFilter())
-        return [r for r in records if record_filter.matches(r)]
 
     def check(self, failed: FailedRange, records: list[dict[str, Any]], say: Say) -> Check:
         touched = {source_item(r) for r in records}

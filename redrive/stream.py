@@ -271,3 +271,36 @@ def _code(exc: ClientError) -> str:
 
 def _message(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
+
+
+class StreamRanges:
+    """What every stream pipeline's redrive does alike: read a failed range back from its
+    stream and keep the records the mapping's filter lets through.
+
+    ``reader`` reads a range (DynamoDB Streams by default); ``view`` is what the filter
+    matches a record by (the record itself, unless a pipeline's records hide their data).
+    """
+
+    def __init__(self, client: Any, *, filters: Mapping[str, RecordFilter], region: str,
+                 sleep: Callable[[float], None] = time.sleep,
+                 reader: Callable[..., RangeRead] = read_range,
+                 view: Callable[[Mapping[str, Any]], Mapping[str, Any]] = lambda r: r) -> None:
+        """Args:
+            filters: the mapping's filter by stream ARN; a stream without one: no filter.
+        """
+        self._client = client
+        self._filters = filters
+        self._region = region
+        self._sleep = sleep
+        self._reader = reader
+        self._view = view
+
+    def read(self, failed: FailedRange) -> RangeRead:
+        return self._reader(self._client, failed, region=self._region, sleep=self._sleep)
+
+    def select(self, failed: FailedRange, records: list[dict[str, Any]]
+               ) -> list[dict[str, Any]]:
+        record_filter = self._filters.get(failed.stream_arn, RecordFilter())
+        if not record_filter:
+            return records
+        return [r for r in records if record_filter.matches(self._view(r))]

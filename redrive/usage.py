@@ -18,10 +18,9 @@ from aggregator.handler import Runtime, build_runtime, handle
 
 from .deployment import Deployment
 from .messages import FailedRange
-from .ranges import RangeRead
 from .replay import InProcessTarget, Target
 from .run import Check, Redrive, Report, Say
-from .stream import RecordFilter, read_range
+from .stream import RecordFilter, StreamRanges
 from .watermarks import WatermarkCheck, check_range
 
 if TYPE_CHECKING:
@@ -37,33 +36,19 @@ LOST = ("Their tokens are in every snapshot item where a later record of the sam
         "removals' lines in the archive")
 
 
-class UsagePipeline:
+class UsagePipeline(StreamRanges):
     """The usage aggregator's ranges: read from the table's stream, checked against the
-    snapshots' watermarks, replayed through its handler."""
+    snapshots' counted ranges, replayed through its handler."""
 
     lost = LOST
 
     def __init__(self, *, streams: DynamoDBStreamsClient, dynamodb: DynamoDBClient,
                  config: AggregatorConfig, target: Target, filters: Mapping[str, RecordFilter],
                  region: str, sleep: Callable[[float], None] = time.sleep) -> None:
-        """Args:
-            filters: the mapping's filter by stream ARN; a stream without one: no filter.
-        """
-        self._streams = streams
+        super().__init__(streams, filters=filters, region=region, sleep=sleep)
         self._dynamodb = dynamodb
         self._config = config
         self.target = target
-        self._filters = filters
-        self._region = region
-        self._sleep = sleep
-
-    def read(self, failed: FailedRange) -> RangeRead:
-        return read_range(self._streams, failed, region=self._region, sleep=self._sleep)
-
-    def select(self, failed: FailedRange, records: list[dict[str, Any]]
-               ) -> list[dict[str, Any]]:
-        record_filter = self._filters.get(failed.stream_arn, RecordFilter())
-        return [r for r in records if record_filter.matches(r)]
 
     def check(self, failed: FailedRange, records: list[dict[str, Any]], say: Say) -> Check:
         check = check_range(records, range_end=failed.end, config=self._config,
