@@ -51,7 +51,7 @@ class UsagePipeline(StreamRanges):
         self.target = target
 
     def check(self, failed: FailedRange, records: list[dict[str, Any]], say: Say) -> Check:
-        check = check_range(records, range_end=failed.end, config=self._config,
+        check = check_range(records, config=self._config,
                             dynamodb=self._dynamodb)
         _describe(check, say)
         return Check(replay=records, detail=check)

@@ -60,7 +60,6 @@ class WatermarkCheck:
 def check_range(
     records: Sequence[Mapping[str, Any]],
     *,
-    range_end: str,
     config: AggregatorConfig,
     dynamodb: DynamoDBClient,
 ) -> WatermarkCheck:
@@ -69,7 +68,6 @@ def check_range(
     Raises:
         RedriveError: a snapshot item could not be read.
     """
-    del range_end  # a counted range says what it holds, wherever the failed range ends
     check = WatermarkCheck()
     changes = _decode(records, config, check)
     check.counting_records = len(changes)

@@ -65,9 +65,6 @@ def _digest(source_key: str) -> str:
     return hashlib.blake2b(source_key.encode(), digest_size=8).hexdigest()
 
 
-def watermark_attribute(source_key: str) -> str:
-    return WATERMARK_PREFIX + _digest(source_key)
-
 
 def range_attributes(source_key: str) -> tuple[str, str, str, str]:
     """The watermark, last-counters, first and gaps attributes of one source."""
