@@ -148,12 +148,20 @@ def _drive(stack: DeployedStack, endpoint_url: str, records: Sequence[dict[str, 
     return mapping.report, pipeline.messages_left()
 
 
+def _key_names(ddb: Any, table: str) -> tuple[str, ...]:
+    """The table's partition and sort key names, as deployed (``pk``/``sk``, or seed 003's
+    ``partition_key``/``sort_key`` when synthesized with ``-c events_profile=seed-003``)."""
+    schema = ddb.describe_table(TableName=table)["Table"]["KeySchema"]
+    return tuple(key["AttributeName"] for key in sorted(schema, key=lambda k: k["KeyType"]))
+
+
 def _report(stack: DeployedStack, ddb: Any, s3: Any, workload: Workload,
             say: Callable[[str], None]) -> int:
     table = stack.output("MetricsTableName")
     pages = ddb.get_paginator("scan").paginate(TableName=table)
     items = [item for page in pages for item in page["Items"]]
-    counters, users, markers = read_counters(items)
+    keys = _key_names(ddb, table)
+    counters, users, markers = read_counters(items, keys)
     say(f"   {table}: {len(counters)} counter items, {markers} event markers")
     rows: list[tuple[str, ...]] = [(
         "experiment", "variant", "window", "start", "events", "exposure", "click",
@@ -173,7 +181,7 @@ def _report(stack: DeployedStack, ddb: Any, s3: Any, workload: Workload,
         bodies.append(body)
         lines = len(gzip.decompress(body).splitlines())
         say(f"     {entry['Key']}  ({lines} events, {entry['Size']} bytes)")
-    differences = compare(workload, items, bodies)
+    differences = compare(workload, items, bodies, keys)
     say(f"   ground truth: {len(workload.counted_ids)} distinct valid events, "
         f"{workload.malformed} malformed skipped, {workload.producer_duplicates} duplicates")
     problems = 0

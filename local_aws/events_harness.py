@@ -238,18 +238,25 @@ def run(workload: Workload, *, seed: int, ddb: Any, s3: Any,
         stream_arn=STREAM_ARN, shape=KINESIS)
 
 
-def read_counters(items: Iterable[Mapping[str, Any]]) -> tuple[CounterTruth, UserTruth, int]:
+KeyNames = tuple[str, ...]
+"""A metrics table's partition and sort key attribute names (``key_attributes``)."""
+KEYS: KeyNames = ("pk", "sk")
+
+
+def read_counters(items: Iterable[Mapping[str, Any]], keys: KeyNames = KEYS,
+                  ) -> tuple[CounterTruth, UserTruth, int]:
     """Counters, unique-user sets (shards merged) and the number of markers in a table."""
     counters: CounterTruth = {}
     users: UserTruth = defaultdict(set)
     markers = 0
+    pk, sk = keys
     for item in items:
-        if item["pk"]["S"].startswith("EVENT#"):
+        if item[pk]["S"].startswith("EVENT#"):
             markers += 1
             continue
         key = (item["experiment_id"]["S"], item["variant"]["S"], item["window"]["S"],
                item["window_start"]["S"])
-        if "#USERS#" in item["sk"]["S"]:
+        if "#USERS#" in item[sk]["S"]:
             users[key] |= set(item["users"]["SS"])
             continue
         counters[key] = {name: Decimal(value["N"]) for name, value in item.items()
@@ -258,8 +265,8 @@ def read_counters(items: Iterable[Mapping[str, Any]]) -> tuple[CounterTruth, Use
 
 
 def compare(workload: Workload, items: Iterable[Mapping[str, Any]],
-            objects: Iterable[bytes]) -> Differences:
-    counters, users, markers = read_counters(items)
+            objects: Iterable[bytes], keys: KeyNames = KEYS) -> Differences:
+    counters, users, markers = read_counters(items, keys)
     differences = Differences(counters=proof.counter_differences(workload.counters, counters))
     for key in set(users) | set(workload.users):
         if users.get(key, set()) != workload.users.get(key, set()):

@@ -197,8 +197,8 @@ def _check_keys(item: Counted, config: EventMetricsConfig) -> None:
     lookup table, unchecked until here, and ends up in every sort key.
     """
     for key in counter_keys(item, config.windows):
-        check_key(key.pk, "pk")
-        check_key(f"{key.sk}#USERS#000", "sk", sort=True)
+        check_key(key.pk, config.partition_key)
+        check_key(f"{key.sk}#USERS#000", config.sort_key, sort=True)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """What a batch of enriched events writes: transactions, unique-user sets, archive objects.
 
-Pure: no I/O, no clock. Item layout in the metrics table (keys ``pk``/``sk``):
+Pure: no I/O, no clock. Item layout in the metrics table (partition and sort key
+values; the attribute names are ``key_attributes``, ``pk``/``sk`` by default):
 
 * counters, one item per experiment, variant and window:
   ``EXP#<experiment>`` / ``<window>#<window start>#VARIANT#<variant>`` holding ``events``,

@@ -12,6 +12,9 @@ taken out, the ADDs recomputed from the others, and the transaction retried. Mar
 are keyed by event id, not by stream position, so this holds whatever order lanes run in
 (``ParallelizationFactor`` > 1) and across shards. Unique-user sets need no marker: a
 string-set ADD of a member already there changes nothing.
+
+The metrics table's key attribute names are settings (``key_attributes``: ``pk``/``sk``, or
+seed 003's ``partition_key``/``sort_key``); every request here names them from the config.
 """
 
 from __future__ import annotations
@@ -85,6 +88,9 @@ class MetricsStore:
         self._client = client
         self._config = config
 
+    def _key(self, pk: str, sk: str) -> dict[str, Any]:
+        return {self._config.partition_key: {"S": pk}, self._config.sort_key: {"S": sk}}
+
     def commit(self, transaction: Transaction, now_ms: int) -> int:
         """Count what is new in ``transaction``; returns how many events were already counted."""
         pending = transaction
@@ -119,7 +125,7 @@ class MetricsStore:
         try:
             self._client.update_item(
                 TableName=self._config.metrics_table_name,
-                Key={"pk": {"S": update.key.pk}, "sk": {"S": update.sk}},
+                Key=self._key(update.key.pk, update.sk),
                 UpdateExpression=f"SET {', '.join(sets)} ADD #users :users",
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values,
             )
@@ -134,8 +140,7 @@ class MetricsStore:
             return {events[i].enriched.event.event_id for i, code in enumerate(reasons)
                     if i < len(events) and code == "ConditionalCheckFailed"}
         table = self._config.metrics_table_name
-        keys = [{"pk": {"S": marker_pk(e.enriched.event.event_id)}, "sk": {"S": MARKER_SK}}
-                for e in events]
+        keys = [self._key(marker_pk(e.enriched.event.event_id), MARKER_SK) for e in events]
         found: set[str] = set()
         for start in range(0, len(keys), _BATCH_GET_KEYS):
             try:
@@ -144,7 +149,7 @@ class MetricsStore:
             except AWS_FAILURES as exc:
                 raise to_store_error(exc, "marker read") from exc
             for item in response.get("Responses", {}).get(table, []):
-                found.add(item["pk"]["S"].removeprefix("EVENT#"))
+                found.add(item[self._config.partition_key]["S"].removeprefix("EVENT#"))
             if response.get("UnprocessedKeys"):
                 raise StoreError("marker read: unprocessed keys", retryable=True,
                                  code="UnprocessedKeys")
@@ -155,12 +160,11 @@ class MetricsStore:
         expires = now_ms // 1000 + self._config.marker_ttl_days * 86_400
         actions: list[dict[str, Any]] = [{"Put": {
             "TableName": table,
-            "Item": {"pk": {"S": marker_pk(item.enriched.event.event_id)},
-                     "sk": {"S": MARKER_SK},
+            "Item": {**self._key(marker_pk(item.enriched.event.event_id), MARKER_SK),
                      "sequence_number": {"S": item.record.sequence_number},
                      "ttl": {"N": str(expires)}},
             "ConditionExpression": "attribute_not_exists(#pk)",
-            "ExpressionAttributeNames": {"#pk": "pk"},
+            "ExpressionAttributeNames": {"#pk": self._config.partition_key},
         }} for item in transaction.events]
         for key, amounts in sorted(transaction.counters().items()):
             actions.append({"Update": self._counter_update(key, amounts)})
@@ -176,7 +180,7 @@ class MetricsStore:
             adds.append(f"#a{i} :a{i}")
         return {
             "TableName": self._config.metrics_table_name,
-            "Key": {"pk": {"S": key.pk}, "sk": {"S": key.sk}},
+            "Key": self._key(key.pk, key.sk),
             "UpdateExpression": f"SET {', '.join(sets)} ADD {', '.join(adds)}",
             "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
         }
