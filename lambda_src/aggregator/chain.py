@@ -51,6 +51,14 @@ class Link(Protocol):
         ...
     @property
     def after(self) -> Counters: ...
+    @property
+    def events(self) -> int:
+        """What the record adds to ``total_events`` (one per limit it moved)."""
+        ...
+    @property
+    def marks(self) -> Mapping[str, int]:
+        """Per-record counters the cumulative counters cannot rebuild (``{limit}#od``)."""
+        ...
 
 
 def pack(counters: Counters | None) -> str:
@@ -85,8 +93,9 @@ def unpack(text: str) -> dict[str, int] | None:
 class Gap:
     """Records of the source between two counted ones that the item never saw one by one.
 
-    Their tokens are counted (the counters at both ends say how many); their events are
-    not, until a replay brings them: then they add their events and nothing else.
+    Their tokens are counted (the counters at both ends say how many); their events and
+    marks (an overdraw) are not, until a replay brings them: then they add those and no
+    tokens. A gap never replayed keeps its tokens and lacks its events and overdraws.
     """
 
     low_position: str
@@ -140,13 +149,16 @@ class Reconciled:
     """What a run adds to an item, given what the item already holds."""
 
     kept: tuple[Link, ...]
-    """The run's records not yet counted one by one (each adds one to ``total_events``)."""
+    """The run's records not yet counted one by one (each adds its events and marks)."""
     tokens: dict[str, int]
-    """Whole tokens to add per limit: the new records' own, plus the gaps (zeros dropped)."""
+    """Whole tokens to add per limit: the new records' own, plus the gaps, plus the kept
+    records' marks (zeros dropped)."""
     gaps: dict[str, int]
     """The part of ``tokens`` no record of the run carried (zeros dropped)."""
     range: CountedRange
     """What the item holds afterwards."""
+    events: int = 0
+    """What the kept records add to ``total_events``."""
 
 
 def whole_tokens_between(before: Counters, after: Counters, scale: int) -> dict[str, int]:
@@ -205,13 +217,19 @@ def reconcile(run: Sequence[Link], stored: CountedRange | None, scale: int) -> R
 
 def _reconciled(kept: tuple[Link, ...], tokens: dict[str, int], new_gaps: list[Gap],
                 counted: CountedRange, scale: int) -> Reconciled:
-    """The records' own tokens plus what the cumulative counters moved across new gaps."""
+    """The records' own tokens plus what the cumulative counters moved across new gaps,
+    and every kept record's events and marks (a record inside a filled gap included)."""
     gap_tokens: dict[str, int] = {}
     for gap in new_gaps:
         if gap.high_before is not None:
             _add(gap_tokens, whole_tokens_between(gap.low_after, gap.high_before, scale))
     _add(tokens, gap_tokens)
-    return Reconciled(kept, _nonzero(tokens), _nonzero(gap_tokens), counted)
+    events = 0
+    for link in kept:
+        events += link.events
+        if link.marks:
+            _add(tokens, link.marks)
+    return Reconciled(kept, _nonzero(tokens), _nonzero(gap_tokens), counted, events)
 
 
 def _chain(links: Sequence[Link], previous: tuple[str, Counters] | None,

@@ -44,6 +44,7 @@ from .processor import (
     SnapshotKey,
     SnapshotUpdate,
     decode_change,
+    is_source_key,
     plan_snapshots,
 )
 from .refill import BucketState, RefillPlan, bucket_state, merge_states, plan_refill
@@ -205,7 +206,7 @@ def _decode(raw_records: Sequence[Any], config: AggregatorConfig, result: BatchR
         try:
             record = parse_record(raw)
             namespace, rest = record.namespace_and_rest
-            if rest.startswith(source_marker):  # is_source_record, with the split done once
+            if rest.startswith(source_marker) or is_source_key(rest, record, config):
                 change = decode_change(record, config, namespace)
                 if change is not None:
                     check_snapshot_keys(config, change.namespace, change.entity,

@@ -12,6 +12,17 @@ counters before and after it, grouped per snapshot item. The store applies an it
 contributions in one ``UpdateItem``; what the item already counted of each source
 (``chain.py``) makes redelivered records no-ops and lets a late replay, or the counters
 themselves, fill what was never counted.
+
+Besides the counters, a record carries what only the record itself can say: its events
+(one per limit it moved, as zae-limiter's reader counts ``total_events``) and its *marks*:
+``{limit}#od`` when it debited a soft limit into debt (zae-limiter 0.17's overdraw signal,
+read by its reader as ``UsageSnapshot.overdrawn``). Neither follows from cumulative
+counters, so a gap (``chain.py``) adds neither until its records are replayed.
+
+Two bucket layouts are sources: zae-limiter 0.9+'s ``{ns}/BUCKET#{entity}#{resource}#{shard}``
+and the pre-0.9 ``{ns}/ENTITY#{entity}`` with sort key ``#BUCKET#{resource}`` (a table in
+the middle of 0.9's migration holds both). A key without a namespace is from before 0.7's
+namespaces: it is skipped, and reported as such.
 """
 
 from __future__ import annotations
@@ -54,6 +65,10 @@ class Contribution:
     """Every counter of the source before the record (None for an INSERT)."""
     after: Mapping[str, int]
     """Every counter of the source after the record."""
+    events: int
+    """What the record adds to ``total_events``: one per limit it moved."""
+    marks: Mapping[str, int]
+    """Per-record counters no cumulative counter can rebuild (``{limit}#od``)."""
 
 
 @dataclass(slots=True)
@@ -81,10 +96,31 @@ class CounterChange:
     """Every counter in the old image (None for an INSERT: a new chain)."""
     after: Mapping[str, int]
     """Every counter in the new image."""
+    marks: Mapping[str, int] = field(default_factory=dict)
+    """``{limit}#od``: 1 per soft limit the record debited into debt."""
+
+
+OVERDRAWN_SUFFIX = "#od"
+"""zae-limiter's overdraw counter, ``{limit}#od`` (``#`` cannot occur in a limit name)."""
+SOFT_ATTRIBUTE = "b_{limit}_soft"
+"""zae-limiter 0.17 stamps a soft limit's bucket with this (metered, never enforced)."""
+BALANCE_ATTRIBUTE = "b_{limit}_tk"
+"""The bucket's balance in millitokens; below zero after a debit means debt."""
+LEGACY_SOURCE_MARKER = "ENTITY#"
+LEGACY_SOURCE_SK = "#BUCKET#"
+"""A pre-0.9 bucket: ``{ns}/ENTITY#{entity}``, ``#BUCKET#{resource}``."""
 
 
 def is_source_record(record: StreamRecord, config: AggregatorConfig) -> bool:
-    return record.namespace_and_rest[1].startswith(config.source_key_marker)
+    return is_source_key(record.namespace_and_rest[1], record, config)
+
+
+def is_source_key(rest: str, record: StreamRecord, config: AggregatorConfig) -> bool:
+    """The record is a bucket's, in either layout (``rest``: its PK after the namespace)."""
+    if rest.startswith(config.source_key_marker):
+        return True
+    return rest.startswith(LEGACY_SOURCE_MARKER) and \
+        (get_string(record.keys, "SK") or "").startswith(LEGACY_SOURCE_SK)
 
 
 class CounterAttributes:
@@ -154,7 +190,12 @@ def decode_change(
     entity = get_string(new, config.entity_attribute)
     if not entity:
         raise MalformedRecordError(f"missing {config.entity_attribute}")
-    resource = get_string(new, config.resource_attribute)
+    if namespace is None:
+        namespace = record.namespace_and_rest[0]
+    if not namespace:
+        raise MalformedRecordError("key without a namespace (a pre-0.7 layout): migrate it")
+    resource = get_string(new, config.resource_attribute) or resource_from_key(
+        record, entity, config)
     if not resource:
         raise MalformedRecordError(f"missing {config.resource_attribute}")
     inserted = event_name == "INSERT"
@@ -173,6 +214,7 @@ def decode_change(
         millis[limit] = (before, after)
     if not millis:
         return None
+    marks = _overdrawn(new, millis)
     if before_all is not None and old is not None:
         # The whole old state: a counter the new image dropped still ends the chain there.
         for attribute, limit in lookup.of(old):
@@ -181,13 +223,40 @@ def decode_change(
                 before_all[limit] = value
     return CounterChange(
         record.partition_key + "|" + (get_string(record.keys, "SK") or ""),
-        record.namespace_and_rest[0] if namespace is None else namespace,
-        entity,
-        resource,
-        millis,
-        before_all,
-        after_all,
+        namespace, entity, resource, millis, before_all, after_all, marks,
     )
+
+
+def resource_from_key(record: StreamRecord, entity: str, config: AggregatorConfig) -> str:
+    """The resource a bucket's key names, as zae-limiter reads it when the image has none.
+
+    ``BUCKET#{entity}#{resource}#{shard}``, or a pre-0.9 ``#BUCKET#{resource}`` sort key;
+    "" when the key names none.
+    """
+    rest = record.namespace_and_rest[1]
+    if rest.startswith(config.source_key_marker):
+        body, _, shard = rest[len(config.source_key_marker):].rpartition("#")
+        prefix = entity + "#"
+        if shard.isdigit() and body.startswith(prefix):
+            return body[len(prefix):]
+        return ""
+    sort_key = get_string(record.keys, "SK") or ""
+    return sort_key[len(LEGACY_SOURCE_SK):] if sort_key.startswith(LEGACY_SOURCE_SK) else ""
+
+
+def _overdrawn(new: Image, millis: Mapping[str, tuple[int, int]]) -> dict[str, int]:
+    """``{limit}#od: 1`` per soft limit this record debited that was left in debt.
+
+    Read off the new image alone, as zae-limiter's aggregator does: the soft stamp is
+    present (whatever its deadline), the counter grew, and the balance is below zero.
+    """
+    marks = {}
+    for limit, (before, after) in millis.items():
+        if after > before and SOFT_ATTRIBUTE.format(limit=limit) in new:
+            balance = get_integer(new, BALANCE_ATTRIBUTE.format(limit=limit))
+            if balance is not None and balance < 0:
+                marks[limit + OVERDRAWN_SUFFIX] = 1
+    return marks
 
 
 def whole_tokens(millis: Mapping[str, tuple[int, int]], scale: int) -> dict[str, int]:
@@ -227,7 +296,7 @@ def plan_snapshots(
             continue  # delivered twice in one batch: records in stream order sit side by side
         contribution = Contribution(
             record.position, record.sequence_number, whole_tokens(change.millis, scale),
-            change.before, change.after,
+            change.before, change.after, len(change.millis), change.marks,
         )
         for contributions in lists:
             contributions.append(contribution)

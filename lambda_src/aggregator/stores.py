@@ -264,7 +264,7 @@ class SnapshotStore:
         counters: dict[str, int] = {}
         events = 0
         for plan in plans:
-            events += len(plan.reconciled.kept)
+            events += plan.reconciled.events
             for name, amount in plan.reconciled.tokens.items():
                 counters[name] = counters.get(name, 0) + amount
         values: dict[str, Any] = {

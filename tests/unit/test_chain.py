@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,6 +20,8 @@ class Link:
     counters: Mapping[str, int]
     before: Mapping[str, int] | None
     after: Mapping[str, int]
+    events: int = 1
+    marks: Mapping[str, int] = field(default_factory=dict)
 
 
 def chain(start: int, moves: list[int]) -> list[Link]:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from aggregator.chain import CountedRange, reconcile
 from aggregator.config import AggregatorConfig
-from aggregator.processor import decode_change, plan_snapshots, whole_tokens
+from aggregator.processor import decode_change, is_source_record, plan_snapshots, whole_tokens
 from streamagg_engine.errors import MalformedRecordError
 from streamagg_engine.records import parse_record
 from streamagg_engine.windows import Window, window_key
@@ -28,7 +28,7 @@ def totals(update: Any, stored: dict[str, CountedRange] | None = None,
     events = 0
     for source, run in update.by_source.items():
         reconciled = reconcile(run, (stored or {}).get(source), CONFIG.counter_scale)
-        events += len(reconciled.kept)
+        events += reconciled.events
         for name, amount in reconciled.tokens.items():
             tokens[name] = tokens.get(name, 0) + amount
     return tokens, events
@@ -69,7 +69,6 @@ def test_a_counter_in_only_one_image_of_a_modify_is_skipped() -> None:
 
 @pytest.mark.parametrize(("attribute", "value", "reason"), [
     ("entity_id", None, "missing entity_id"),
-    ("resource", {"S": ""}, "missing resource"),
     ("b_rpm_tc", {"N": "1.5"}, "not a whole DynamoDB number"),
 ])
 def test_unusable_bucket_records_are_malformed(
@@ -82,6 +81,82 @@ def test_unusable_bucket_records_are_malformed(
         raw["dynamodb"]["NewImage"][attribute] = value
     with pytest.raises(MalformedRecordError, match=reason):
         decode(raw)
+
+
+def test_a_bucket_without_a_resource_attribute_takes_it_from_its_key() -> None:
+    raw = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, entity="a#b", resource="x#y")
+    del raw["dynamodb"]["NewImage"]["resource"]
+    assert (decode(raw).entity, decode(raw).resource) == ("a#b", "x#y")
+
+
+@pytest.mark.parametrize("pk", [f"{NS}/BUCKET#user-1#0", f"{NS}/BUCKET#user-1#gpt-4#x",
+                                f"{NS}/BUCKET#other#gpt-4#0"])
+def test_a_bucket_naming_its_resource_nowhere_is_malformed(pk: str) -> None:
+    raw = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000})
+    raw["dynamodb"]["NewImage"]["resource"] = {"S": ""}
+    raw["dynamodb"]["Keys"]["PK"] = {"S": pk}
+    with pytest.raises(MalformedRecordError, match="missing resource"):
+        decode(raw)
+
+
+def legacy_record(old_tc: int, new_tc: int, sk: str = "#BUCKET#gpt-4") -> dict[str, Any]:
+    """A pre-0.9 bucket: ``{ns}/ENTITY#{entity}``, ``#BUCKET#{resource}``, no resource."""
+    raw = bucket_record("MODIFY", {"rpm": old_tc}, {"rpm": new_tc})
+    keys = {"PK": {"S": f"{NS}/ENTITY#user-1"}, "SK": {"S": sk}}
+    raw["dynamodb"]["Keys"] = keys
+    for image in (raw["dynamodb"]["OldImage"], raw["dynamodb"]["NewImage"]):
+        image.update(keys)
+        del image["resource"]
+    return raw
+
+
+def test_a_pre_0_9_bucket_is_a_source_with_its_resource_in_the_sort_key() -> None:
+    record = parse_record(legacy_record(0, 2000))
+    assert is_source_record(record, CONFIG)
+    change = decode_change(record, CONFIG)
+    assert change is not None
+    assert (change.namespace, change.entity, change.resource) == (NS, "user-1", "gpt-4")
+    assert change.source_key == f"{NS}/ENTITY#user-1|#BUCKET#gpt-4"
+
+
+@pytest.mark.parametrize("sk", ["#META", "#USAGE#gpt-4#2024-01-01T00:00:00Z#hourly",
+                                "#LIMIT#gpt-4#tpm"])
+def test_other_items_of_an_entity_are_not_sources(sk: str) -> None:
+    assert not is_source_record(parse_record(legacy_record(0, 1000, sk=sk)), CONFIG)
+
+
+def test_a_key_without_a_namespace_is_skipped_as_pre_0_7() -> None:
+    raw = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000})
+    raw["dynamodb"]["Keys"]["PK"] = {"S": "BUCKET#user-1#gpt-4#0"}
+    with pytest.raises(MalformedRecordError, match="without a namespace"):
+        decode(raw)
+
+
+SOFT = {"b_tpm_soft": n(1_704_067_260_000)}
+
+
+@pytest.mark.parametrize(("extra", "old", "new", "tk", "marked"), [
+    (SOFT, 0, 5_000_000, -4_000_000, True),
+    (SOFT, 0, 5_000_000, 1_000, False),  # still in credit
+    (SOFT, 5_000_000, 0, -4_000_000, False),  # a refund, not a debit
+    ({}, 0, 5_000_000, -4_000_000, False),  # hard debt (an adjust) is not an overdraw
+    ({"b_tpm_soft": {"BOOL": True}}, 0, 5_000_000, -1, True),  # a pre-release stamp
+])
+def test_a_debit_of_a_soft_limit_into_debt_is_marked_overdrawn(
+    extra: dict[str, Any], old: int, new: int, tk: int, marked: bool,
+) -> None:
+    raw = bucket_record("MODIFY", {"tpm": old}, {"tpm": new}, tk={"tpm": tk}, extra=extra)
+    assert decode(raw).marks == ({"tpm#od": 1} if marked else {})
+
+
+def test_events_are_the_limits_a_record_moved_and_marks_ride_with_the_tokens() -> None:
+    raws = [bucket_record("MODIFY", {"tpm": 0, "rpm": 0}, {"tpm": 5_000_000, "rpm": 1000},
+                          tk={"tpm": -1}, extra=SOFT, sequence="100"),
+            bucket_record("MODIFY", {"tpm": 5_000_000, "rpm": 1000},
+                          {"tpm": 4_000_000, "rpm": 1000}, extra=SOFT, sequence="101")]
+    pairs = [(r, c) for r in map(parse_record, raws) if (c := decode_change(r, CONFIG))]
+    hourly = plan_snapshots(pairs, CONFIG)[0]
+    assert totals(hourly) == ({"tpm": 4000, "rpm": 1, "tpm#od": 1}, 3)
 
 
 def test_a_modify_without_old_image_is_malformed() -> None:
