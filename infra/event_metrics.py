@@ -9,7 +9,9 @@ and :mod:`infra.buckets` (the archive bucket with its secure defaults). Every bu
 resource is a public attribute.
 
 The function's environment is :meth:`EventMetricsConfig.to_env` with the metrics table,
-lookup table and archive bucket names replaced by the actual resources' names.
+lookup table and archive bucket names replaced by the actual resources' names; under the
+``seed-003`` profile also seed 003's own names for them (``DYNAMODB_TABLE``, ``S3_BUCKET``),
+which the function checks agree with ours.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class EventMetricsAggregator(StreamPipelineConstruct):
         stream: kinesis.IStream,
         lookup_table: dynamodb.ITable,
         config: EventMetricsConfig | None = None,
+        profile: str | None = None,
         metrics_table: dynamodb.ITable | None = None,
         archive_bucket: s3.IBucket | None = None,
         archive_bucket_props: s3.BucketProps | None = None,
@@ -86,10 +89,16 @@ class EventMetricsAggregator(StreamPipelineConstruct):
         """Args:
             stream: the Kinesis stream of events (base64 JSON, see ``docs/event-metrics.md``).
             lookup_table: experiments and assignments (key ``pk``); read only.
-            config: the pipeline's settings. Default :class:`EventMetricsConfig`.
-            metrics_table: an existing table with keys ``pk``/``sk`` (String) and TTL on
-                ``ttl``. Default: a new one (on-demand, encrypted, point-in-time recovery,
-                TTL, deletion protection, retained).
+            config: the pipeline's settings. Default :class:`EventMetricsConfig` of
+                ``profile``.
+            profile: ``"default"`` or ``"seed-003"`` (seed 003's deployment: metrics table
+                keys ``partition_key``/``sort_key``); the same as ``config.profile``, given
+                once: both, differing, is an error.
+            metrics_table: an existing table with keys ``config.key_attributes`` (String:
+                ``pk``/``sk``, or ``partition_key``/``sort_key`` under ``seed-003``) and TTL
+                on ``ttl``; a table of the same app with other keys is refused. Default: a
+                new one with those keys (on-demand, encrypted, point-in-time recovery, TTL,
+                deletion protection, retained).
             archive_bucket / archive_bucket_props: an existing bucket, or props merged
                 over the secure defaults for a new one; not both, neither with archival off.
             alarm_thresholds: when the alarms fire, as for
@@ -107,7 +116,7 @@ class EventMetricsAggregator(StreamPipelineConstruct):
             ValueError: a prop is out of range or props conflict; the message names it.
         """
         super().__init__(scope, construct_id)
-        config = config or EventMetricsConfig()
+        config = _with_profile(config, profile)
         settings = resolve(type(self).__name__, DEFAULTS, props, StreamPipelineProps)
         settings.check_stream(source=self.SOURCE)
         _check_marker_lifetime(config, settings.max_record_age, stream)
@@ -116,7 +125,9 @@ class EventMetricsAggregator(StreamPipelineConstruct):
         self.archive_bucket, self.access_logs_bucket = archive_buckets(
             self, enabled=config.enable_archival, bucket=archive_bucket,
             props=archive_bucket_props)
-        self.metrics_table: dynamodb.ITable = metrics_table or self._new_metrics_table()
+        if metrics_table is not None:
+            _check_keys(metrics_table, config)
+        self.metrics_table: dynamodb.ITable = metrics_table or self._new_metrics_table(config)
         self._add_stream_function(
             settings, handler=HANDLER, environment=self._environment(config, lookup_table),
             description="Counts Kinesis JSON events per experiment variant and archives them",
@@ -133,11 +144,13 @@ class EventMetricsAggregator(StreamPipelineConstruct):
             self, log_group=self.log_group, name_prefix=monitoring.name_prefix,
             queries=EVENT_QUERIES)
 
-    def _new_metrics_table(self) -> dynamodb.Table:
+    def _new_metrics_table(self, config: EventMetricsConfig) -> dynamodb.Table:
         table = dynamodb.Table(
             self, "MetricsTable",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(name=config.partition_key,
+                                             type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=config.sort_key,
+                                        type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True),
@@ -157,6 +170,10 @@ class EventMetricsAggregator(StreamPipelineConstruct):
         env[ENV_NAMES["lookup_table_name"]] = lookup_table.table_name
         env[ENV_NAMES["archive_bucket_name"]] = (
             self.archive_bucket.bucket_name if self.archive_bucket else "")
+        if config.follows_document:
+            for name, document in EventMetricsConfig.DOCUMENT_ENV_NAMES.items():
+                if env[ENV_NAMES[name]]:
+                    env[document] = env[ENV_NAMES[name]]
         return env
 
     def _grant(self, stream: kinesis.IStream, lookup_table: dynamodb.ITable,
@@ -181,6 +198,28 @@ class EventMetricsAggregator(StreamPipelineConstruct):
         self.log_group.grant_write(self.function)
         if self.archive_bucket is not None:
             grant_archive_puts(self.archive_bucket, self.function, role, config.archive_prefix)
+
+
+def _with_profile(config: EventMetricsConfig | None, profile: str | None) -> EventMetricsConfig:
+    """The config, of ``profile`` when given: given both ways, they must agree."""
+    if config is None:
+        return EventMetricsConfig() if profile is None else EventMetricsConfig(profile=profile)
+    if profile is not None and profile != config.profile:
+        raise ValueError(f"profile ({profile!r}) and config.profile ({config.profile!r}) "
+                         "disagree: give the profile once")
+    return config
+
+
+def _check_keys(table: dynamodb.ITable, config: EventMetricsConfig) -> None:
+    """A table of the same app shows its keys: they must be the ones the function writes."""
+    if not isinstance(table, dynamodb.Table):
+        return
+    schema = table.schema()
+    keys = tuple(key.name for key in (schema.partition_key, schema.sort_key) if key)
+    if keys != tuple(config.key_attributes):
+        raise ValueError(f"metrics_table has keys {','.join(keys)} but "
+                         f"config.key_attributes is {','.join(config.key_attributes)} "
+                         f"(profile {config.profile}): they must be the same")
 
 
 def _check_marker_lifetime(config: EventMetricsConfig, max_record_age: Duration,

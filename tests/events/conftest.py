@@ -2,7 +2,8 @@
 
 The example :class:`EventMetricsStack` is the app's own (``app_assembly``, one synth for
 every system); one synth here holds the construct with existing resources and every prop
-overridden (``Overridden``) or with archival off (``NoArchive``). Synth raises on any
+overridden (``Overridden``), with archival off (``NoArchive``), or under the ``seed-003``
+profile on the document's existing table and bucket (``Seed003``). Synth raises on any
 unacknowledged cdk-nag finding.
 """
 
@@ -31,9 +32,12 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 EXAMPLE = f"EventMetrics-{ENV_NAME}"
 """The example stack, from the app's one synth."""
-STACKS = (EXAMPLE, "Overridden", "NoArchive")
+SEED_003 = "Seed003"
+STACKS = (EXAMPLE, "Overridden", "NoArchive", SEED_003)
 STREAM_ARN = "arn:aws:kinesis:eu-west-1:123456789012:stream/clicks"
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:alarms"
+SEED_003_LOOKUPS = "seed-003-lookups"
+"""The lookup table of the ``Seed003`` stack (seed 003's document does not name one)."""
 
 
 def build_variants(app: App) -> None:
@@ -58,6 +62,14 @@ def build_variants(app: App) -> None:
                                                     encryption=kinesis.StreamEncryption.MANAGED),
         lookup_table=dynamodb.Table.from_table_name(no_archive, "Lookups", "lookups"),
         config=EventMetricsConfig(enable_archival=False),
+    )
+    seed = Stack(app, SEED_003)
+    EventMetricsAggregator(
+        seed, "Events", stream=kinesis.Stream.from_stream_arn(seed, "Stream", STREAM_ARN),
+        lookup_table=dynamodb.Table.from_table_name(seed, "Lookups", SEED_003_LOOKUPS),
+        metrics_table=dynamodb.Table.from_table_name(seed, "Metrics", "event-aggregations"),
+        archive_bucket=s3.Bucket.from_bucket_name(seed, "Archive", "event-archive"),
+        profile="seed-003",
     )
 
 
