@@ -8,8 +8,10 @@ zae-limiter's own reader (``SyncRepository``). So a port checks what a user woul
 
 API (stable: other port files import it):
 
-* fixtures ``zae_moto`` (one moto server per module) and ``zae`` (a fresh table per test),
-  which a test module takes in as ``zae_moto, zae = support.zae_moto, support.zae``;
+* fixtures ``zae_moto`` (one moto server per module), ``zae_table`` (one zae-limiter table
+  per module) and ``zae`` (that table, emptied for each test), which a test module takes
+  in as ``zae_moto, zae_table, zae = support.zae_moto, support.zae_table, support.zae``;
+* :func:`logged`: the handler's JSON log lines with a given message;
 * :func:`bucket_image` / :func:`legacy_bucket_image`: a bucket item as zae-limiter 0.17
   (or a pre-0.9 client) writes it; :func:`stream_record`: a Lambda-shaped record of it;
 * :class:`Zae`: ``put_bucket``, ``invoke_handler(records, now_ms=...)``, ``reader()``,
@@ -19,6 +21,7 @@ API (stable: other port files import it):
 from __future__ import annotations
 
 import itertools
+import json
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,6 +40,8 @@ from streamagg_engine.windows import Window
 REGION = "us-east-1"
 RF_MS = 1_704_067_200_000
 """2024-01-01T00:00:00Z: upstream's tests stamp their records with it."""
+RESERVED_PREFIX = "_/"
+"""zae-limiter's reserved namespace: its version and namespace registry items."""
 _tables = itertools.count(1)
 _sequence = itertools.count(2_000_000_000_000_000_000)
 
@@ -213,9 +218,10 @@ def _repository(endpoint_url: str, table: str) -> Any:
                 .endpoint_url(endpoint_url).namespace("default").build())
 
 
-@pytest.fixture
-def zae(zae_moto: MotoServer) -> Zae:
-    """A fresh zae-limiter table (as zae-limiter creates it) with namespace ``default``."""
+@pytest.fixture(scope="module")
+def zae_table(zae_moto: MotoServer) -> Zae:
+    """A zae-limiter table (as zae-limiter creates it) with namespace ``default``, per module:
+    building one and its reader takes about two seconds."""
     from zae_limiter import schema  # noqa: PLC0415 - a test-only dependency
 
     url = zae_moto.endpoint_url
@@ -226,3 +232,22 @@ def zae(zae_moto: MotoServer) -> Zae:
     config = AggregatorConfig(table_name=name, enable_archival=False, enable_refill=False,
                               snapshot_windows=(Window.HOURLY, Window.DAILY))
     return Zae(url, ddb, name, repository.namespace_id, config, _reader=repository)
+
+
+@pytest.fixture
+def zae(zae_table: Zae) -> Zae:
+    """The module's table, emptied of everything but zae-limiter's own registry items
+    (reserved namespace ``_``), so each test starts from a clean table."""
+    for item in zae_table.items():
+        if not item["PK"]["S"].startswith(RESERVED_PREFIX):
+            zae_table.ddb.delete_item(TableName=zae_table.table,
+                                      Key={"PK": item["PK"], "SK": item["SK"]})
+    zae_table.responses.clear()
+    return zae_table
+
+
+def logged(capsys: pytest.CaptureFixture[str], message: str) -> list[dict[str, Any]]:
+    """The JSON log lines with ``message`` the handler wrote so far (it logs to stdout)."""
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith("{")]
+    return [line for line in lines if line.get("message") == message]
