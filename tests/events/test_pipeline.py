@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 from decimal import Decimal
 from typing import Any
@@ -201,3 +203,18 @@ def test_a_transaction_refused_for_good_fails_its_records() -> None:
                             ddb=CancelledOnce(memory.ddb, "ValidationError"))
     assert result.response() == {"batchItemFailures": [{"itemIdentifier": "301"}]}
     assert result.failed_writes == 1
+
+
+def test_the_archive_line_carries_the_time_since_the_users_assignment() -> None:
+    memory = Memory()
+    memory.process([
+        record(document(1), 10),
+        record(document(2, timestamp="2026-01-30T23:00:00Z"), 11),
+        record(document(3, user_id="bob"), 12, "bob"),
+        record(document(4, user_id="carol"), 13, "carol"),
+    ])
+    lines = [json.loads(line) for body in memory.s3.objects.values()
+             for line in gzip.decompress(body).splitlines()]
+    since = {line["event_id"]: line["ms_since_assignment"] for line in lines}
+    # alice was assigned at 2026-01-31T00:00:00Z; bob's assignment has no time; carol has none.
+    assert since == {"ev-1": 84_600_000, "ev-2": -3_600_000, "ev-3": None, "ev-4": None}
