@@ -7,13 +7,14 @@ with a mocked S3 client. Here each test sends the same stream records through
 in a moto bucket (their key, headers and JSON lines), the partial batch response and the
 batch's completion line.
 
-Counts: 39 upstream tests; 38 ported, 38 passing, 9 of them asserting a deviation on
+Counts: 39 upstream tests; 38 ported, 38 passing, 6 of them asserting a deviation on
 purpose (each says why in its docstring): the object key (derived from the records, not
 the request id or the clock, so a redelivered batch overwrites its own object), the
-partition of an unusable timestamp (the removal's day, not the clock's), a type descriptor
-DynamoDB never produces (the record is skipped as malformed, not copied through), an S3
-failure (the records go back to Lambda to be retried, not only logged), and counts that
-are in the completion line, not in a returned body.
+partition of an unusable timestamp (2 tests: the removal's day, not the clock's), a type
+descriptor DynamoDB never produces (the record is skipped as malformed, not copied
+through), an audit item without ``action`` (counted and logged as malformed, not dropped
+silently) and an S3 failure (the records go back to Lambda to be retried, not only
+logged). Upstream's returned counts are our ``batch completed`` line's.
 
 Not ported: ``TestArchiveAuditEvents::test_archive_handles_jsonl_creation_error``
 patches ``create_jsonl_gzip`` to raise; no record can make our encoder raise (its input
@@ -195,7 +196,7 @@ class TestExtractAuditEvent:
     def test_handle_missing_action_field(self, archive: Archive) -> None:
         """Upstream: unit/test_archiver.py::TestExtractAuditEvent::test_handle_missing_action_field.
 
-        Upstream returns None (dropped without a word); ours skips it the same way but
+        Deviation: upstream returns None (dropped without a word); ours skips it too but
         counts it as malformed and logs its event id, so a lost audit event is visible.
         """
         old = {"PK": {"S": "default/AUDIT#user-123"}, "SK": {"S": "#AUDIT#01HQJK123456789"}}
