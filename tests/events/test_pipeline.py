@@ -218,3 +218,13 @@ def test_the_archive_line_carries_the_time_since_the_users_assignment() -> None:
     since = {line["event_id"]: line["ms_since_assignment"] for line in lines}
     # alice was assigned at 2026-01-31T00:00:00Z; bob's assignment has no time; carol has none.
     assert since == {"ev-1": 84_600_000, "ev-2": -3_600_000, "ev-3": None, "ev-4": None}
+
+
+def test_nested_properties_reach_the_archive_as_sent() -> None:
+    memory = Memory()
+    properties = {"page": "/cart", "cart": {"items": [{"sku": "a-1", "qty": 2}], "total": 12.5},
+                  "tags": ["new", "mobile"], "referrer": None}
+    memory.process([record(document(1, properties=properties), 10)])
+    (body,) = memory.s3.objects.values()
+    (line,) = [json.loads(text) for text in gzip.decompress(body).splitlines()]
+    assert line["properties"] == properties
