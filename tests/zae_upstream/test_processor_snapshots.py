@@ -250,3 +250,216 @@ def test_calculate_snapshot_ttl(zae: Zae, days: int) -> None:
                           snapshot_windows=(Window.HOURLY,), snapshot_ttl_days=days))
     (item,) = zae.usage_items()
     assert int(item["ttl"]["N"]) == 1_705_330_800 + days * 86_400
+
+
+# TestUpdateSnapshot: the item upstream's update_item call leaves, read back
+
+def test_calls_update_item_with_correct_keys(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestUpdateSnapshot::test_calls_update_item_with_correct_keys.
+
+    Deviation: the sort key ends in ``#{window}`` so an hour and its day never share an
+    item (upstream's ``#USAGE#{resource}#{window_key}`` adds them together)."""  # noqa: E501
+    ok(zae.invoke_handler([upstream_record(zae, rf=1_705_329_045_000)],
+                          snapshot_windows=(Window.HOURLY,)))
+    (item,) = zae.usage_items()
+    assert (item["PK"]["S"], item["SK"]["S"]) == \
+        (f"{zae.ns}/ENTITY#entity-1", "#USAGE#gpt-4#2024-01-15T14:00:00Z#hourly")
+
+
+def test_converts_millitokens_to_tokens(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestUpdateSnapshot::test_converts_millitokens_to_tokens.
+
+    Deviation: whole tokens by the floor of the cumulative counter, so fractions add up
+    across records (upstream floors each record's delta: 3 x 1,500 millitokens is 3 there,
+    4 here)."""
+    records = [upstream_record(zae, limits={"tpm": (i * 1500, (i + 1) * 1500)}) for i in range(3)]
+    ok(zae.invoke_handler(records))
+    assert counters(zae) == [{"tpm": 4}]
+
+
+def test_sets_gsi2_keys(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestUpdateSnapshot::test_sets_gsi2_keys."""
+    ok(zae.invoke_handler([upstream_record(zae, rf=1_705_329_045_000)],
+                          snapshot_windows=(Window.HOURLY,)))
+    (item,) = zae.usage_items()
+    assert (item["GSI2PK"]["S"], item["GSI2SK"]["S"]) == \
+        (f"{zae.ns}/RESOURCE#gpt-4", "USAGE#2024-01-15T14:00:00Z#entity-1")
+    assert (item["GSI4PK"]["S"], item["GSI4SK"]["S"]) == (zae.ns, f"{zae.ns}/ENTITY#entity-1")
+
+
+def test_sets_ttl(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestUpdateSnapshot::test_sets_ttl.
+
+    Deviation: set once, from the window's end (see test_get_window_end)."""
+    record = upstream_record(zae, rf=1_705_329_045_000)
+    ok(zae.invoke_handler([record], snapshot_windows=(Window.HOURLY,)))
+    later = upstream_record(zae, rf=1_705_329_045_000 + 60_000,
+                            limits={"tpm": (5_000_000, 6_000_000)})
+    ok(zae.invoke_handler([later], snapshot_windows=(Window.HOURLY,), snapshot_ttl_days=1))
+    (item,) = zae.usage_items()
+    assert int(item["ttl"]["N"]) == 1_705_330_800 + 90 * 86_400
+
+
+def test_expression_attribute_values_and_names(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestUpdateSnapshot::test_expression_attribute_values
+    and ::test_expression_attribute_names.
+
+    As behaviour: the attributes those values and names set, and nothing else the
+    reader would count as a limit (our counted ranges are strings)."""
+    ok(zae.invoke_handler([upstream_record(zae, rf=1_705_329_045_000)],
+                          snapshot_windows=(Window.HOURLY,)))
+    (item,) = zae.usage_items()
+    assert {k: v for k, v in item.items() if "N" in v} == \
+        {"tpm": n(5000), "total_events": n(1), "ttl": item["ttl"]}
+    assert (item["entity_id"], item["resource"], item["window"], item["window_start"]) == \
+        (s("entity-1"), s("gpt-4"), s("hourly"), s("2024-01-15T14:00:00Z"))
+
+
+# TestProcessStreamRecords
+
+def test_empty_records(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestProcessStreamRecords::test_empty_records."""
+    ok(zae.invoke_handler([]))
+    assert zae.usage_items() == []
+
+
+def test_filters_non_modify_events(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestProcessStreamRecords::test_filters_non_modify_events.
+
+    Deviation: an INSERT is counted from zero (zae-limiter's first acquire creates the
+    bucket with its consumption already in ``tc``; upstream loses it). A REMOVE counts
+    nothing, as upstream."""
+    modify = upstream_record(zae)
+    insert = stream_record(None, modify["dynamodb"]["NewImage"], "INSERT")
+    remove = stream_record(modify["dynamodb"]["NewImage"], None, "REMOVE")
+    ok(zae.invoke_handler([insert]))
+    assert counters(zae) == [{"tpm": 5000}]
+    ok(zae.invoke_handler([remove]))
+    assert counters(zae) == [{"tpm": 5000}]
+
+
+def test_processes_valid_modify_events(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestProcessStreamRecords::test_processes_valid_modify_events."""  # noqa: E501
+    ok(zae.invoke_handler([upstream_record(zae)]))
+    assert counters(zae) == [{"tpm": 5000}]
+
+
+def test_multiple_windows(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestProcessStreamRecords::test_multiple_windows."""
+    windows = (Window.HOURLY, Window.DAILY, Window.MONTHLY)
+    ok(zae.invoke_handler([upstream_record(zae)], snapshot_windows=windows))
+    assert sorted(snap.window_type for snap in zae.snapshots("entity-1")) == \
+        ["daily", "hourly", "monthly"]
+
+
+def test_handles_extract_deltas_exception(zae: Zae, capsys: pytest.CaptureFixture[str]) -> None:
+    """Upstream: unit/test_processor.py::TestProcessStreamRecords::test_handles_extract_deltas_exception
+    and ::test_mixed_valid_and_invalid_records.
+
+    A record that cannot be read is skipped by name; the others are counted."""  # noqa: E501
+    broken = upstream_record(zae, entity="broken")
+    broken["dynamodb"]["NewImage"]["b_tpm_tc"] = n("1.5")
+    ok(zae.invoke_handler([upstream_record(zae), broken]))
+    assert counters(zae) == [{"tpm": 5000}]
+    (skipped,) = logged(capsys, "skipped malformed record")
+    assert "b_tpm_tc' is not a whole DynamoDB number" in skipped["reason"]
+
+
+def test_handles_update_snapshot_exception(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestProcessStreamRecords::test_handles_update_snapshot_exception.
+
+    Deviation: upstream logs the failed write and drops its deltas; ours reports the
+    record in ``batchItemFailures``, so Lambda retries it (and the DLQ keeps it)."""  # noqa: E501
+    record = upstream_record(zae)
+    response = zae.invoke_handler([record], snapshot_table_name="no-such-table")
+    assert response == {"batchItemFailures": [
+        {"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]}
+
+
+def test_skips_zero_delta_records(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestProcessStreamRecords::test_skips_zero_delta_records."""
+    ok(zae.invoke_handler([upstream_record(zae, limits={"tpm": (5_000_000, 5_000_000)})]))
+    assert zae.usage_items() == []
+
+
+# TestNamespaceExtraction (snapshot side)
+
+def test_extract_namespace_from_pk(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestNamespaceExtraction::test_extract_namespace_from_pk,
+    ::test_extract_deltas_propagates_namespace_id and ::test_update_snapshot_uses_namespaced_keys.
+    """
+    ok(zae.invoke_handler([upstream_record(zae, entity="user-123")],
+                          snapshot_windows=(Window.HOURLY,)))
+    (item,) = zae.usage_items()
+    assert (item["PK"]["S"], item["GSI2PK"]["S"]) == \
+        (f"{zae.ns}/ENTITY#user-123", f"{zae.ns}/RESOURCE#gpt-4")
+
+
+def test_pre_migration_record_returns_none(zae: Zae, capsys: pytest.CaptureFixture[str]) -> None:
+    """Upstream: unit/test_processor.py::TestNamespaceExtraction::test_pre_migration_record_returns_none
+    and ::test_pre_migration_records_skipped_in_extract_deltas.
+
+    Skipped with a warning naming why, as upstream (ours also counts it in RecordsSkipped)."""  # noqa: E501
+    ok(zae.invoke_handler([upstream_record(zae, pk="ENTITY#user-123")]))
+    assert zae.usage_items() == []
+    (skipped,) = logged(capsys, "skipped malformed record")
+    assert "pre-0.7" in skipped["reason"]
+
+
+def test_cross_namespace_aggregation_independence(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestNamespaceExtraction::test_cross_namespace_aggregation_independence."""  # noqa: E501
+    ok(zae.invoke_handler([
+        upstream_record(zae, entity="user-1", limits={"tpm": (0, 3_000_000)}),
+        upstream_record(zae, entity="user-1", namespace="ns2", limits={"tpm": (0, 7_000_000)}),
+    ], snapshot_windows=(Window.HOURLY,)))
+    assert counters(zae, "user-1") == [{"tpm": 3000}]
+    other = zae.item("ns2/ENTITY#user-1", "#USAGE#gpt-4#2024-01-01T00:00:00Z#hourly")
+    assert other is not None
+    assert other["tpm"] == n(7000)
+
+
+# TestNewBucketPKParsing (snapshot side)
+
+def new_pk_record(zae: Zae, *, shard: int = 0, shard_count: int = 1,
+                  limits: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+    moves = limits or {"tpm": (0, 5_000_000)}
+    old = support.bucket_image(zae.ns, "entity-1", "gpt-4", {k: a for k, (a, _) in moves.items()},
+                               shard=shard, shard_count=shard_count, resource_attribute=False)
+    new = support.bucket_image(zae.ns, "entity-1", "gpt-4", {k: b for k, (_, b) in moves.items()},
+                               shard=shard, shard_count=shard_count, resource_attribute=False)
+    return stream_record(old, new)
+
+
+def test_parse_bucket_record_new_pk(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestNewBucketPKParsing::test_parse_bucket_record_new_pk.
+
+    The resource comes from the key (the image carries no ``resource``), as upstream."""
+    ok(zae.invoke_handler([new_pk_record(zae)]))
+    (snap,) = zae.snapshots("entity-1", window="hourly")
+    assert (snap.resource, snap.counters) == ("gpt-4", {"tpm": 5000})
+
+
+def test_parse_bucket_record_new_pk_with_shards(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestNewBucketPKParsing::test_parse_bucket_record_new_pk_with_shards.
+
+    Every shard of a bucket feeds the same snapshot."""  # noqa: E501
+    ok(zae.invoke_handler([new_pk_record(zae, shard=shard, shard_count=4) for shard in (0, 3)]))
+    (snap,) = zae.snapshots("entity-1", window="hourly")
+    assert (snap.counters, snap.total_events) == ({"tpm": 10_000}, 2)
+
+
+def test_parse_bucket_record_old_pk_still_works(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestNewBucketPKParsing::test_parse_bucket_record_old_pk_still_works.
+
+    A pre-0.9 bucket (``{ns}/ENTITY#{entity}``, ``#BUCKET#{resource}``) beside a 0.9 one
+    of the same entity and resource (a table mid-migration): both counted, one snapshot."""  # noqa: E501
+    ok(zae.invoke_handler([upstream_record(zae), new_pk_record(zae)]))
+    assert counters(zae) == [{"tpm": 10_000}]
+
+
+def test_extract_deltas_filters_wcu(zae: Zae) -> None:
+    """Upstream: unit/test_processor.py::TestNewBucketPKParsing::test_extract_deltas_filters_wcu."""
+    ok(zae.invoke_handler([new_pk_record(zae, limits={"tpm": (0, 5_000_000),
+                                                      "wcu": (0, 1000)})]))
+    (snap,) = zae.snapshots("entity-1", window="hourly")
+    assert (snap.counters, snap.total_events) == ({"tpm": 5000}, 1)
