@@ -98,6 +98,8 @@ _NOTIFICATIONS_HANDLER_SKIPS = {
     "variables holding secrets; CDK owns its definition.",
 }
 _EPHEMERAL_HEADROOM_MB = 64
+_FORMATS = {"tar": "gzip tarballs", "gzip": "plain gzip bundles"}
+"""The function's description of each ``bundle_format``."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,10 @@ class ObjectBundler(PipelineConstruct):
         ingest_bucket_props: s3.BucketProps | None = None,
         notification_filters: Sequence[s3.NotificationKeyFilter] = (),
         archive_bucket: s3.IBucket | None = None,
+        profile: str = "default",
+        bundle_format: str = "",
+        partition_by: str = "",
+        service_name: str = "",
         bundle_prefix: str = "",
         max_bundle_input_mb: int = 100,
         max_bundle_objects: int = 99,
@@ -194,9 +200,13 @@ class ObjectBundler(PipelineConstruct):
             notification_filters: only keys matching these notify the queue.
             archive_bucket: an existing, *versioned* replication destination. Default: a
                 new versioned bucket.
-            bundle_prefix .. log_level: the bundler's settings (see
+            profile .. log_level: the bundler's settings (see
                 :class:`streamagg_bundles.config.BundlerConfig`; the Lambda reads them as
-                ``BUNDLE_PREFIX``, ``MAX_BUNDLE_INPUT_MB``, ``IDEMPOTENCY_TTL_DAYS`` ...).
+                ``PROFILE``, ``BUNDLE_PREFIX``, ``MAX_BUNDLE_INPUT_MB`` ...).
+                ``profile="seed-001"`` writes seed 001's format: one plain gzip of the
+                objects' bytes under ``YYYY/MM/DD/HH/bundle-<id>.gz``, partitioned by
+                write time (``docs/bundles.md``, "Seed 001 profile");
+                ``bundle_format``/``partition_by`` left empty take the profile's.
             visibility_timeout: of the queue; at least 6 x ``timeout``. Default 6 x timeout.
             max_receive_count: receives before a message moves to the DLQ, 1..1000.
             queue_retention: how long the queue keeps a message, 60 s..14 days. Default 4
@@ -232,7 +242,9 @@ class ObjectBundler(PipelineConstruct):
         thresholds = alarm_thresholds or BundlerAlarmThresholds()
         self.config = BundlerConfig(
             distribution_bucket_name=_SYNTH_NAME, idempotency_table_name=_SYNTH_NAME,
-            bundle_prefix=bundle_prefix, max_bundle_input_mb=max_bundle_input_mb,
+            profile=profile, bundle_format=bundle_format, partition_by=partition_by,
+            service_name=service_name, bundle_prefix=bundle_prefix,
+            max_bundle_input_mb=max_bundle_input_mb,
             max_bundle_objects=max_bundle_objects, idempotency_ttl_days=idempotency_ttl_days,
             claim_lease_seconds=int(timeout.to_seconds()) + _LEASE_MARGIN_SECONDS,
             spool_memory_mb=spool_memory_mb, max_workers=max_workers, log_level=log_level)
@@ -280,7 +292,8 @@ class ObjectBundler(PipelineConstruct):
         env[ENV_NAMES["idempotency_table_name"]] = self.idempotency_table.table_name
         role = self._add_function(
             settings, handler=HANDLER, environment=env,
-            description="Bundles S3 objects announced on SQS into gzip tarballs, once each",
+            description="Bundles S3 objects announced on SQS into "
+            f"{_FORMATS[self.config.bundle_format]}, once each",
             role_description="Object bundler Lambda: source reads, bundle puts, claims",
             ephemeral_storage_size=Size.mebibytes(max(512, ephemeral_mb)))
         self._grant(role, bundle_prefix)

@@ -19,13 +19,17 @@ A simulated clock advances by the visibility timeout whenever only delayed messa
 are left, so claim leases expire the way they do in Lambda; with several consumers
 running at once a lease may even expire while its holder still runs, the worst case.
 ``compare`` then lists every version of every bundle and checks each ground-truth
-object is in exactly one bundle, nothing else is, and no bundle key was written twice.
+object is in exactly one bundle, nothing else is, and no bundle key was written twice. A
+tarball names its members in its manifest; seed 001's plain gzip names none, so its
+members come from its bundle record in the claim table, and its content must be exactly
+their bytes, concatenated in bundle order.
 
 ``python -m local_aws.bundles_harness --objects 2000 --seeds 1 2 3`` runs it bigger.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import itertools
 import json
@@ -48,9 +52,10 @@ from local_aws.server import MotoServer, client
 from streamagg_bundles.bundler import Stores
 from streamagg_bundles.config import BundlerConfig
 from streamagg_bundles.handler import build_runtime, handle
+from streamagg_bundles.processor import TAR_SUFFIX
 from streamagg_bundles.s3_events import SourceObject, object_identity
 from streamagg_bundles.stores import ClaimTable, DistributionBucket, SourceObjects
-from streamagg_bundles.tarball import read_manifest
+from streamagg_bundles.tarball import entry, read_manifest
 
 VERSIONED_BUCKET = "ingest-versioned"
 PLAIN_BUCKET = "ingest-plain"
@@ -268,10 +273,13 @@ class Differences:
     """Bundled objects that are not in the ground truth."""
     rewritten_keys: list[str] = field(default_factory=list)
     """Bundle keys with more than one version: a bundle written twice."""
+    wrong_content: list[str] = field(default_factory=list)
+    """Plain gzip bundles whose bytes are not their members' bytes, or without a record."""
     bundles: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.missing or self.repeated or self.unexpected or self.rewritten_keys)
+        return bool(self.missing or self.repeated or self.unexpected or self.rewritten_keys
+                    or self.wrong_content)
 
 
 class SimClock:
@@ -357,28 +365,62 @@ def run(objects: Sequence[Uploaded], *, seed: int, ddb: Any, s3: Any, config: Bu
                      containers.crashes, time.perf_counter() - started, redrives)
 
 
-def bundles(s3: Any, bucket: str) -> Iterator[tuple[str, list[str], dict[str, Any]]]:
-    """Every bundle key, its version ids and the manifest of its latest version."""
+def bundle_versions(s3: Any, bucket: str) -> dict[str, list[str]]:
+    """Every bundle key and its version ids."""
     versions: dict[str, list[str]] = {}
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
         for version in page.get("Versions", []):
             versions.setdefault(version["Key"], []).append(version["VersionId"])
-    for key in sorted(versions):
+    return versions
+
+
+def bundles(s3: Any, bucket: str) -> Iterator[tuple[str, list[str], dict[str, Any]]]:
+    """Every tarball key, its version ids and the manifest of its latest version."""
+    for key, versions in sorted(bundle_versions(s3, bucket).items()):
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        yield key, versions[key], read_manifest(io.BytesIO(body))
+        yield key, versions, read_manifest(io.BytesIO(body))
 
 
-def compare(objects: Sequence[Uploaded], s3: Any, bucket: str) -> Differences:
+def gzip_members(s3: Any, bucket: str, key: str, claims: ClaimTable) -> list[SourceObject] | None:
+    """The members of plain gzip bundle ``key`` (from its record), or None when the record
+    is missing or the bundle's bytes are not the members' bytes in bundle order."""
+    record = claims.get(key)
+    if record is None:
+        return None
+    body = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    sources = SourceObjects(s3)
+    expected = bytearray()
+    for member in record.members:
+        opened = sources.open(member)
+        if opened is None:
+            return None
+        expected += opened.body.read()
+        opened.close()
+    return list(record.members) if body == bytes(expected) else None
+
+
+def compare(objects: Sequence[Uploaded], s3: Any, bucket: str, *,
+            claims: ClaimTable | None = None) -> Differences:
+    """``claims`` (the claim table) is needed for plain gzip bundles only."""
     expected = {obj.identity for obj in objects}
     seen: Counter[str] = Counter()
     differences = Differences()
-    for key, versions, manifest in bundles(s3, bucket):
+    for key, versions in sorted(bundle_versions(s3, bucket).items()):
         differences.bundles += 1
         if len(versions) > 1:
             differences.rewritten_keys.append(key)
-        for entry in manifest["objects"]:
-            seen[object_identity(entry["bucket"], entry["key"], entry["version_id"],
-                                 entry["etag"])] += 1
+        if key.endswith(TAR_SUFFIX):
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            entries = read_manifest(io.BytesIO(body))["objects"]
+        else:
+            members = None if claims is None else gzip_members(s3, bucket, key, claims)
+            if members is None:
+                differences.wrong_content.append(key)
+                continue
+            entries = [entry(member) for member in members]
+        for found in entries:
+            seen[object_identity(found["bucket"], found["key"], found["version_id"],
+                                 found["etag"])] += 1
     differences.missing = expected - set(seen)
     differences.unexpected = set(seen) - expected
     differences.repeated = {identity: n for identity, n in seen.items() if n > 1}

@@ -11,25 +11,33 @@ The steps, and why each is safe to repeat:
    if it is not there, *taken over* with a conditional lease update and written by us,
    from the member list in its record. The remaining members are re-planned (a new key,
    since the key is a digest of the members) and claimed again.
-3. **Write**: stream the members into a spooled gzip tarball and PUT it with
+3. **Write**: stream the members into a spooled bundle (a gzip tarball, or seed 001's plain
+   gzip: :data:`WRITERS`) and PUT it with
    ``If-None-Match: *``; a 412 means the same bundle already exists (a lost response,
    or a takeover racing the original), which is success, not a second copy.
 4. **Complete**: mark the record done, so later duplicates stop at step 2.
 
-A crash between any two steps leaves a state one of the steps above resumes from.
+A crash between any two steps leaves a state one of the steps above resumes from. The key
+(and with it a write-time partition's hour) is the one the claim committed: a retry in a
+later hour plans a new key, finds the members claimed by the old one and finishes that.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
-from .config import BundlerConfig
-from .processor import BundleRecord, PlannedBundle, make_bundle
+from .concat import write_concatenated
+from .config import GZIP, TAR, BundlerConfig
+from .processor import BundleRecord, PlannedBundle, key_scheme, make_bundle
 from .s3_events import SourceObject
-from .tarball import Manifest, OpenedObject, write_bundle
+from .tarball import Manifest, ObjectOpener, OpenedObject, write_bundle
+
+Writer = Callable[[IO[bytes], str, Sequence[SourceObject], ObjectOpener], Manifest]
+WRITERS: Mapping[str, Writer] = {TAR: write_bundle, GZIP: write_concatenated}
+"""The bundle's bytes, by ``BUNDLE_FORMAT``."""
 
 
 class Claims(Protocol):
@@ -90,6 +98,8 @@ class Bundler:
         self._stores = stores
         self._config = config
         self._lease = lease
+        self._keys = key_scheme(config, lease.now_ms)
+        self._writer = WRITERS[config.bundle_format]
         self._spool = spool or (lambda: tempfile.SpooledTemporaryFile(  # noqa: SIM115
             max_size=config.spool_bytes, mode="w+b"))
 
@@ -114,7 +124,7 @@ class Bundler:
             remaining = [m for m in bundle.members if m.identity not in held]
             if not remaining:
                 break
-            bundle = make_bundle(self._config.bundle_prefix, remaining)
+            bundle = make_bundle(self._keys, remaining)
         outcome.done -= outcome.deferred
         return outcome
 
@@ -140,7 +150,7 @@ class Bundler:
 
     def _write(self, key: str, members: tuple[SourceObject, ...], outcome: Outcome) -> None:
         with self._spool() as spool:
-            manifest = write_bundle(spool, key, members, self._stores.sources.open)
+            manifest = self._writer(spool, key, members, self._stores.sources.open)
             if self._stores.bundles.put(key, spool, manifest):
                 outcome.written.append(manifest)
             else:

@@ -28,7 +28,8 @@ def _stores(config: BundlerConfig, clients: bootstrap.Clients) -> Stores:
         claims=ClaimTable(clients.dynamodb, config.idempotency_table_name,
                           config.idempotency_ttl_days),
         sources=SourceObjects(clients.s3),
-        bundles=DistributionBucket(clients.s3, config.distribution_bucket_name),
+        bundles=DistributionBucket(clients.s3, config.distribution_bucket_name,
+                                   config.service_name),
     )
 
 

@@ -32,7 +32,7 @@ from streamagg_engine.errors import MalformedRecordError, StoreError
 
 from .bundler import Bundler, Lease, Outcome, Stores
 from .config import BundlerConfig
-from .processor import PlannedBundle, plan_bundles
+from .processor import PlannedBundle, key_scheme, plan_bundles
 from .s3_events import Message, SourceObject, message_id, object_identity, parse_message
 from .tarball import GONE
 
@@ -96,7 +96,7 @@ def process_batch(raw_records: Sequence[Any], *, config: BundlerConfig, stores: 
             bundlable.append(obj)
     bundler = Bundler(stores, config, lease)
     jobs: list[Job] = []
-    for planned in plan_bundles(bundlable, prefix=config.bundle_prefix,
+    for planned in plan_bundles(bundlable, keys=key_scheme(config, lease.now_ms),
                                 max_input_bytes=config.max_input_bytes,
                                 max_objects=config.max_bundle_objects):
         carried = _carried(planned, decoded)

@@ -225,9 +225,10 @@ class _GuardedBody:
 
 
 class DistributionBucket:
-    def __init__(self, client: S3Client, bucket: str) -> None:
+    def __init__(self, client: S3Client, bucket: str, service_name: str = "") -> None:
         self._client = client
         self._bucket = bucket
+        self._service = {"service": service_name} if service_name else {}
 
     def exists(self, key: str) -> bool:
         try:
@@ -249,7 +250,7 @@ class DistributionBucket:
                 ContentType=CONTENT_TYPE,
                 Metadata={"objects": str(len(manifest.objects)),
                           "missing": str(len(manifest.missing)),
-                          "input-bytes": str(manifest.input_bytes)},
+                          "input-bytes": str(manifest.input_bytes), **self._service},
             )
         except ClientError as exc:
             code = _code(exc)

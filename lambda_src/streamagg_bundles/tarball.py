@@ -81,7 +81,7 @@ class Manifest:
                 "missing": self.missing}
 
 
-class _Exact:
+class ExactBody:
     """Reads ``size`` bytes of ``body`` in full chunks, however the stream splits them."""
 
     def __init__(self, body: Readable, size: int) -> None:
@@ -132,7 +132,7 @@ def write_bundle(out: IO[bytes], key: str, members: Sequence[SourceObject],
             try:
                 name = f"objects/{len(manifest.objects):05d}"
                 info = _info(name, opened.size, opened.last_modified)
-                exact = _Exact(opened.body, opened.size)
+                exact = ExactBody(opened.body, opened.size)
                 tar.addfile(info, exact)
                 exact.finish()
             finally:

@@ -45,3 +45,36 @@ def test_a_missing_required_setting_is_named(missing: str) -> None:
 def test_a_bad_value_fails_naming_its_variable(variable: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         BundlerConfig.from_env({**REQUIRED, variable: value})
+
+
+def test_the_seed_001_profile_fills_the_documents_format_and_partition() -> None:
+    config = BundlerConfig.from_env({**REQUIRED, "PROFILE": "seed-001"})
+    assert (config.bundle_format, config.partition_by) == ("gzip", "write-time")
+    assert BundlerConfig.from_env(config.to_env()) == config
+    default = BundlerConfig.from_env(REQUIRED)
+    assert (default.profile, default.bundle_format, default.partition_by) == \
+        ("default", "tar", "event-time")
+
+
+def test_the_default_profile_takes_either_format_and_partition() -> None:
+    config = BundlerConfig.from_env({**REQUIRED, "BUNDLE_FORMAT": "gzip",
+                                     "PARTITION_BY": "write-time"})
+    assert (config.profile, config.bundle_format, config.partition_by) == \
+        ("default", "gzip", "write-time")
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"PROFILE": "seed-002"}, r"profile \(PROFILE\): unknown profile 'seed-002'; choose from "
+     "default, seed-001"),
+    ({"PROFILE": "seed-001", "BUNDLE_FORMAT": "tar"},
+     r"bundle_format \(BUNDLE_FORMAT\): 'tar' conflicts with profile seed-001 \(PROFILE\)"),
+    ({"PROFILE": "seed-001", "PARTITION_BY": "event-time"},
+     r"partition_by \(PARTITION_BY\): 'event-time' conflicts with profile seed-001"),
+    ({"BUNDLE_FORMAT": "zip"}, r"bundle_format \(BUNDLE_FORMAT\): unknown value 'zip'"),
+    ({"PARTITION_BY": "now"}, r"partition_by \(PARTITION_BY\): unknown value 'now'"),
+    ({"SERVICE_NAME": "data aggregator"}, r"service_name \(SERVICE_NAME\)"),
+])
+def test_a_profile_conflict_fails_naming_both_settings(env: dict[str, str],
+                                                       message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        BundlerConfig.from_env({**REQUIRED, **env})

@@ -33,7 +33,7 @@ from local_aws.faults import FaultPlan, FaultyClient, SimulatedCrash
 from local_aws.server import MotoServer, client
 from streamagg_bundles.config import BundlerConfig
 from streamagg_bundles.handler import Runtime, build_runtime, handle
-from streamagg_bundles.processor import plan_bundles
+from streamagg_bundles.processor import key_scheme, plan_bundles
 from streamagg_bundles.s3_events import parse_message
 
 _ids = itertools.count(1)
@@ -272,7 +272,7 @@ def test_a_failed_put_reports_exactly_the_messages_it_carried(world: World) -> N
     objects = world.upload(6)  # max_bundle_objects=5: two bundles
     records = [record(o) for o in objects]
     sources = [parse_message(r).objects[0] for r in records]
-    first, second = plan_bundles(sources, prefix=world.config.bundle_prefix,
+    first, second = plan_bundles(sources, keys=key_scheme(world.config, NOW_MS),
                                  max_input_bytes=world.config.max_input_bytes,
                                  max_objects=world.config.max_bundle_objects)
     by_identity = {s.identity: r["messageId"] for s, r in zip(sources, records, strict=True)}

@@ -1,0 +1,51 @@
+"""Seed 001's bundle format: one gzip stream of the source objects' bytes, nothing else.
+
+The objects are copied unchanged, in bundle order (earliest event first), one after the
+other into a single gzip member: ``gunzip`` of the bundle gives their bytes concatenated,
+which is what the document's consumer reads. There is no manifest and no separator, so
+the boundaries are not in the bundle; the bundle record in the idempotency table lists
+the members, and the object's metadata counts them (``stores.DistributionBucket``).
+
+Streaming and determinism as in :mod:`.tarball`: ``chunk_size`` pieces from each body into
+gzip into ``out``; the gzip header carries no timestamp, so the bytes depend on the objects
+alone. Objects that are gone or unreadable are left out and listed in the returned
+manifest's ``missing``, exactly as in a tarball.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from collections.abc import Sequence
+from typing import IO
+
+from .s3_events import SourceObject
+from .tarball import DEFAULT_CHUNK, GONE, ExactBody, Manifest, ObjectOpener, UnreadableObject, entry
+
+
+def write_concatenated(out: IO[bytes], key: str, members: Sequence[SourceObject],
+                       open_object: ObjectOpener, *,
+                       chunk_size: int = DEFAULT_CHUNK) -> Manifest:
+    """Stream ``members`` into ``out`` as one gzip; the manifest gives each object's
+    ``offset`` in the uncompressed stream (logged and counted, never written)."""
+    manifest = Manifest(key)
+    offset = 0
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=6) as zipped:
+        for obj in members:
+            try:
+                opened = open_object(obj)
+            except UnreadableObject as exc:
+                manifest.missing.append({**entry(obj), "reason": f"unreadable: {exc.reason}"})
+                continue
+            if opened is None:
+                manifest.missing.append({**entry(obj), "reason": GONE})
+                continue
+            try:
+                exact = ExactBody(opened.body, opened.size)
+                shutil.copyfileobj(exact, zipped, chunk_size)
+                exact.finish()
+            finally:
+                opened.close()
+            manifest.objects.append({"offset": offset, **entry(obj), "size": opened.size})
+            offset += opened.size
+    return manifest
