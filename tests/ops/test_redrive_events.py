@@ -25,7 +25,7 @@ BATCH = 6
 class EventsDeployment:
     """Stream, tables, bucket, a function for its environment, a DLQ, a local mapping."""
 
-    def __init__(self, moto: MotoServer, name: str) -> None:
+    def __init__(self, moto: MotoServer, name: str, profile: str = "default") -> None:
         url = moto.endpoint_url
         self.url = url
         self.aws = LocalAws(url, client("dynamodb", url), client("dynamodbstreams", url),
@@ -36,14 +36,16 @@ class EventsDeployment:
             StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
         self.stream = name
         self.metrics, lookups, self.bucket = f"{name}-metrics", f"{name}-lookups", f"{name}-archive"
-        self.aws.ddb.create_table(**table_definition(self.metrics, "pk", "sk"))
+        self.keys = EventMetricsConfig(profile=profile).key_attributes
+        self.aws.ddb.create_table(**table_definition(self.metrics, *self.keys))
         self.aws.ddb.create_table(**table_definition(lookups, "pk"))
         self.aws.s3.create_bucket(Bucket=self.bucket)
         self.workload = generate_workload(31, 30, users=6)
         for item in self.workload.lookups:
             self.aws.ddb.put_item(TableName=lookups, Item=item)
-        config = EventMetricsConfig(metrics_table_name=self.metrics, lookup_table_name=lookups,
-                                    archive_bucket_name=self.bucket, max_workers=1)
+        config = EventMetricsConfig(profile=profile, metrics_table_name=self.metrics,
+                                    lookup_table_name=lookups, archive_bucket_name=self.bucket,
+                                    max_workers=1)
         self.function = create_function(self.aws, config.to_env(),
                                         "streamagg_events.handler.handler")
         self.queue = create_queue(self.aws)
@@ -84,7 +86,7 @@ class EventsDeployment:
 
     def differences(self) -> Any:
         items = self.aws.items(self.metrics)
-        return compare(self.workload, items, self.aws.objects(self.bucket).values())
+        return compare(self.workload, items, self.aws.objects(self.bucket).values(), self.keys)
 
     def state(self) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
         return self.aws.items(self.metrics), self.aws.objects(self.bucket)
@@ -139,3 +141,24 @@ def test_a_given_up_kinesis_batch_is_replayed_exactly_once_after_newer_events(
                                "--function-name", deployment.function, "--batch-size", "7")
     assert code == 0, report
     assert not deployment.differences()
+
+
+def test_a_seed_003_deployments_given_up_batch_is_replayed_into_its_table(
+        moto: MotoServer) -> None:
+    """The redrive builds the handler from the function's environment, so it writes the
+    keys the function does: ``partition_key``/``sort_key`` under the seed 003 profile."""
+    deployment = EventsDeployment(moto, "redrive-seed-003", profile="seed-003")
+    deployment.put(deployment.workload.records)
+    shard, records = deployment.read_new()
+    deployment.poisoned = {r["kinesis"]["sequenceNumber"] for r in records[:BATCH]}
+    deployment.mapping.deliver(shard, records)
+    deployment.poisoned = set()
+    assert deployment.differences(), "the given-up batch should be missing"
+
+    code, report = run_redrive(deployment.url, "--queue-url", deployment.queue,
+                               "--function-name", deployment.function)
+    assert code == 0, report
+    assert not deployment.differences()
+    items, _ = deployment.state()
+    assert all({"partition_key", "sort_key"} <= set(item) and "pk" not in item
+               for item in items)
