@@ -25,4 +25,5 @@ COUNTS: Mapping[str, str] = {
     "RefillsFailed": "refills_failed",
     "ArchivedRecords": "archived_records",
     "FailedWrites": "failed_writes",
+    "UnknownSchemaVersions": "unknown_schema_versions",
 }

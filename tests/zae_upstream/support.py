@@ -246,8 +246,9 @@ def zae(zae_table: Zae) -> Zae:
     return zae_table
 
 
-def logged(capsys: pytest.CaptureFixture[str], message: str) -> list[dict[str, Any]]:
-    """The JSON log lines with ``message`` the handler wrote so far (it logs to stdout)."""
+def logged(capsys: pytest.CaptureFixture[str], message: str | None) -> list[dict[str, Any]]:
+    """The JSON log lines with ``message`` the handler wrote since the last call (it logs
+    to stdout); None: every line, the EMF documents included."""
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
              if line.startswith("{")]
-    return [line for line in lines if line.get("message") == message]
+    return [line for line in lines if message is None or line.get("message") == message]
