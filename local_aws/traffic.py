@@ -35,22 +35,25 @@ class SpecialBucket:
     limit: str
     capacity: int
     """The limit's capacity for the whole entity (every shard together)."""
+    drip: int
+    """Tokens it may refill between the traffic and a check minutes later: none for a
+    quota, the whole capacity for a per-minute limit."""
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.entity, self.resource, self.limit)
 
 
-SOFT = SpecialBucket("tenant-0", "embeddings", "tpd", 5_000)
+SOFT = SpecialBucket("tenant-0", "embeddings", "tpd", 5_000, drip=50)
 """A soft daily limit (``Limit.per_day(..., soft=True)``): metered, never enforced, so the
-traffic runs it into debt. It refills 5,000 a day, 0.06 tokens a second: an hour of
-refill is 208 tokens, so which debit left it in debt does not depend on timing."""
-SHARDED = SpecialBucket("tenant-hot", "gpt-4", "rpm", 10_000)
+traffic runs it into debt. It refills 5,000 a day, 0.06 tokens a second (50 tokens in 14
+minutes, 208 in an hour), so which debit left it in debt does not depend on timing."""
+SHARDED = SpecialBucket("tenant-hot", "gpt-4", "rpm", 10_000, drip=10_000)
 """A bucket the client doubles twice (1 → 2 → 4 shards), as it does on a hot partition;
 the acquisitions between the doublings land on shards 0 and 1 (see :func:`_sharded`)."""
 SHARDED_COUNT = 4
 """The shard count the client doubles :data:`SHARDED` to."""
-QUOTA = SpecialBucket("tenant-1", "fine-tune", "jobs", 1_000)
+QUOTA = SpecialBucket("tenant-1", "fine-tune", "jobs", 1_000, drip=0)
 """A quota of 1,000 jobs a month, back to full at 00:00 UTC on the 1st
 (``Limit.quota(..., cron="0 0 1 * *")``): it never drips, so its balance is exact."""
 QUOTA_CRON = "0 0 1 * *"
@@ -83,6 +86,12 @@ class Traffic:
     def balance(self, bucket: SpecialBucket) -> int:
         """Capacity minus consumption: what the bucket holds before any refill."""
         return bucket.capacity - self.tokens[bucket.key]
+
+    def available(self, bucket: SpecialBucket) -> tuple[int, int]:
+        """The least and the most zae-limiter's ``available`` may read for ``bucket`` now:
+        its balance, plus what it may have refilled since, never above its capacity."""
+        balance = self.balance(bucket)
+        return balance, min(bucket.capacity, balance + bucket.drip)
 
 
 @dataclass
