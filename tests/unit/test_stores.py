@@ -61,7 +61,7 @@ def test_one_update_item_sets_keys_and_ttl_once_and_adds_every_counter() -> None
             "ExpressionAttributeValues": {
                 ":entity": {"S": "user-1"}, ":resource": {"S": "gpt-4"},
                 ":window": {"S": "hourly"}, ":start": {"S": "2023-11-14T22:00:00Z"},
-                ":events": {"N": "2"}, ":g2pk": {"S": f"{NS}/RESOURCE#gpt-4"},
+                ":events": {"N": "4"}, ":g2pk": {"S": f"{NS}/RESOURCE#gpt-4"},
                 ":g2sk": {"S": "USAGE#2023-11-14T22:00:00Z#user-1"},
                 ":g4pk": {"S": NS}, ":g4sk": {"S": f"{NS}/ENTITY#user-1"},
                 ":ttl": {"N": str(1_699_999_200 + 3600 + 90 * 86_400)},
@@ -103,7 +103,7 @@ def test_a_redelivery_adds_only_the_records_the_item_has_not_counted() -> None:
         stub.add_client_error("update_item", "ConditionalCheckFailedException",
                               modeled_fields={"Item": stored})
         stub.add_response("update_item", {}, exact_write({
-            ":events": {"N": "1"}, ":c0": {"N": "1"}, ":c1": {"N": "250"},
+            ":events": {"N": "2"}, ":c0": {"N": "1"}, ":c1": {"N": "250"},
             ":w0": {"S": "12".zfill(40)}, ":n0": {"S": "rpm=2000,tpm=500000"},
             ":a0": {"S": "10".zfill(40) + " rpm=0,tpm=0"},
             ":W0": {"S": "11".zfill(40)}, ":A0": {"S": "10".zfill(40) + " rpm=0,tpm=0"},
@@ -133,7 +133,7 @@ def test_counters_that_moved_between_the_stored_range_and_the_batch_are_a_gap_co
         stub.add_client_error("update_item", "ConditionalCheckFailedException",
                               modeled_fields={"Item": stored})
         stub.add_response("update_item", {}, exact_write({
-            ":events": {"N": "2"}, ":c0": {"N": "7"}, ":c1": {"N": "750"},
+            ":events": {"N": "4"}, ":c0": {"N": "7"}, ":c1": {"N": "750"},
             # Remembered, so the given-up records add their events when a redrive brings them.
             ":g0": {"S": f"{'4'.zfill(40)} rpm=-5000,tpm=-250000 {'11'.zfill(40)} rpm=0,tpm=0"},
             ":w0": {"S": "12".zfill(40)}, ":n0": {"S": "rpm=2000,tpm=500000"},
@@ -153,7 +153,7 @@ def test_a_late_replay_below_the_counted_range_is_added_not_taken_for_a_duplicat
         stub.add_client_error("update_item", "ConditionalCheckFailedException",
                               modeled_fields={"Item": stored})
         stub.add_response("update_item", {}, exact_write({
-            ":events": {"N": "2"}, ":c0": {"N": "2"}, ":c1": {"N": "500"},
+            ":events": {"N": "4"}, ":c0": {"N": "2"}, ":c1": {"N": "500"},
             ":w0": {"S": "20".zfill(40)}, ":n0": {"S": "rpm=3000,tpm=750000"},
             ":a0": {"S": "11".zfill(40) + " rpm=0,tpm=0"},
             ":W0": {"S": "20".zfill(40)},
@@ -172,7 +172,7 @@ def test_an_item_written_before_ranges_existed_counts_nothing_up_to_its_watermar
         stub.add_client_error("update_item", "ConditionalCheckFailedException",
                               modeled_fields={"Item": {mark: {"S": "11".zfill(40)}}})
         stub.add_response("update_item", {}, exact_write({
-            ":events": {"N": "1"}, ":c0": {"N": "1"}, ":c1": {"N": "250"},
+            ":events": {"N": "2"}, ":c0": {"N": "1"}, ":c1": {"N": "250"},
             ":w0": {"S": "12".zfill(40)}, ":n0": {"S": "rpm=2000,tpm=500000"},
             ":a0": {"S": " *"}, ":W0": {"S": "11".zfill(40)},
         }, "(#w0 = :W0 AND attribute_not_exists(#a0) AND "
@@ -187,7 +187,7 @@ def test_a_redelivered_tail_this_container_wrote_sends_no_request() -> None:
     store = SnapshotStore(ddb, CONFIG)
     with Stubber(ddb) as stub:
         stub.add_response("update_item", {}, exact_write(
-            {":events": {"N": "2"}, ":c0": {"N": "2"}, ":c1": {"N": "500"}, ":w0": ANY,
+            {":events": {"N": "4"}, ":c0": {"N": "2"}, ":c1": {"N": "500"}, ":w0": ANY,
              ":n0": ANY, ":a0": ANY, ":f0": ANY, ":o0": ANY},
             "(attribute_not_exists(#w0) OR (#w0 < :f0 AND #n0 = :o0))"))
         store.apply(one_update(["11", "12"]))
@@ -202,10 +202,10 @@ def test_the_next_batch_of_a_container_continues_with_one_request() -> None:
     continuing = "(attribute_not_exists(#w0) OR (#w0 < :f0 AND #n0 = :o0))"
     with Stubber(ddb) as stub:
         stub.add_response("update_item", {}, exact_write(
-            {":events": {"N": "2"}, ":c0": {"N": "2"}, ":c1": {"N": "500"}, ":w0": ANY,
+            {":events": {"N": "4"}, ":c0": {"N": "2"}, ":c1": {"N": "500"}, ":w0": ANY,
              ":n0": ANY, ":a0": ANY, ":f0": ANY, ":o0": ANY}, continuing))
         stub.add_response("update_item", {}, exact_write(
-            {":events": {"N": "1"}, ":c0": {"N": "1"}, ":c1": {"N": "250"},
+            {":events": {"N": "2"}, ":c0": {"N": "1"}, ":c1": {"N": "250"},
              ":w0": {"S": "13".zfill(40)}, ":n0": ANY, ":a0": ANY,
              ":f0": {"S": "13".zfill(40)}, ":o0": {"S": "rpm=2000,tpm=500000"}}, continuing))
         store.apply(one_update(["11", "12"]))
