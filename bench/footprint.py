@@ -1,14 +1,18 @@
 """Cold start, Lambda asset size and peak memory, each measured in a fresh subprocess.
 
 * Cold start: the time to ``import aggregator.handler`` in a new interpreter that has
-  already imported ``boto3`` and the two ``botocore`` modules the handler uses (the
-  Lambda runtime provides them; their own import time is not ours), from a copy of the
-  package without ``__pycache__`` and with ``-B``, because Lambda's ``/var/task`` is
-  read-only and every cold start compiles the sources. Best of ``runs`` (the machine may
-  be busy with other work; the least disturbed run is the closest to the cost itself).
+  already imported ``boto3`` and the ``botocore`` modules the handler uses (the Lambda
+  runtime provides them; their own import time is not ours), from the staged asset (so
+  zae-limiter's modules are the asset's, never the full installed package) without
+  ``__pycache__`` and with ``-B``, because Lambda's ``/var/task`` is read-only and every
+  cold start compiles the sources. Best of ``runs`` (the machine may be busy with other
+  work; the least disturbed run is the closest to the cost itself).
 * Asset: the directory CDK stages for the aggregator's function
-  (``infra.lambda_code.asset_code``: the engine and the usage pipeline, no other
-  pipeline), zipped with deflate level 9; and what it vendors besides those two.
+  (``infra.lambda_code.asset_code``: the engine, the usage pipeline and zae-limiter's
+  bucket maintenance with what it imports, no other pipeline), zipped with deflate level
+  9; and what it vendors besides our two packages.
+
+``python -m bench.footprint`` prints the asset's and the cold start's figures alone.
 * Memory: the peak resident set size of one invocation of the handler over a
   10,000-record batch, less the resident size just before it (the parsed event, which
   Lambda's runtime holds anyway, is in both). The kernel's RSS high-water mark is reset
@@ -22,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "lambda_src" / "aggregator"
 _QUIET_JSII = {
     "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
     "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
@@ -40,7 +42,8 @@ _QUIET_JSII = {
 }
 
 _IMPORT = """
-import time, boto3, botocore.config, botocore.exceptions
+import time, boto3, boto3.dynamodb.types, boto3.dynamodb.transform, botocore.config
+import botocore.exceptions
 started = time.perf_counter()
 import aggregator.handler
 print(time.perf_counter() - started)
@@ -71,9 +74,8 @@ class Asset:
 
 def cold_start(runs: int = 7) -> ColdStart:
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
-        shutil.copytree(PACKAGE, Path(tmp) / "aggregator",
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        env = {**os.environ, "PYTHONPATH": tmp, "PYTHONDONTWRITEBYTECODE": "1"}
+        staged = stage_asset(Path(tmp) / "cdk.out")
+        env = {**os.environ, "PYTHONPATH": str(staged), "PYTHONDONTWRITEBYTECODE": "1"}
         ours = [_seconds(_IMPORT, env, tmp) for _ in range(runs)]
         total = [_seconds(_IMPORT_ALL, env, tmp) for _ in range(runs)]
     return ColdStart(min(ours) * 1000, min(total) * 1000)
@@ -85,14 +87,20 @@ def _seconds(code: str, env: dict[str, str], cwd: str) -> float:
     return float(out.strip().splitlines()[-1])
 
 
-def asset() -> Asset:
-    code = _STAGE_ASSET
+def stage_asset(outdir: Path) -> Path:
+    """Synthesize a stack holding only the usage function into ``outdir`` (a fresh
+    interpreter, so no state of this one leaks in); the staged asset's directory."""
     env = {**os.environ, **_QUIET_JSII}
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout
-    staged = Path(out.strip().splitlines()[-1])
-    files = sorted(p for p in staged.rglob("*") if p.is_file())
+    out = subprocess.run([sys.executable, "-c", _STAGE_ASSET.format(outdir=str(outdir))],
+                         env=env, cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+def asset() -> Asset:
     with tempfile.TemporaryDirectory(prefix="bench-asset-") as tmp:
+        staged = stage_asset(Path(tmp) / "cdk.out")
+        files = sorted(p for p in staged.rglob("*") if p.is_file())
         archive = Path(tmp) / "asset.zip"
         with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED,
                              compresslevel=9) as zf:
@@ -105,12 +113,11 @@ def asset() -> Asset:
 
 
 _STAGE_ASSET = """
-import tempfile
 from pathlib import Path
 from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 from infra.lambda_code import asset_code
-out = Path(tempfile.mkdtemp(prefix="bench-cdk-"))
+out = Path({outdir!r})
 stack = Stack(App(outdir=str(out)), "Asset")
 lambda_.Function(stack, "Usage", handler="aggregator.handler.handler",
                  code=asset_code("aggregator.handler.handler"),
@@ -137,3 +144,17 @@ def peak_memory(batch_path: Path) -> dict[str, Any]:
                          text=True, check=True).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+def main() -> None:
+    """The usage function's footprint alone: its asset and its cold import."""
+    found = asset()
+    cold = cold_start()
+    print(f"usage asset: {found.zipped_bytes:,} bytes zipped, {found.files} files; vendored: "
+          f"{', '.join(found.vendored) or 'nothing'}")
+    print(f"cold import of aggregator.handler: {cold.handler_ms:.1f} ms with boto3 already "
+          f"imported, {cold.with_boto3_ms:.1f} ms in all")
+
+
+if __name__ == "__main__":
+    main()

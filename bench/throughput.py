@@ -4,8 +4,9 @@ Two scopes, both through the production entry point ``aggregator.pipeline.proces
 on an executor that runs each job inline (one core, no threads):
 
 * *decode + aggregate*: the ports are no-ops, so this is decoding, planning snapshots,
-  planning refills and building the archive objects (``pipeline._decode``,
-  ``processor.plan_snapshots``, ``refill``, ``archiver``) and the pipeline around them.
+  reading bucket states for zae-limiter's maintenance and building the archive objects
+  (``pipeline._decode``, ``processor.plan_snapshots``, ``maintenance.bucket_states``,
+  ``archiver``) and the pipeline around them.
   The baseline's counterpart is :meth:`NaiveAggregator.plan`.
 * *whole batch CPU*: the real store adapters over clients that accept every request and do
   nothing, so every UpdateItem/PutObject is also built. The baseline's counterpart is
@@ -23,17 +24,18 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from aggregator.config import AggregatorConfig
+from aggregator.maintenance import BucketMaintenance, BucketRefillState, RefillOutcome
 from aggregator.pipeline import Stores, process_batch
 from aggregator.processor import SnapshotUpdate
-from aggregator.refill import RefillPlan
-from aggregator.stores import Applied, BucketStore, SnapshotStore
+from aggregator.stores import Applied, SnapshotStore
 from streamagg_engine.stores import ArchiveStore
 
 from .baseline import NaiveAggregator
-from .fakes import InlineExecutor, NullDynamoDB, NullS3
+from .fakes import InlineExecutor, NullDynamoDB, NullS3, answering_client
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,14 @@ class _NoOpPorts:
     def apply(self, update: SnapshotUpdate) -> Applied:
         return Applied()
 
-    def refill(self, plan: RefillPlan) -> bool:
-        return True
+    def refill(self, state: BucketRefillState, now_ms: int) -> RefillOutcome:
+        return "written"
+
+    def shard(self, state: BucketRefillState, now_ms: int) -> bool:
+        return False
+
+    def propagate(self, record: Any, now_ms: int) -> int:
+        return 0
 
     def put(self, key: str, body: bytes, *, content_type: str, content_encoding: str) -> None:
         return None
@@ -70,13 +78,30 @@ def no_op_stores(config: AggregatorConfig) -> Stores:
                   archive=ports if config.archival_enabled else None)
 
 
+class NullBucketsClient(NullDynamoDB):
+    """:class:`NullDynamoDB` with the service model zae-limiter's maintenance reads its
+    operations from (``maintenance.NativeTable``); its calls still reach no SDK."""
+
+    def __init__(self, *, keep: bool = False) -> None:
+        super().__init__(keep=keep)
+        self.meta = _dynamodb_meta()
+
+
+@cache
+def _dynamodb_meta() -> Any:
+    """One client's ``meta`` for every batch: building a client is not the batch's cost."""
+    return answering_client("dynamodb").meta
+
+
 def null_stores(config: AggregatorConfig) -> Stores:
     """The real adapters over clients that accept every request and do nothing."""
     ddb: Any = NullDynamoDB()
+    buckets: Any = NullBucketsClient()
     s3: Any = NullS3()
     return Stores(
         snapshots=SnapshotStore(ddb, config),
-        buckets=BucketStore(ddb, config.table_name) if config.enable_refill else None,
+        buckets=BucketMaintenance(buckets, config.table_name) if config.enable_refill
+        else None,
         archive=ArchiveStore(s3, config.archive_bucket_name) if config.archival_enabled else None,
     )
 

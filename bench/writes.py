@@ -19,13 +19,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aggregator.config import AggregatorConfig
+from aggregator.maintenance import BucketMaintenance
 from aggregator.pipeline import Stores, process_batch
-from aggregator.stores import BucketStore, SnapshotStore
+from aggregator.stores import SnapshotStore
 from streamagg_engine.stores import ArchiveStore
 
 from .baseline import NaiveAggregator
 from .fakes import InlineExecutor, NullDynamoDB, NullS3
-from .throughput import now_after
+from .throughput import NullBucketsClient, now_after
 
 _ASSIGNMENT = re.compile(r"(#\w+)\s*(?:=\s*(?:if_not_exists\(#\w+,\s*)?)?(:\w+)")
 _WINDOW_FORMATS = {"hourly": "%Y-%m-%dT%H:00:00Z", "daily": "%Y-%m-%dT00:00:00Z",
@@ -76,12 +77,12 @@ def measure(batches: Sequence[Sequence[dict[str, Any]]], config: AggregatorConfi
     naive = NaiveAggregator()
     snapshot_sizes: list[int] = []
     for batch in batches:
-        snapshots, buckets, s3 = NullDynamoDB(keep=True), NullDynamoDB(keep=True), NullS3()
+        snapshots, buckets, s3 = NullDynamoDB(keep=True), NullBucketsClient(keep=True), NullS3()
         ddb_snapshots: Any = snapshots
         ddb_buckets: Any = buckets
         archive: Any = s3
         stores = Stores(snapshots=SnapshotStore(ddb_snapshots, config),
-                        buckets=BucketStore(ddb_buckets, config.table_name),
+                        buckets=BucketMaintenance(ddb_buckets, config.table_name),
                         archive=ArchiveStore(archive, config.archive_bucket_name))
         now_ms = now_after(batch)
         process_batch(batch, config=config, stores=stores, pool=InlineExecutor(), now_ms=now_ms)

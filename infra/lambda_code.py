@@ -14,17 +14,30 @@ in this package's own ``lambda_src/`` folder. Neither folder is put on ``sys.pat
 
 The constructs read the settings classes, environment names and metric names from here,
 so the Lambda and the CDK app share one definition and a bad setting fails at synth.
+
+The usage pipeline's asset also carries zae-limiter's own bucket maintenance
+(``aggregator/maintenance.py``): its ``zae_limiter_aggregator`` package, the pure modules
+of ``zae_limiter`` that package imports under an empty ``__init__`` (as zae-limiter's own
+``lambda_builder`` ships them: the full package would pull aiobotocore and click), and
+their pure-Python dependencies ``cronsim`` and ``tzdata``. They are copied from the
+distributions installed where the app synthesizes, through CDK's local bundling: no
+network, no Docker.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
+import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from aws_cdk import IgnoreMode
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, IgnoreMode, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 _HERE = Path(__file__).resolve().parent
@@ -37,6 +50,18 @@ PIPELINES = ("aggregator", "streamagg_events", "streamagg_bundles", "streamagg_p
 """The pipeline packages; a function's handler is ``<pipeline>.handler.handler``."""
 USAGE_ALIAS = "streamagg_usage"
 """The name ``aggregator`` is imported under when a user's own ``aggregator`` is first."""
+ZAE_LIMITER_VERSION = "0.17.0"
+"""The zae-limiter release whose aggregator code the usage asset carries, and is tested
+against: its functions' signatures and item layout are not a public API."""
+VENDORED: dict[str, tuple[str, ...]] = {
+    "zae-limiter": ("zae_limiter_aggregator/", "zae_limiter/schema.py",
+                    "zae_limiter/bucket.py", "zae_limiter/models.py",
+                    "zae_limiter/exceptions.py", "zae_limiter/schedule.py"),
+    "cronsim": ("cronsim/",),
+    "tzdata": ("tzdata/",),
+}
+"""Per distribution, the files (or folders, ending in ``/``) the usage asset copies, plus
+each distribution's license files. ``zae_limiter/__init__.py`` is written empty."""
 
 
 def _is_ours(name: str) -> bool:
@@ -100,6 +125,86 @@ def asset_excludes(handler: str) -> list[str]:
 
 
 def asset_code(handler: str) -> lambda_.Code:
-    """The function's code through CDK's own asset machinery (hashed and staged by CDK)."""
+    """The function's code through CDK's own asset machinery (hashed and staged by CDK).
+
+    The usage pipeline's is bundled locally (:func:`build_usage_asset`) and hashed by
+    what it holds, so another installed zae-limiter, cronsim or tzdata redeploys it.
+    """
+    if pipeline_of(handler) == "aggregator":
+        return lambda_.Code.from_asset(
+            str(LAMBDA_ROOT), exclude=asset_excludes(handler), ignore_mode=IgnoreMode.GIT,
+            asset_hash_type=AssetHashType.OUTPUT,
+            bundling=BundlingOptions(
+                # Never pulled: the local bundler always succeeds or raises.
+                image=DockerImage.from_registry("local-bundling-only"),
+                local=_UsageBundling()))
     return lambda_.Code.from_asset(str(LAMBDA_ROOT), exclude=asset_excludes(handler),
                                    ignore_mode=IgnoreMode.GIT)
+
+
+def vendored_files() -> dict[str, Path]:
+    """Asset path -> installed file, for everything :data:`VENDORED` names.
+
+    Raises:
+        RuntimeError: a distribution is missing, or zae-limiter is not
+            :data:`ZAE_LIMITER_VERSION` (each message says what to install).
+    """
+    found: dict[str, Path] = {}
+    for name, wanted in VENDORED.items():
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise RuntimeError(
+                f"the usage aggregator's asset needs {name!r} installed where the app "
+                f"synthesizes (pip install -r requirements.txt): it bundles "
+                f"zae-limiter {ZAE_LIMITER_VERSION}'s bucket maintenance") from None
+        if name == "zae-limiter" and dist.version != ZAE_LIMITER_VERSION:
+            raise RuntimeError(
+                f"zae-limiter {dist.version} is installed; the usage aggregator bundles and "
+                f"is tested against {ZAE_LIMITER_VERSION} only "
+                f"(pip install zae-limiter=={ZAE_LIMITER_VERSION})")
+        for path in _dist_files(dist):
+            text = path.as_posix()
+            if ".dist-info/licenses/" in text or any(
+                    text.startswith(w) if w.endswith("/") else text == w for w in wanted):
+                found[text] = Path(str(dist.locate_file(path)))
+        missing = [w for w in wanted if not any(p == w or p.startswith(w) for p in found)]
+        if missing:
+            raise RuntimeError(f"{name} {dist.version} has no {', '.join(missing)}")
+    return found
+
+
+def _dist_files(dist: importlib.metadata.Distribution) -> Iterator[Path]:
+    for path in dist.files or ():
+        parts = Path(path).parts
+        if "__pycache__" not in parts and not path.name.endswith(".pyc") and ".." not in parts:
+            yield Path(path)
+
+
+def build_usage_asset(output_dir: Path) -> None:
+    """Write the usage function's asset into ``output_dir``, which must be empty: the
+    engine, the usage pipeline and :func:`vendored_files`, every file world-readable
+    (Lambda runs the handler as another user than the one who installed the packages)."""
+    if any(output_dir.iterdir()):
+        raise RuntimeError(f"refusing to bundle into {output_dir}: it is not empty")
+    files = {p.relative_to(LAMBDA_ROOT).as_posix(): p
+             for package in (ENGINE, "aggregator")
+             for p in (LAMBDA_ROOT / package).rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+    files.update(vendored_files())
+    for relative, source in sorted(files.items()):
+        target = output_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        target.chmod(0o644)
+    (output_dir / "zae_limiter" / "__init__.py").write_text("")
+    (output_dir / "zae_limiter" / "__init__.py").chmod(0o644)
+
+
+@jsii.implements(ILocalBundling)
+class _UsageBundling:
+    """CDK's local bundling hook for the usage asset (never Docker)."""
+
+    def try_bundle(self, output_dir: str, *_: Any, **__: Any) -> bool:
+        build_usage_asset(Path(output_dir))
+        return True

@@ -14,9 +14,10 @@ from streamagg_engine import bootstrap
 from streamagg_engine.stores import ArchiveStore
 
 from .config import AggregatorConfig
+from .maintenance import BucketMaintenance
 from .metrics import COUNTS, NAMESPACE
 from .pipeline import Stores, process_batch
-from .stores import BucketStore, SnapshotStore
+from .stores import SnapshotStore
 
 Runtime: TypeAlias = bootstrap.Runtime[AggregatorConfig, Stores]
 
@@ -24,8 +25,8 @@ Runtime: TypeAlias = bootstrap.Runtime[AggregatorConfig, Stores]
 def _stores(config: AggregatorConfig, clients: bootstrap.Clients) -> Stores:
     return Stores(
         snapshots=SnapshotStore(clients.dynamodb, config),
-        buckets=BucketStore(clients.dynamodb, config.table_name) if config.enable_refill
-        else None,
+        buckets=BucketMaintenance(clients.dynamodb, config.table_name)
+        if config.enable_refill else None,
         archive=ArchiveStore(clients.s3, config.archive_bucket_name) if config.archival_enabled
         else None,
     )

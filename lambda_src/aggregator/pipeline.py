@@ -24,7 +24,6 @@ from streamagg_engine.batch import (
     log_rejected,
     log_skipped,
     settle,
-    skip_reason,
     write_failed,
 )
 from streamagg_engine.errors import MalformedRecordError, StoreError
@@ -39,6 +38,14 @@ from .archiver import (
 )
 from .config import AggregatorConfig
 from .keys import check_snapshot_keys
+from .maintenance import (
+    BucketRefillState,
+    RefillOutcome,
+    bucket_states,
+    grows_shards,
+    has_wcu,
+    state_pk,
+)
 from .processor import (
     CounterChange,
     SnapshotKey,
@@ -47,8 +54,6 @@ from .processor import (
     is_source_key,
     plan_snapshots,
 )
-from .refill import BucketState, RefillPlan, bucket_state, merge_states, plan_refill
-from .schema import SCHEMA_WATCH, schema_version_of
 from .stores import NEVER_COUNTED, Applied
 from .unplaced import unplaced
 
@@ -59,8 +64,15 @@ class SnapshotWriter(Protocol):
     def apply(self, update: SnapshotUpdate) -> Applied: ...
 
 
-class RefillWriter(Protocol):
-    def refill(self, plan: RefillPlan) -> bool: ...
+class BucketMaintainer(Protocol):
+    """zae-limiter's own bucket maintenance (``maintenance.py``); each call may raise
+    :class:`StoreError` and never costs more than itself."""
+
+    def refill(self, state: BucketRefillState, now_ms: int) -> RefillOutcome: ...
+
+    def shard(self, state: BucketRefillState, now_ms: int) -> bool: ...
+
+    def propagate(self, record: Any, now_ms: int) -> int: ...
 
 
 class ArchiveWriter(Protocol):
@@ -73,8 +85,8 @@ class Stores:
     """The ports a batch writes through (``stores.py`` has the DynamoDB/S3 adapters)."""
 
     snapshots: SnapshotWriter
-    buckets: RefillWriter | None
-    """None when refill is off."""
+    buckets: BucketMaintainer | None
+    """None when bucket maintenance (``enable_refill``) is off."""
     archive: ArchiveWriter | None
     """None when archival is off."""
 
@@ -98,11 +110,13 @@ class BatchResult:
     refills_written: int = 0
     refills_lost_race: int = 0
     refills_failed: int = 0
+    """Maintenance steps (refill, sharding backstop, shard propagation) that failed."""
+    shards_doubled: int = 0
+    """Buckets whose shard 0 the sharding backstop doubled (``wcu`` under 20 %)."""
+    shards_propagated: int = 0
+    """Shard items restamped or created after a ``shard_count`` grew."""
     archived_records: int = 0
     archive_objects: int = 0
-    unknown_schema_versions: int = 0
-    """zae-limiter schema versions newer than this profile knows (``schema.py``): on the
-    stream in this batch, or in the table at container start (the first batch)."""
     failed_writes: int = 0
     failures: FailedRecords = field(default_factory=lambda: FailedRecords(ordered=True))
     """Every record some failed write carried (a stream: Lambda retries from the first)."""
@@ -121,7 +135,8 @@ class BatchResult:
 @dataclass
 class _Decoded:
     changes: list[tuple[StreamRecord, CounterChange]] = field(default_factory=list)
-    buckets: list[tuple[BucketState, dict[str, int]]] = field(default_factory=list)
+    buckets: list[Any] = field(default_factory=list)
+    """Raw MODIFY records of bucket items, for zae-limiter's maintenance."""
     lines: list[ArchiveLine] = field(default_factory=list)
 
 
@@ -159,8 +174,7 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 def _process(raw_records: Sequence[Any], config: AggregatorConfig, stores: Stores,
              pool: Executor, now_ms: int) -> BatchResult:
-    result = BatchResult(records=len(raw_records),
-                         unknown_schema_versions=SCHEMA_WATCH.take_pending())
+    result = BatchResult(records=len(raw_records))
     decoded = _decode(raw_records, config, result)
     decoded.changes.sort(key=lambda pair: pair[0].position)
     result.counted_records = len(decoded.changes)
@@ -187,15 +201,23 @@ def _process(raw_records: Sequence[Any], config: AggregatorConfig, stores: Store
                             content_encoding=CONTENT_ENCODING),
                 archived, _failing(result, carried, "archive", obj.key)))
 
-    if stores.buckets is not None:
-        for state in merge_states(decoded.buckets):
-            plan = plan_refill(state, now_ms)
-            if plan is None:
-                continue
-            jobs.append((pool.submit(stores.buckets.refill, plan),
-                         partial(_count_refill, result), partial(_refill_failed, result, plan.pk)))
+    buckets = stores.buckets
+    if buckets is not None:
+        for state in bucket_states(decoded.buckets):
+            jobs.append((pool.submit(_maintain, buckets, state, now_ms),
+                         partial(_count_maintenance, result, state),
+                         partial(_bucket_failed, result, state)))
 
     settle(jobs)
+    if buckets is not None:
+        # After the refills, as upstream orders them: a quota's refill is pinned on the
+        # shard count that a propagation would raise.
+        for raw in decoded.buckets:
+            if grows_shards(raw):
+                try:
+                    result.shards_propagated += buckets.propagate(raw, now_ms)
+                except StoreError as exc:
+                    _maintenance_failed(result, "shard propagation", _pk(raw), exc)
     if result.gaps:
         _report_unplaced(result, config)
     return result
@@ -205,8 +227,7 @@ def _decode(raw_records: Sequence[Any], config: AggregatorConfig, result: BatchR
     decoded = _Decoded()
     source_marker = config.source_key_marker
     archival = config.archival_enabled
-    refill = config.enable_refill
-    buckets: dict[str, list[_BucketRecord]] = {}
+    maintained = config.enable_refill
     for raw in raw_records:
         try:
             record = parse_record(raw)
@@ -217,95 +238,20 @@ def _decode(raw_records: Sequence[Any], config: AggregatorConfig, result: BatchR
                     check_snapshot_keys(config, change.namespace, change.entity,
                                         change.resource)
                     decoded.changes.append((record, change))
-                    if refill:
-                        _add_bucket_record(buckets, change.source_key,
-                                           _BucketRecord(record, change))
-                elif refill and record.event_name != "REMOVE":
-                    # Whether a record that moved no counter is ``ignored`` depends on its
-                    # state, so that one is read now; others only if needed (_newest_state).
-                    state = _refill_state(record)
-                    if state is None:
-                        result.ignored += 1
-                    else:
-                        _add_bucket_record(buckets, f"{state.pk}|{state.sk}",
-                                           _BucketRecord(record, None, state))
+                    if maintained and record.event_name == "MODIFY":
+                        decoded.buckets.append(raw)
+                elif maintained and record.event_name == "MODIFY":
+                    decoded.buckets.append(raw)  # a refill, a shard count, a new schedule
                 else:
                     result.ignored += 1
             elif archival and is_archivable(record, config):
                 decoded.lines.append(extract_line(record))
             else:
                 result.ignored += 1
-                if (version := schema_version_of(record)) is not None:
-                    result.unknown_schema_versions += SCHEMA_WATCH.observe(version,
-                                                                           source="stream")
         except (MalformedRecordError, *UNEXPECTED_SHAPES) as exc:
             result.skipped_malformed += 1
             log_skipped(logger, exc, record_id=_event_id(raw), sequence_number=_sequence(raw))
-    decoded.buckets = [newest for records in buckets.values()
-                       if (newest := _newest_state(records)) is not None]
     return decoded
-
-
-@dataclass(slots=True)
-class _BucketRecord:
-    record: StreamRecord
-    change: CounterChange | None
-    """What the record consumed (refunds are negative), if it moved a counter."""
-    state: BucketState | None = None
-    """Read eagerly only when the record moved no counter; otherwise on demand."""
-    readable: bool = True
-
-
-def _add_bucket_record(buckets: dict[str, list[_BucketRecord]], source_key: str,
-                       entry: _BucketRecord) -> None:
-    """Remember a bucket's record; its refill state is read only if it turns out needed.
-
-    A refill is planned from a bucket's newest state in the batch, so decoding every
-    record's full state (a dozen numbers) would be wasted work.
-    """
-    found = buckets.get(source_key)
-    if found is None:
-        buckets[source_key] = [entry]
-    else:
-        found.append(entry)
-
-
-def _newest_state(records: list[_BucketRecord]) -> tuple[BucketState, dict[str, int]] | None:
-    """The newest readable state of a bucket and what the batch consumed from it.
-
-    States are read newest first until one is readable; an unreadable one is logged and
-    its consumption left out. Older states are never read, so only a malformed bucket
-    item could tell this from reading them all, and only in the refill estimate.
-    """
-    state = None
-    for entry in reversed(records):
-        state = entry.state if entry.state is not None else _refill_state(entry.record)
-        if state is not None:
-            break
-        entry.readable = False
-    if state is None:
-        return None
-    consumed: dict[str, int] = {}
-    for entry in records:
-        if entry.readable and entry.change is not None:
-            for name, (old, new) in entry.change.millis.items():
-                consumed[name] = consumed.get(name, 0) + new - old
-    return state, consumed
-
-
-def _refill_state(record: StreamRecord) -> BucketState | None:
-    """A bucket's refill inputs; a bad one costs only the refill, never the counts.
-
-    Most states are read after the decoding loop (see ``_newest_state``), outside its
-    guard against shapes no check foresaw, so the same guard is here.
-    """
-    try:
-        return bucket_state(record)
-    except (MalformedRecordError, *UNEXPECTED_SHAPES) as exc:
-        logger.info("bucket not refilled: unreadable state", extra={
-            "event_id": record.event_id, "reason": skip_reason(exc),
-        })
-    return None
 
 
 def _failing(result: BatchResult, carried: list[tuple[str, str]], kind: str,
@@ -353,19 +299,50 @@ def _snapshot_failed(result: BatchResult, update: SnapshotUpdate, exc: StoreErro
     _failing(result, carried, "snapshot", str(update.key))(exc)
 
 
-def _count_refill(result: BatchResult, won: bool) -> None:
-    if won:
-        result.refills_written += 1
-    else:
-        result.refills_lost_race += 1
+def _maintain(buckets: BucketMaintainer, state: BucketRefillState,
+              now_ms: int) -> list[tuple[str, RefillOutcome | bool | StoreError]]:
+    """One bucket's maintenance, in upstream's order: the refill, then the sharding
+    backstop (each step's failure is its own; the other still runs)."""
+    steps: list[tuple[str, RefillOutcome | bool | StoreError]] = []
+    try:
+        steps.append(("bucket refill", buckets.refill(state, now_ms)))
+    except StoreError as exc:
+        steps.append(("bucket refill", exc))
+    if has_wcu(state):
+        try:
+            steps.append(("proactive shard", buckets.shard(state, now_ms)))
+        except StoreError as exc:
+            steps.append(("proactive shard", exc))
+    return steps
 
 
-def _refill_failed(result: BatchResult, pk: str, exc: StoreError) -> None:
-    """A refill is an optimisation: the client's slow path refills on its own."""
+def _count_maintenance(result: BatchResult, state: BucketRefillState,
+                       steps: list[tuple[str, RefillOutcome | bool | StoreError]]) -> None:
+    for action, outcome in steps:
+        if isinstance(outcome, StoreError):
+            _maintenance_failed(result, action, state_pk(state), outcome)
+        elif outcome == "written":
+            result.refills_written += 1
+        elif outcome == "lost_race":
+            result.refills_lost_race += 1
+        elif outcome is True:
+            result.shards_doubled += 1
+
+
+def _bucket_failed(result: BatchResult, state: BucketRefillState, exc: StoreError) -> None:
+    _maintenance_failed(result, "bucket maintenance", state_pk(state), exc)
+
+
+def _maintenance_failed(result: BatchResult, action: str, pk: str, exc: StoreError) -> None:
+    """Maintenance is the client's backstop: the client refills and shards on its own."""
     result.refills_failed += 1
-    logger.warning("refill failed; the client's slow path will refill", extra={
-        "pk": pk, "error_code": exc.code, "error": str(exc),
+    logger.warning(f"{action} failed; the client's slow path will do it", extra={
+        "pk": pk, "error_code": exc.code, "retryable": exc.retryable, "error": str(exc),
     })
+
+
+def _pk(raw: Any) -> str:
+    return str(raw.get("dynamodb", {}).get("Keys", {}).get("PK", {}).get("S", ""))
 
 
 def _event_id(raw: Any) -> str | None:

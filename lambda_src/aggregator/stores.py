@@ -1,5 +1,6 @@
-"""The usage aggregator's AWS I/O: two narrow adapters over clients passed in (the
-archive's is the engine's :class:`streamagg_engine.stores.ArchiveStore`).
+"""The usage aggregator's snapshot I/O: a narrow adapter over a client passed in (the
+archive's is the engine's :class:`streamagg_engine.stores.ArchiveStore`; bucket
+maintenance is zae-limiter's own, in ``maintenance.py``).
 
 Exactly-once snapshots
 ----------------------
@@ -41,8 +42,6 @@ from .chain import CountedRange, decode_gaps, encode_gaps, pack, reconcile, unpa
 from .config import AggregatorConfig
 from .keys import key_fields, snapshot_item_key
 from .processor import Contribution, SnapshotKey, SnapshotUpdate
-from .schema import VERSION_PK, VERSION_SK
-from .refill import RefillPlan
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -367,55 +366,3 @@ class SnapshotStore:
         except (ClientError, BotoCoreError) as exc:
             raise to_store_error(exc, "snapshot range read") from exc
         return response.get("Item", {})
-
-
-def read_schema_version(client: DynamoDBClient, table_name: str) -> str | None:
-    """zae-limiter's schema version as ``table_name`` records it; None: no version item
-    (not a zae-limiter table, or one its client has not opened yet)."""
-    try:
-        item = client.get_item(TableName=table_name, Key={
-            "PK": {"S": VERSION_PK}, "SK": {"S": VERSION_SK}}).get("Item")
-    except (ClientError, BotoCoreError) as exc:
-        raise to_store_error(exc, "schema version read") from exc
-    if item is None:
-        return None
-    return _string(item, "schema_version") or ""
-
-
-class BucketStore:
-    """Writes refills to bucket items under the ``rf`` optimistic lock."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
-    def refill(self, plan: RefillPlan) -> bool:
-        """True when written; False when the bucket moved on (someone else refilled it)."""
-        names = {"#rf": "rf"}
-        values: dict[str, Any] = {
-            ":rf": {"N": str(plan.refilled_at)}, ":expected": {"N": str(plan.expected_refilled_at)},
-        }
-        adds, pins = [], ["#rf = :expected"]
-        for i, (name, delta) in enumerate(sorted(plan.deltas.items())):
-            names[f"#t{i}"] = f"b_{name}_tk"
-            values[f":d{i}"] = {"N": str(delta)}
-            values[f":r{i}"] = {"N": str(plan.read_tokens[name])}
-            adds.append(f"#t{i} :d{i}")
-            pins.append(f"#t{i} <= :r{i}")
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"PK": {"S": plan.pk}, "SK": {"S": plan.sk}},
-                UpdateExpression=f"SET #rf = :rf ADD {', '.join(adds)}",
-                ConditionExpression=" AND ".join(pins),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                logger.debug("refill lost the rf race", extra={"pk": plan.pk})
-                return False
-            raise to_store_error(exc, "bucket refill") from exc
-        except BotoCoreError as exc:
-            raise to_store_error(exc, "bucket refill") from exc
-        return True

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from aggregator.refill import RefillPlan
-from aggregator.stores import BucketStore
+from aggregator.maintenance import BucketMaintenance, bucket_states
 from local_aws.harness import BUCKET, TABLE, compare, generate_workload, memory_stores, run
 from local_aws.memory import table_definition
-from tests.factories import bucket_image, n
+from tests.factories import bucket_record, n
 from tests.moto_fixtures import LocalAws
 
 
@@ -54,13 +53,14 @@ def test_the_in_memory_aws_writes_what_moto_writes(aws: LocalAws) -> None:
 
 def test_a_redelivered_refill_is_applied_once(aws: LocalAws) -> None:
     table, _ = aws.create_table()
-    item = bucket_image("hot", tc={"rpm": 0}, tk={"rpm": 0}, rf=1000)
+    record = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 200_000}, entity="hot",
+                           tk={"rpm": 0}, rf=1000)
+    item = record["dynamodb"]["NewImage"]
     aws.ddb.put_item(TableName=table, Item=item)
-    plan = RefillPlan(pk=item["PK"]["S"], sk="#STATE", expected_refilled_at=1000,
-                      refilled_at=31_000, deltas={"rpm": 50_000}, read_tokens={"rpm": 0})
-    store = BucketStore(aws.ddb, table)
-    assert store.refill(plan) is True
-    assert store.refill(plan) is False  # the same batch again: rf has moved on
+    (state,) = bucket_states([record])
+    store = BucketMaintenance(aws.ddb, table)
+    assert store.refill(state, 31_000) == "written"
+    assert store.refill(state, 31_000) == "lost_race"  # the same batch again: rf moved on
     after = aws.ddb.get_item(TableName=table, Key={"PK": item["PK"], "SK": item["SK"]})["Item"]
     assert after["b_rpm_tk"] == n(50_000)
     assert after["rf"] == n(31_000)

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from aggregator.config import AggregatorConfig
+from aggregator.maintenance import BucketRefillState, RefillOutcome
 from aggregator.pipeline import Stores, process_batch
 from aggregator.processor import SnapshotUpdate
-from aggregator.refill import RefillPlan
 from aggregator.stores import Applied
 from streamagg_engine.errors import StoreError
-from tests.factories import audit_removal, bucket_record
+from tests.factories import NS, audit_removal, bucket_record, n
 
 CONFIG = AggregatorConfig(archive_bucket_name="archive")
 NOW = 1_700_000_060_000
@@ -44,23 +44,37 @@ class FakeArchive:
 
 
 class FakeBuckets:
-    def __init__(self, outcome: bool | Exception = True) -> None:
-        self.plans: list[RefillPlan] = []
-        self.outcome = outcome
+    """Records each maintenance call in order; ``outcome`` is the refill's answer (or raised)."""
 
-    def refill(self, plan: RefillPlan) -> bool:
-        self.plans.append(plan)
+    def __init__(self, outcome: RefillOutcome | Exception = "written", *,
+                 propagate_fails: bool = False) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.outcome = outcome
+        self.propagate_fails = propagate_fails
+
+    def refill(self, state: BucketRefillState, now_ms: int) -> RefillOutcome:
+        self.calls.append(("refill", state.entity_id))
         if isinstance(self.outcome, Exception):
             raise self.outcome
         return self.outcome
 
+    def shard(self, state: BucketRefillState, now_ms: int) -> bool:
+        self.calls.append(("shard", state.entity_id))
+        return True
+
+    def propagate(self, record: Any, now_ms: int) -> int:
+        self.calls.append(("propagate", record["dynamodb"]["Keys"]["PK"]["S"]))
+        if self.propagate_fails:
+            raise StoreError("throttled", retryable=True, code="ThrottlingException")
+        return 3
+
 
 def run(records: list[dict[str, Any]], *, snapshots: Any = None, archive: Any = None,
-        buckets: Any = None) -> Any:
+        buckets: Any = None, config: AggregatorConfig = CONFIG) -> Any:
     stores = Stores(snapshots=snapshots or FakeSnapshots(), buckets=buckets,
                     archive=archive)
     with ThreadPoolExecutor(4) as pool:
-        return process_batch(records, config=CONFIG, stores=stores, pool=pool, now_ms=NOW)
+        return process_batch(records, config=config, stores=stores, pool=pool, now_ms=NOW)
 
 
 def test_a_malformed_record_is_logged_with_its_id_and_the_rest_is_processed(
@@ -109,13 +123,18 @@ def test_audit_removals_are_archived_and_counted() -> None:
     assert len(archive.objects) == 1
 
 
-def test_refill_failures_are_counted_but_never_fail_the_batch() -> None:
+def test_refill_failures_are_counted_logged_with_the_pk_and_never_fail_the_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     record = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 10**6}, tk={"rpm": 0})
-    buckets = FakeBuckets(StoreError("throttled", retryable=True))
+    buckets = FakeBuckets(StoreError("throttled", retryable=True, code="ThrottlingException"))
     result = run([record], buckets=buckets)
-    assert len(buckets.plans) == 1
+    assert buckets.calls == [("refill", "user-1")]
     assert result.refills_failed == 1
     assert result.response() == {"batchItemFailures": []}
+    (entry,) = [r for r in caplog.records if r.getMessage().startswith("bucket refill failed")]
+    assert entry.pk == f"{NS}/BUCKET#user-1#gpt-4#0"  # type: ignore[attr-defined]
+    assert entry.error_code == "ThrottlingException"  # type: ignore[attr-defined]
 
 
 def test_one_refill_per_bucket_per_batch() -> None:
@@ -123,8 +142,54 @@ def test_one_refill_per_bucket_per_batch() -> None:
                              tk={"rpm": 0}, sequence=str(600 + i)) for i in range(5)]
     buckets = FakeBuckets()
     result = run(records, buckets=buckets)
-    assert len(buckets.plans) == 1
+    assert buckets.calls == [("refill", "user-1")]
     assert result.refills_written == 1
+
+
+def test_lost_races_are_counted_apart_from_refills_written() -> None:
+    record = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 10**6}, tk={"rpm": 0})
+    result = run([record], buckets=FakeBuckets("lost_race"))
+    assert (result.refills_written, result.refills_lost_race) == (0, 1)
+
+
+def test_a_bucket_with_wcu_gets_the_sharding_backstop_after_its_refill_even_a_failed_one(
+) -> None:
+    wcu = {"b_wcu_tk": n(0), "b_wcu_cp": n(1_000_000), "b_wcu_ra": n(1_000_000),
+           "b_wcu_rp": n(1000), "b_wcu_tc": n(0)}
+    with_wcu = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, extra=wcu)
+    without = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, entity="user-2")
+    buckets = FakeBuckets(StoreError("throttled", retryable=True))
+    result = run([with_wcu, without], buckets=buckets)
+    assert sorted(buckets.calls) == [("refill", "user-1"), ("refill", "user-2"),
+                                     ("shard", "user-1")]
+    assert (result.refills_failed, result.shards_doubled) == (2, 1)
+
+
+def test_only_records_that_raised_a_shard_count_are_propagated_and_failures_are_counted(
+) -> None:
+    grew = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, sequence="700")
+    grew["dynamodb"]["NewImage"]["shard_count"] = n(4)
+    grew["dynamodb"]["OldImage"]["shard_count"] = n(2)
+    same = bucket_record("MODIFY", {"rpm": 0}, {"rpm": 1000}, entity="user-2", sequence="701")
+    result = run([grew, same], buckets=FakeBuckets())
+    assert result.shards_propagated == 3
+    buckets = FakeBuckets(propagate_fails=True)
+    result = run([grew, same], buckets=buckets)
+    assert [c for c in buckets.calls if c[0] == "propagate"] == [
+        ("propagate", f"{NS}/BUCKET#user-1#gpt-4#0")]
+    assert buckets.calls[-1][0] == "propagate"  # after every bucket's refill
+    assert (result.refills_failed, result.response()) == (1, {"batchItemFailures": []})
+
+
+@pytest.mark.parametrize(("maintained", "ignored"), [(True, 0), (False, 1)])
+def test_a_bucket_update_that_moved_no_counter_is_maintained_or_ignored(
+    maintained: bool, ignored: int,
+) -> None:
+    still = bucket_record("MODIFY", {"rpm": 1000}, {"rpm": 1000})
+    result = run([still], buckets=FakeBuckets() if maintained else None,
+                 config=AggregatorConfig(archive_bucket_name="archive",
+                                         enable_refill=maintained))
+    assert result.ignored == ignored
 
 
 def test_records_of_other_items_are_ignored_not_skipped() -> None:

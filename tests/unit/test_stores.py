@@ -8,9 +8,9 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from aggregator.config import AggregatorConfig
+from aggregator.maintenance import BucketMaintenance, NativeTable, bucket_states
 from aggregator.processor import decode_change, plan_snapshots
-from aggregator.refill import RefillPlan
-from aggregator.stores import BucketStore, SnapshotStore, range_attributes
+from aggregator.stores import SnapshotStore, range_attributes
 from streamagg_engine.errors import StoreError
 from streamagg_engine.records import parse_record
 from streamagg_engine.windows import Window
@@ -233,34 +233,121 @@ def test_a_validation_error_is_permanent() -> None:
     assert not caught.value.retryable
 
 
-PLAN = RefillPlan(pk="ns/BUCKET#u#r#0", sk="#STATE", expected_refilled_at=1000,
-                  refilled_at=61_000, deltas={"rpm": 100, "tpm": 5000},
-                  read_tokens={"rpm": 0, "tpm": -20})
+# zae-limiter's maintenance (aggregator.maintenance): upstream's requests, typed on the wire.
+
+NOW = 1_700_000_060_000
+BUCKET_PK = f"{NS}/BUCKET#user-1#gpt-4#0"
+BUCKET_KEY = {"PK": {"S": BUCKET_PK}, "SK": {"S": "#STATE"}}
 
 
-def test_a_refill_is_one_update_for_all_limits_locked_on_rf() -> None:
+def bucket(tk: int, tc: int = 200_000) -> Any:
+    """A bucket's state as upstream reads it from one MODIFY (rpm: cp 100,000); the batch
+    consumed ``tc``, more than a minute's drip, so a drained bucket needs a refill."""
+    (state,) = bucket_states([bucket_record("MODIFY", {"rpm": 0}, {"rpm": tc}, tk={"rpm": tk})])
+    return state
+
+
+def sent(ddb: Any, operation: str) -> list[dict[str, Any]]:
+    """The parameters of every ``operation`` call, as the client receives them."""
+    calls: list[dict[str, Any]] = []
+    ddb.meta.events.register(f"provide-client-params.dynamodb.{operation}",
+                             lambda params, **_: calls.append(params))
+    return calls
+
+
+def test_a_drained_bucket_is_refilled_by_upstreams_update_typed_on_the_wire() -> None:
     ddb = client()
+    updates = sent(ddb, "UpdateItem")
     with Stubber(ddb) as stub:
-        stub.add_response("update_item", {}, {
-            "TableName": "usage",
-            "Key": {"PK": {"S": "ns/BUCKET#u#r#0"}, "SK": {"S": "#STATE"}},
-            "UpdateExpression": "SET #rf = :rf ADD #t0 :d0, #t1 :d1",
-            "ConditionExpression": "#rf = :expected AND #t0 <= :r0 AND #t1 <= :r1",
-            "ExpressionAttributeNames": {"#rf": "rf", "#t0": "b_rpm_tk", "#t1": "b_tpm_tk"},
-            "ExpressionAttributeValues": {
-                ":rf": {"N": "61000"}, ":expected": {"N": "1000"}, ":d0": {"N": "100"},
-                ":d1": {"N": "5000"}, ":r0": {"N": "0"}, ":r1": {"N": "-20"}},
-        })
-        assert BucketStore(ddb, "usage").refill(PLAN) is True
+        stub.add_response("update_item", {})
+        assert BucketMaintenance(ddb, "usage").refill(bucket(tk=0), NOW) == "written"
+    (update,) = updates
+    assert (update["TableName"], update["Key"]) == ("usage", BUCKET_KEY)
+    values = update["ExpressionAttributeValues"]
+    assert all(isinstance(v, dict) and len(v) == 1 for v in values.values())
+    assert {"N": "100000"} in values.values()  # 60 s at 100,000 per 60 s, up to the cap
+    assert values[":new_rf"] == {"N": str(NOW)}  # rf moves to now ...
+    assert values[":expected_rf"] == {"N": "1700000000000"}  # ... locked on the rf read
+    assert update["ConditionExpression"].startswith("rf = :expected_rf")
 
 
-def test_a_lost_rf_race_is_logged_at_debug_and_not_an_error(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_a_refill_refused_by_its_condition_lost_the_race() -> None:
     ddb = client()
-    caplog.set_level(logging.DEBUG, logger="aggregator")
     with Stubber(ddb) as stub:
         stub.add_client_error("update_item", "ConditionalCheckFailedException")
-        assert BucketStore(ddb, "usage").refill(PLAN) is False
-    (entry,) = [r for r in caplog.records if "rf race" in r.getMessage()]
-    assert entry.levelno == logging.DEBUG
+        assert BucketMaintenance(ddb, "usage").refill(bucket(tk=0), NOW) == "lost_race"
+
+
+def test_a_bucket_that_needs_nothing_costs_no_request() -> None:
+    ddb = client()
+    with Stubber(ddb):  # any request would fail: nothing is queued
+        assert BucketMaintenance(ddb, "usage").refill(bucket(tk=100_000, tc=0),
+                                                      NOW) == "not_needed"
+
+
+def test_a_throttled_refill_is_a_retryable_store_error() -> None:
+    ddb = client()
+    with Stubber(ddb) as stub:
+        stub.add_client_error("update_item", "ProvisionedThroughputExceededException")
+        with pytest.raises(StoreError) as caught:
+            BucketMaintenance(ddb, "usage").refill(bucket(tk=0), NOW)
+    assert (caught.value.retryable, caught.value.code) == (
+        True, "ProvisionedThroughputExceededException")
+
+
+def test_an_item_upstream_cannot_handle_is_a_permanent_failure_of_its_own() -> None:
+    state = bucket(tk=0)
+    state.limits["rpm"].rp_ms = "sixty seconds"  # what no image parse would let through
+    with pytest.raises(StoreError) as caught:
+        BucketMaintenance(client(), "usage").refill(state, NOW)
+    assert (caught.value.retryable, caught.value.code) == (False, "TypeError")
+
+
+def test_the_table_reads_native_values_back_as_the_boto3_resource_does() -> None:
+    ddb = client()
+    with Stubber(ddb) as stub:
+        stub.add_response("get_item", {"Item": {"shard_count": {"N": "4"}}},
+                          {"TableName": "usage", "Key": BUCKET_KEY, "ConsistentRead": True})
+        item = NativeTable(ddb, "usage").get_item(
+            Key={"PK": BUCKET_PK, "SK": "#STATE"}, ConsistentRead=True)["Item"]
+    assert item == {"shard_count": 4}
+
+
+def test_transactions_go_through_meta_client_with_every_value_typed() -> None:
+    ddb = client()
+    with Stubber(ddb) as stub:
+        stub.add_response("transact_write_items", {}, {"TransactItems": [
+            {"Put": {"TableName": "usage", "Item": {**BUCKET_KEY, "shard_count": {"N": "2"}},
+                     "ConditionExpression": "attribute_not_exists(PK)"}},
+            {"ConditionCheck": {"TableName": "usage", "Key": BUCKET_KEY,
+                                "ConditionExpression": "pgen = :g",
+                                "ExpressionAttributeValues": {":g": {"N": "3"}}}},
+        ]})
+        NativeTable(ddb, "usage").meta.client.transact_write_items(TransactItems=[
+            {"Put": {"TableName": "usage",
+                     "Item": {"PK": BUCKET_PK, "SK": "#STATE", "shard_count": 2},
+                     "ConditionExpression": "attribute_not_exists(PK)"}},
+            {"ConditionCheck": {"TableName": "usage",
+                                "Key": {"PK": BUCKET_PK, "SK": "#STATE"},
+                                "ConditionExpression": "pgen = :g",
+                                "ExpressionAttributeValues": {":g": 3}}},
+        ])
+
+
+def test_upstreams_log_lines_go_through_ours_at_our_level(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+) -> None:
+    ddb = client()
+    caplog.set_level(logging.INFO, logger="aggregator")
+    with Stubber(ddb) as stub:
+        stub.add_response("update_item", {})
+        BucketMaintenance(ddb, "usage").refill(bucket(tk=0), NOW)
+    assert not [r for r in caplog.records if r.getMessage() == "Bucket refilled"]  # DEBUG
+    caplog.set_level(logging.DEBUG, logger="aggregator")
+    with Stubber(ddb) as stub:
+        stub.add_response("update_item", {})
+        BucketMaintenance(ddb, "usage").refill(bucket(tk=0), NOW)
+    (line,) = [r for r in caplog.records if r.getMessage() == "Bucket refilled"]
+    assert (line.name, line.levelno) == ("aggregator.maintenance", logging.DEBUG)
+    assert line.entity_id == "user-1"  # type: ignore[attr-defined]
+    assert capsys.readouterr().out == ""  # upstream's own logger prints every line
