@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from streamagg_projection.config import ENV_NAMES as PROJECTION_ENV_NAMES
     from streamagg_projection.config import ProjectionConfig
     from streamagg_projection.metrics import COUNTS as PROJECTION_COUNTS
+    from streamagg_projection.metrics import METRICS as PROJECTION_METRICS
     from streamagg_projection.metrics import NAMESPACE as PROJECTION_NAMESPACE
 else:
     _usage_metrics = module("aggregator", "metrics")
@@ -58,12 +59,13 @@ else:
     ProjectionConfig, PROJECTION_ENV_NAMES = _config.ProjectionConfig, _config.ENV_NAMES
     _metrics = module("streamagg_projection", "metrics")
     PROJECTION_COUNTS, PROJECTION_NAMESPACE = _metrics.COUNTS, _metrics.NAMESPACE
+    PROJECTION_METRICS = _metrics.METRICS
     projection_item = module("streamagg_projection", "transform")
 
 __all__ = [
     "BUNDLER_COUNTS", "BUNDLER_ENV_NAMES", "BUNDLER_NAMESPACE", "DIMENSION", "DURATION",
     "EVENTS_COUNTS", "EVENTS_ENV_NAMES", "EVENTS_NAMESPACE", "PROJECTION_COUNTS",
-    "PROJECTION_ENV_NAMES", "PROJECTION_NAMESPACE", "USAGE_COUNTS", "USAGE_ENV_NAMES",
-    "USAGE_NAMESPACE", "AggregatorConfig", "BundlerConfig", "ConfigError",
+    "PROJECTION_ENV_NAMES", "PROJECTION_METRICS", "PROJECTION_NAMESPACE", "USAGE_COUNTS",
+    "USAGE_ENV_NAMES", "USAGE_NAMESPACE", "AggregatorConfig", "BundlerConfig", "ConfigError",
     "EventMetricsConfig", "ProjectionConfig", "Window", "projection_item",
 ]

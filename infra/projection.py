@@ -8,7 +8,9 @@ the alarms of :mod:`infra.alarms` (worded for the projection), a dashboard of it
 counts, checkov and cdk-nag reasons. Every built resource is a public attribute.
 
 The dashboard table is new unless one is passed: on-demand, point-in-time recovery,
-TTL on ``expires_at``, key ``day_partition`` + ``sk`` and two sparse indexes,
+TTL on ``expires_at``, key ``day_partition`` + ``sk`` (``ingested_at`` under the
+``seed-004`` profile: ``ProjectionConfig(profile="seed-004")``, whose metrics and alarms are
+also the document's, ``SentimentAnalyzer``/``StreamProcessor*``) and two sparse indexes,
 ``by_sentiment`` (``day_partition`` + ``sentiment_score_combined``: "today's most
 positive items") and ``by_tag`` (``tag`` + ``ingested_at``). See ``docs/projection.md``.
 """
@@ -17,21 +19,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Unpack
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from . import alarms, parts
-from .alarms import AlarmThresholds, alarm_specs, pipeline_metrics
+from .alarms import AlarmThresholds, PipelineMetrics, alarm_specs, pipeline_metrics
 from .log_queries import PROJECTION_QUERIES, create_query_definitions
 from .pipeline import StreamPipelineConstruct, grant_table_stream_read
-from .pipeline_settings import PROJECTION_COUNTS as COUNTS
 from .pipeline_settings import PROJECTION_ENV_NAMES as ENV_NAMES
-from .pipeline_settings import PROJECTION_NAMESPACE as NAMESPACE
+from .pipeline_settings import PROJECTION_METRICS as METRICS
 from .pipeline_settings import ProjectionConfig, projection_item
 from .props import StreamPipelineProps, StreamSettings, resolve
 from .suppressions import skip_checkov
@@ -54,7 +57,8 @@ ALARM_DESCRIPTIONS: Mapping[str, str] = {
     "throttles": "Projection invocations were throttled (reserved or account concurrency): "
     "the stream waits meanwhile.",
     "skipped_records": "Analysed source items that cannot be projected were logged and "
-    "skipped (RecordsSkipped); their event ids are in the logs.",
+    "skipped (RecordsSkipped, or StreamProcessorErrors under the seed-004 profile); their "
+    "event ids are in the logs.",
     "failed_writes": "Dashboard batch writes failed or stayed unprocessed after every retry "
     "(FailedWrites); the mapping retries those records.",
 }
@@ -122,8 +126,11 @@ class ProjectionStage(StreamPipelineConstruct):
             source_table: an existing table with a stream; for a table of this app the
                 view type must be ``NEW_AND_OLD_IMAGES`` (deletions need old images).
             config: the pipeline's settings; ``dashboard_table_name`` is replaced by
-                the real table's name. Default :class:`ProjectionConfig`.
-            dashboard_table: an existing dashboard table (same key schema and indexes).
+                the real table's name. Default :class:`ProjectionConfig`. Its ``profile``
+                (``"seed-004"``) also sets the new table's sort key and the metric
+                namespace and names the alarms and the dashboard read.
+            dashboard_table: an existing dashboard table (keys ``day_partition`` and
+                ``config.sort_key``, the same indexes).
                 Default: a new one (see the module docstring).
             alarm_thresholds: the thresholds of :class:`infra.alarms.AlarmThresholds`
                 these alarms use (errors, iterator age, DLQ, skipped, failed writes).
@@ -147,7 +154,8 @@ class ProjectionStage(StreamPipelineConstruct):
                                           needs="deletions need the old images")
         config = config or ProjectionConfig()
 
-        self.dashboard_table: dynamodb.ITable = dashboard_table or self._new_dashboard_table()
+        self.dashboard_table: dynamodb.ITable = dashboard_table or \
+            self._new_dashboard_table(config.sort_key)
         environment = config.to_env()
         environment[ENV_NAMES["dashboard_table_name"]] = self.dashboard_table.table_name
         self._add_stream_function(
@@ -157,8 +165,7 @@ class ProjectionStage(StreamPipelineConstruct):
         self._grant(source_table)
         self._map_stream(stream_arn, settings, filters=default_filters(config),
                          calls="DynamoDB")
-        metrics = pipeline_metrics(self.function, self.dead_letter_queue,
-                                   namespace=NAMESPACE, counts=COUNTS)
+        metrics = _profile_metrics(self.function, self.dead_letter_queue, config)
         specs = alarm_specs(metrics, alarm_thresholds or AlarmThresholds(), settings.timeout,
                             ALARM_DESCRIPTIONS)
         self._monitor(monitoring, specs, metrics)
@@ -166,11 +173,11 @@ class ProjectionStage(StreamPipelineConstruct):
             self, log_group=self.log_group, name_prefix=monitoring.name_prefix,
             queries=PROJECTION_QUERIES)
 
-    def _new_dashboard_table(self) -> dynamodb.Table:
+    def _new_dashboard_table(self, sort_key: str) -> dynamodb.Table:
         table = dynamodb.Table(
             self, "DashboardTable",
             partition_key=_string(projection_item.PARTITION_KEY),
-            sort_key=_string(projection_item.SORT_KEY),
+            sort_key=_string(sort_key),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             time_to_live_attribute=projection_item.TTL_ATTRIBUTE,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -202,6 +209,19 @@ class ProjectionStage(StreamPipelineConstruct):
         if self.dashboard_table.encryption_key is not None:
             self.dashboard_table.encryption_key.grant_encrypt_decrypt(self.function)
         self.log_group.grant_write(self.function)
+
+
+def _profile_metrics(function: lambda_.IFunction, dead_letter_queue: sqs.IQueue,
+                     config: ProjectionConfig) -> PipelineMetrics:
+    """The metrics under the profile's namespace and names; the alarms of
+    :func:`infra.alarms.alarm_specs` find skipped records and failed writes under the names
+    they read (``RecordsSkipped``, ``FailedWrites``) whatever the profile calls them."""
+    names = METRICS[config.profile]
+    metrics = pipeline_metrics(function, dead_letter_queue, namespace=names.namespace,
+                               counts=names.counts)
+    counts = metrics.counts
+    return replace(metrics, counts={**counts, "RecordsSkipped": counts[names.skipped],
+                                    "FailedWrites": counts[names.failed_writes]})
 
 
 def _string(name: str) -> dynamodb.Attribute:

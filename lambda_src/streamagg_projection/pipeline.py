@@ -73,7 +73,7 @@ def process_batch(raw_records: Sequence[Any], *, config: ProjectionConfig,
     counted = malformed | {r.position for w in items for r in w.records}
     result.ignored = sum(1 for c in changes if c.record.position not in counted)
     jobs: list[Job] = []
-    for chunk in chunks(requests(items)):
+    for chunk in chunks(requests(items, config.sort_key)):
         jobs.append((pool.submit(_write_chunk, store, chunk),
                      partial(_written, result, chunk), partial(_chunk_failed, result, chunk)))
     settle(jobs)

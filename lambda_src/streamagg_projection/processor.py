@@ -110,12 +110,13 @@ def coalesce(changes: Iterable[Change]) -> list[ItemWrites]:
     return [w for w in by_item.values() if w.puts or w.deletes]
 
 
-def requests(items: Sequence[ItemWrites]) -> Iterator[WriteRequest]:
+def requests(items: Sequence[ItemWrites], sort_key: str) -> Iterator[WriteRequest]:
     """One request per dashboard key; a key two source items project goes to the newest.
 
     Two source items project the same key only if they share ``source_id`` and
-    ``ingested_at`` without sharing a table key (a source table keyed otherwise): the
-    newer record wins, as a plain put would, and a warning names the key.
+    ``ingested_at`` without sharing a table key (a source table keyed otherwise), or, with
+    seed 004's sort key, share ``ingested_at``: the newer record wins, as a plain put
+    would, and a warning names the key.
     """
     claimed: set[Key] = set()
     for writes in sorted(items, key=lambda w: w.newest, reverse=True):
@@ -124,7 +125,8 @@ def requests(items: Sequence[ItemWrites]) -> Iterator[WriteRequest]:
                 yield WriteRequest(key, {"PutRequest": {"Item": item}}, writes)
         for key in sorted(writes.deletes):
             if _claim(claimed, key, writes):
-                yield WriteRequest(key, {"DeleteRequest": {"Key": key_json(key)}}, writes)
+                yield WriteRequest(key, {"DeleteRequest": {"Key": key_json(key, sort_key)}},
+                                   writes)
 
 
 def chunks(found: Iterable[WriteRequest], size: int = BATCH_WRITE_LIMIT

@@ -12,7 +12,15 @@ Table design: ``day_partition`` (the UTC day of ``ingested_at``) is the partitio
 * one item per matched tag: ``TAG#{tag}#{ingested_at}#{source_id}``.
 
 Base and tag items never collide (a digit is not ``T``), tags hold no ``#`` and a parsed
-``ingested_at`` holds none either, so each key names exactly one (item, tag). Only base
+``ingested_at`` holds none either, so each key names exactly one (item, tag).
+
+Seed 004's design (``sort_key = "ingested_at"``): the sort key is ``ingested_at`` itself,
+unchanged on the base item and ``{ingested_at}#{tag}`` on a tag item (the document's tag
+items share the base item's key, so each would overwrite the last: a day's query would show
+one item per source item, carrying the last tag). A tag item sorts right after its base
+item, and a time-range condition on ``ingested_at`` still selects it. The source id is not
+in this key: two source items ingested at the same instant share their dashboard items
+(the newest wins, with a warning, as the document accepts). Only base
 items carry ``sentiment_score_combined`` and only tag items carry ``tag``: the two
 global indexes are sparse and list every source item once (the seed's tag items copied
 the combined key, so its by-sentiment index showed an item 1 + N times).
@@ -30,10 +38,11 @@ from streamagg_engine.ddb_json import Image, get_string
 from streamagg_engine.errors import MalformedRecordError
 from streamagg_engine.limits import check_item, check_key
 
-from .config import ProjectionConfig
+from .config import SK, ProjectionConfig
 
 PARTITION_KEY = "day_partition"
-SORT_KEY = "sk"
+SORT_KEY = SK
+"""Our sort key; ``ProjectionConfig.sort_key`` names the one in use."""
 COMBINED = "sentiment_score_combined"
 TAG = "tag"
 TTL_ATTRIBUTE = "expires_at"
@@ -47,7 +56,7 @@ INDEX_KEYS = {COMBINED: "by-sentiment sort key", TAG: "by-tag partition key",
 item whose index key value is empty or over its limit."""
 
 Key = tuple[str, str]
-"""A dashboard item's (day_partition, sk)."""
+"""A dashboard item's (day_partition, sort key value)."""
 Item = dict[str, Any]
 """A dashboard item in DynamoDB JSON."""
 Projection = dict[Key, Item]
@@ -86,41 +95,45 @@ def project(image: Image | None, config: ProjectionConfig) -> Projection:
         base["matched_tags"] = {"SS": tags}
     if config.ttl_days:
         base[TTL_ATTRIBUTE] = {"N": str(int(moment.timestamp()) + config.ttl_days * _DAY)}
-    suffix = f"{ingested_at}#{source_id}"
+    sort = config.sort_key
+    own = f"{ingested_at}#{source_id}" if sort == SORT_KEY else ingested_at
     items: Projection = {
-        (day, suffix): {
-            **base, SORT_KEY: {"S": suffix},
+        (day, own): {
+            **base, sort: {"S": own},
             COMBINED: {"S": f"{sentiment}#{float(score):.{config.score_decimals}f}"},
         },
     }
     for tag in tags:
-        sk = f"{TAG_PREFIX}{tag}#{suffix}"
-        items[(day, sk)] = {**base, SORT_KEY: {"S": sk}, TAG: {"S": tag}}
+        value = f"{TAG_PREFIX}{tag}#{own}" if sort == SORT_KEY else f"{own}#{tag}"
+        items[(day, value)] = {**base, sort: {"S": value}, TAG: {"S": tag}}
     for item in items.values():
-        _check_limits(item)
+        _check_limits(item, sort)
     return items
 
 
-def _check_limits(item: Item) -> None:
+def _check_limits(item: Item, sort: str) -> None:
     """The item as DynamoDB must take it: keys and index keys in their limits, 400 KB.
 
     Checked here, at planning time, so a write DynamoDB would refuse on every attempt
     is never sent: the record is skipped, and its old projection still removed.
     """
-    check_key(item[SORT_KEY]["S"], SORT_KEY, sort=True)
+    check_key(item[sort]["S"], sort, sort=True)
     for name, what in INDEX_KEYS.items():
         if name in item:
             check_key(item[name]["S"], f"{name} ({what})", index=True)
-    check_item(item, f"dashboard item {item[SORT_KEY]['S'][:60]!r}")
+    check_item(item, f"dashboard item {item[sort]['S'][:60]!r}")
 
 
 def key_of(item: Mapping[str, Any]) -> Key:
-    """The (day_partition, sk) of a dashboard item or key in DynamoDB JSON."""
-    return (item[PARTITION_KEY]["S"], item[SORT_KEY]["S"])
+    """The key of a dashboard item or key in DynamoDB JSON, whichever sort key it has:
+    an item of our design always has ``sk``, one of seed 004's never does."""
+    sort = SORT_KEY if SORT_KEY in item else "ingested_at"
+    return (item[PARTITION_KEY]["S"], item[sort]["S"])
 
 
-def key_json(key: Key) -> dict[str, dict[str, str]]:
-    return {PARTITION_KEY: {"S": key[0]}, SORT_KEY: {"S": key[1]}}
+def key_json(key: Key, sort: str = SORT_KEY) -> dict[str, dict[str, str]]:
+    """The ``Key`` of a DeleteRequest; ``sort`` is ``ProjectionConfig.sort_key``."""
+    return {PARTITION_KEY: {"S": key[0]}, sort: {"S": key[1]}}
 
 
 def _required_string(image: Image, name: str) -> str:

@@ -17,7 +17,7 @@ from streamagg_projection.processor import (
     decode_change,
     requests,
 )
-from streamagg_projection.transform import Key, project
+from streamagg_projection.transform import SORT_KEY, Key, project
 
 from .support import image, record
 
@@ -77,13 +77,13 @@ def test_several_records_of_an_item_in_a_batch_become_one_request_per_key() -> N
                      record(second, third, sequence=3))
     assert writes.deletes == {(DAY, f"TAG#europe#{AT}#newsapi#eu-ai-act")}
     assert [r.sequence_number for r in writes.records] == ["1", "2", "3"]
-    keys = [r.key for r in requests([writes])]
+    keys = [r.key for r in requests([writes], SORT_KEY)]
     assert len(keys) == len(set(keys)) == 3
 
 
 def test_chunks_hold_at_most_25_requests() -> None:
     many = [image(f"s{i}", tags=["AI", "europe"]) for i in range(20)]
-    found = list(requests(plan(*(record(None, m) for m in many))))
+    found = list(requests(plan(*(record(None, m) for m in many)), SORT_KEY))
     sizes = [len(c) for c in chunks(found)]
     assert sizes == [25, 25, 10]
 
@@ -141,6 +141,6 @@ def test_a_key_two_source_items_project_goes_to_the_newest(
     newer["dynamodb"]["Keys"] = {"source_id": {"S": "newsapi#eu-ai-act"},
                                  "ingested_at": {"S": "another-key"}}
     with caplog.at_level(logging.WARNING):
-        (only,) = requests(plan(older, newer))
+        (only,) = requests(plan(older, newer), SORT_KEY)
     assert only.request["PutRequest"]["Item"]["sentiment"] == {"S": "positive"}
     assert "same dashboard key" in caplog.text

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from streamagg_engine.errors import MalformedRecordError
 from streamagg_projection.config import ProjectionConfig
-from streamagg_projection.transform import project
+from streamagg_projection.transform import key_json, key_of, project
 
 from .support import image
 
@@ -97,3 +97,19 @@ def test_keys_of_different_items_and_tags_never_collide_and_repeat_exactly(
         for key in first:
             owner = seen.setdefault(key, (source_id, at))
             assert owner == (source_id, at)
+
+
+def test_the_seed_004_key_is_ingested_at_and_a_tag_item_appends_its_tag() -> None:
+    seed = ProjectionConfig(profile="seed-004")
+    at = "2025-11-16T14:30:15.000Z"
+    items = project(image(tags=["AI", "europe"]), seed)
+    assert sorted(items) == [("2025-11-16", at), ("2025-11-16", f"{at}#AI"),
+                             ("2025-11-16", f"{at}#europe")]
+    base = items[("2025-11-16", at)]
+    assert base["ingested_at"] == {"S": at}
+    assert "sk" not in base
+    assert base["sentiment_score_combined"] == {"S": "neutral#0.72"}
+    assert items[("2025-11-16", f"{at}#AI")]["tag"] == {"S": "AI"}
+    assert key_json(("2025-11-16", at), seed.sort_key) == \
+        {"day_partition": {"S": "2025-11-16"}, "ingested_at": {"S": at}}
+    assert key_of(base) == ("2025-11-16", at)
