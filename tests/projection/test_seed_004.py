@@ -21,6 +21,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk.assertions import Match, Template
 
 from infra.projection import ProjectionStage
+from infra.stacks.projection_stack import ProjectionStack
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSettings
 from streamagg_engine.errors import ConfigError
 from streamagg_projection.config import ProjectionConfig
@@ -78,6 +79,16 @@ def test_the_alarms_and_dashboard_read_the_documents_metrics(template: Template)
     for name in ("StreamProcessorSuccess", "StreamProcessorErrors", "StreamProcessorBatchSize"):
         assert f'\\"SentimentAnalyzer\\",\\"{name}\\"' in body
     assert "RecordsSkipped" not in body
+
+
+def test_the_example_stack_takes_the_profile_from_the_context() -> None:
+    app = App(context={"projection_profile": "seed-004"})
+    template = Template.from_stack(ProjectionStack(app, "SeedExample"))
+    template.has_resource_properties("AWS::DynamoDB::Table", {
+        "KeySchema": [{"AttributeName": "day_partition", "KeyType": "HASH"},
+                      {"AttributeName": "ingested_at", "KeyType": "RANGE"}]})
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "Namespace": "SentimentAnalyzer", "MetricName": "StreamProcessorErrors"})
 
 
 def test_a_sort_key_the_profile_contradicts_fails_naming_both() -> None:
