@@ -26,8 +26,9 @@ from .tarball import DEFAULT_CHUNK, GONE, ExactBody, Manifest, ObjectOpener, Unr
 def write_concatenated(out: IO[bytes], key: str, members: Sequence[SourceObject],
                        open_object: ObjectOpener, *,
                        chunk_size: int = DEFAULT_CHUNK) -> Manifest:
-    """Stream ``members`` into ``out`` as one gzip; the manifest gives each object's
-    ``offset`` in the uncompressed stream (logged and counted, never written)."""
+    """Stream ``members`` into ``out`` as one gzip. The returned manifest, which is not
+    written into the bundle, gives each object's ``offset`` in the uncompressed stream;
+    the pipeline counts and logs from it."""
     manifest = Manifest(key)
     offset = 0
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=6) as zipped:
