@@ -190,8 +190,8 @@ def test_get_window_key(zae: Zae, timestamp_ms: int, window: str, expected: str)
     """Upstream: unit/test_processor.py::TestGetWindowKey::test_hourly_window, ::test_daily_window,
     ::test_monthly_window, ::test_midnight_boundary, ::test_end_of_day, ::test_year_boundary.
 
-    As behaviour: the snapshot's ``window_start``. Deviation: the window is the record's
-    stream time (upstream: the bucket's ``rf``); here both are the same instant."""
+    As behaviour: the snapshot's ``window_start``. (We place a record by its stream time,
+    upstream by the bucket's ``rf``; here both are the same instant.)"""
     record = upstream_record(zae, rf=timestamp_ms)
     ok(zae.invoke_handler([record], snapshot_windows=(Window(window),)))
     (snap,) = zae.snapshots("entity-1", window=window)
@@ -219,9 +219,9 @@ def test_get_window_end(zae: Zae, timestamp_ms: int, window: str, end: str) -> N
     ::test_daily_window_end, ::test_monthly_window_end_regular,
     ::test_monthly_window_december_year_rollover.
 
-    As behaviour: the reader's ``window_end`` (its last second), and our TTL counts from
-    the window's end (deviation: upstream's from the write's clock, so a late record's
-    snapshot outlives its neighbours)."""
+    As behaviour: the reader's ``window_end`` (its last second). Deviation: our TTL
+    counts from the window's end (upstream's from the write's clock, so there a late
+    record's snapshot outlives its neighbours)."""
     ok(zae.invoke_handler([upstream_record(zae, rf=timestamp_ms)],
                           snapshot_windows=(Window(window),)))
     (snap,) = zae.snapshots("entity-1", window=window)
