@@ -100,6 +100,23 @@ def test_a_gap_below_the_range_ends_where_the_range_begins() -> None:
     assert reconcile(links[2:4], late.range, SCALE).kept == ()
 
 
+def overdrawn(links: list[Link]) -> list[Link]:
+    """The same records, each a two-limit debit that left a soft limit in debt."""
+    return [Link(link.position, link.counters, link.before, link.after, 2, {"tpm#od": 1})
+            for link in links]
+
+
+def test_a_gap_counts_its_tokens_but_not_its_events_or_overdraws_until_replayed() -> None:
+    links = overdrawn(chain(0, [1_000] * 4))
+    first = reconcile(links[:1], None, SCALE)
+    last = reconcile(links[3:], first.range, SCALE)
+    assert (last.tokens, last.gaps, last.events) == ({"tpm": 3, "tpm#od": 1}, {"tpm": 2}, 2)
+    replayed = reconcile(links[1:3], last.range, SCALE)
+    assert (replayed.tokens, replayed.events) == ({"tpm#od": 2}, 4)
+    again = reconcile(links, replayed.range, SCALE)
+    assert (again.kept, again.tokens, again.events) == ((), {}, 0)
+
+
 @given(st.dictionaries(st.text(st.characters(blacklist_characters=",="), min_size=1),
                        st.integers()))
 def test_packed_counters_read_back_as_written(counters: dict[str, int]) -> None:
