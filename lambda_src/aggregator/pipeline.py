@@ -54,6 +54,7 @@ from .processor import (
     is_source_key,
     plan_snapshots,
 )
+from .schema import SCHEMA_WATCH, schema_version_of
 from .stores import NEVER_COUNTED, Applied
 from .unplaced import unplaced
 
@@ -117,6 +118,9 @@ class BatchResult:
     """Shard items restamped or created after a ``shard_count`` grew."""
     archived_records: int = 0
     archive_objects: int = 0
+    unknown_schema_versions: int = 0
+    """zae-limiter schema versions newer than this profile knows (``schema.py``): on the
+    stream in this batch, or in the table at container start (the first batch)."""
     failed_writes: int = 0
     failures: FailedRecords = field(default_factory=lambda: FailedRecords(ordered=True))
     """Every record some failed write carried (a stream: Lambda retries from the first)."""
@@ -174,7 +178,8 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 def _process(raw_records: Sequence[Any], config: AggregatorConfig, stores: Stores,
              pool: Executor, now_ms: int) -> BatchResult:
-    result = BatchResult(records=len(raw_records))
+    result = BatchResult(records=len(raw_records),
+                         unknown_schema_versions=SCHEMA_WATCH.take_pending())
     decoded = _decode(raw_records, config, result)
     decoded.changes.sort(key=lambda pair: pair[0].position)
     result.counted_records = len(decoded.changes)
@@ -248,6 +253,9 @@ def _decode(raw_records: Sequence[Any], config: AggregatorConfig, result: BatchR
                 decoded.lines.append(extract_line(record))
             else:
                 result.ignored += 1
+                if (version := schema_version_of(record)) is not None:
+                    result.unknown_schema_versions += SCHEMA_WATCH.observe(version,
+                                                                           source="stream")
         except (MalformedRecordError, *UNEXPECTED_SHAPES) as exc:
             result.skipped_malformed += 1
             log_skipped(logger, exc, record_id=_event_id(raw), sequence_number=_sequence(raw))

@@ -42,6 +42,7 @@ from .chain import CountedRange, decode_gaps, encode_gaps, pack, reconcile, unpa
 from .config import AggregatorConfig
 from .keys import key_fields, snapshot_item_key
 from .processor import Contribution, SnapshotKey, SnapshotUpdate
+from .schema import VERSION_PK, VERSION_SK
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -366,3 +367,16 @@ class SnapshotStore:
         except (ClientError, BotoCoreError) as exc:
             raise to_store_error(exc, "snapshot range read") from exc
         return response.get("Item", {})
+
+
+def read_schema_version(client: DynamoDBClient, table_name: str) -> str | None:
+    """zae-limiter's schema version as ``table_name`` records it; None: no version item
+    (not a zae-limiter table, or one its client has not opened yet)."""
+    try:
+        item = client.get_item(TableName=table_name, Key={
+            "PK": {"S": VERSION_PK}, "SK": {"S": VERSION_SK}}).get("Item")
+    except (ClientError, BotoCoreError) as exc:
+        raise to_store_error(exc, "schema version read") from exc
+    if item is None:
+        return None
+    return _string(item, "schema_version") or ""
