@@ -24,7 +24,8 @@ tarball names its members in its manifest; seed 001's plain gzip names none, so 
 members come from its bundle record in the claim table, and its content must be exactly
 their bytes, concatenated in bundle order.
 
-``python -m local_aws.bundles_harness --objects 2000 --seeds 1 2 3`` runs it bigger.
+``python -m local_aws.bundles_harness --objects 2000 --seeds 1 2 3`` runs it bigger;
+``--profile seed-001`` proves seed 001's format and write-time keys the same way.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from local_aws.faults import FaultPlan
 from local_aws.memory import MemoryDynamoDB, table_definition
 from local_aws.server import MotoServer, client
 from streamagg_bundles.bundler import Stores
-from streamagg_bundles.config import BundlerConfig
+from streamagg_bundles.config import PROFILES, BundlerConfig
 from streamagg_bundles.handler import build_runtime, handle
 from streamagg_bundles.processor import TAR_SUFFIX
 from streamagg_bundles.s3_events import SourceObject, object_identity
@@ -441,19 +442,21 @@ COLUMNS = (proof.Column("objects", 7), proof.Column("messages", 8),
 
 
 def prove_seed(moto: MotoServer, seed: int, count: int, *, crash_rate: float,
-               max_receive_count: int) -> proof.SeedRow:
+               max_receive_count: int, profile: str = "default") -> proof.SeedRow:
     """One seed in its own buckets (moto: versions, conditional PUTs) and claim table (in
     memory, as the other proofs' tables), as a row of the results table."""
-    s3, ddb = client("s3", moto.endpoint_url), MemoryDynamoDB()
+    s3 = client("s3", moto.endpoint_url)
+    ddb: Any = MemoryDynamoDB()  # a DynamoDB client's shape, as ClaimTable takes it
     sources = (f"versioned-{seed}", f"plain-{seed}")
     create_buckets(s3, distribution=f"distribution-{seed}", sources=sources)
     create_claim_table(ddb, f"claims-{seed}")
     config = harness_config(distribution_bucket_name=f"distribution-{seed}",
-                            idempotency_table_name=f"claims-{seed}")
+                            idempotency_table_name=f"claims-{seed}", profile=profile)
     objects = upload_workload(s3, seed=seed, count=count, buckets=sources)
     result = run(objects, seed=seed, ddb=ddb, s3=s3, config=config, crash_rate=crash_rate,
                  max_receive_count=max_receive_count)
-    differences = compare(objects, s3, config.distribution_bucket_name)
+    claims = ClaimTable(ddb, config.idempotency_table_name, config.idempotency_ttl_days)
+    differences = compare(objects, s3, config.distribution_bucket_name, claims=claims)
     faults, queue = result.storage_faults, result.queue
     return proof.SeedRow(
         (len(objects), queue.sent, queue.deliveries, result.invocations,
@@ -469,11 +472,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="share of invocations that crash within their first writes")
     parser.add_argument("--max-receive-count", type=int, default=5,
                         help="receives before a message moves to the DLQ (then redriven)")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="default",
+                        help="the bundler's profile (seed-001: plain gzip, write-time keys)")
     args = parser.parse_args(argv)
     with MotoServer() as moto:
         return proof.print_results(COLUMNS, args.seeds, lambda seed: prove_seed(
             moto, seed, args.objects, crash_rate=args.crash_rate,
-            max_receive_count=args.max_receive_count))
+            max_receive_count=args.max_receive_count, profile=args.profile))
 
 
 if __name__ == "__main__":
