@@ -216,18 +216,24 @@ class StreamAggregator(StreamPipelineConstruct):
         Besides ``dynamodb:ListStreams`` (see :func:`infra.pipeline.grant_table_stream_read`),
         every DynamoDB action is scoped to one table and its stream, and only the items'
         table, not its indexes (items are read and written by key): ``GetItem``/
-        ``UpdateItem`` on the snapshot table, ``UpdateItem`` on the source table for
-        refills (none when refill is off). ``s3:PutObject`` under the archive prefix only.
+        ``UpdateItem`` on the snapshot table; on the source table, what zae-limiter's
+        bucket maintenance calls (none when ``enable_refill`` is off): ``UpdateItem``
+        (refills, shard doubling, restamps), ``GetItem`` (a quota's sibling shards), and
+        for a new shard one transaction authorised as ``PutItem`` (the clone),
+        ``UpdateItem`` (a quota donor) and ``ConditionCheckItem`` (its owner's META).
+        ``s3:PutObject`` under the archive prefix only.
         """
         role = self.function.role
         assert role is not None  # the construct always passes its own role
         grant_table_stream_read(table, self.function)
+        reads_and_updates = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
         writes: list[tuple[dynamodb.ITable, list[str]]] = [
-            (snapshot_table or table, ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
-        ]
-        if config.enable_refill and snapshot_table is not None:
-            # (without a snapshot table, the grant above already covers the source table)
-            writes.append((table, ["dynamodb:UpdateItem"]))
+            (snapshot_table or table, reads_and_updates)]
+        if config.enable_refill:
+            maintenance = [*reads_and_updates, "dynamodb:PutItem", "dynamodb:ConditionCheckItem"]
+            # (without a snapshot table, one statement: maintenance's covers the snapshots')
+            writes = [(snapshot_table, reads_and_updates), (table, maintenance)] \
+                if snapshot_table is not None else [(table, maintenance)]
         for target, actions in writes:
             iam.Grant.add_to_principal(
                 grantee=self.function, actions=actions, resource_arns=[target.table_arn]

@@ -57,10 +57,18 @@ def _table_arn(template: Template, prefix: str) -> dict[str, Any]:
     return {"Fn::GetAtt": [logical_id, "Arn"]}
 
 
+_ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem",
+                 "dynamodb:ConditionCheckItem"}
+_MAINTENANCE = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem",
+                "dynamodb:ConditionCheckItem"]
+"""What zae-limiter's bucket maintenance calls: refill, shard doubling and restamps
+(UpdateItem), a quota's sibling reads (GetItem), a new shard's transaction (PutItem,
+UpdateItem, ConditionCheckItem)."""
+
+
 def _item_statements(template: Template) -> list[dict[str, Any]]:
-    """Statements with item actions (GetItem/UpdateItem), not the stream's."""
-    return [s for s in _statements(template)
-            if any(a in {"dynamodb:GetItem", "dynamodb:UpdateItem"} for a in _actions(s))]
+    """Statements with item actions, not the stream's."""
+    return [s for s in _statements(template) if any(a in _ITEM_ACTIONS for a in _actions(s))]
 
 
 # --- overrides -----------------------------------------------------------------------
@@ -182,13 +190,21 @@ def test_snapshot_table_is_named_in_the_environment(variants: Variants) -> None:
     })
 
 
-def test_snapshot_table_gets_reads_and_writes_source_table_refills(variants: Variants) -> None:
+def test_snapshot_table_gets_reads_and_writes_source_table_bucket_maintenance(
+    variants: Variants,
+) -> None:
     template = variants.snapshot_table
     assert _item_statements(template) == [
         {"Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Effect": "Allow",
          "Resource": _table_arn(template, "Snapshots")},
-        {"Action": "dynamodb:UpdateItem", "Effect": "Allow",
-         "Resource": _table_arn(template, "Table")},
+        {"Action": _MAINTENANCE, "Effect": "Allow", "Resource": _table_arn(template, "Table")},
+    ]
+
+
+def test_one_table_gets_one_statement_bucket_maintenances_covering_the_snapshots() -> None:
+    template = Template.from_stack(Stack.of(_build()))
+    assert _item_statements(template) == [
+        {"Action": _MAINTENANCE, "Effect": "Allow", "Resource": _table_arn(template, "Table")},
     ]
 
 
