@@ -129,7 +129,9 @@ class CounterAttributes:
     Every bucket item of a table has the same few attribute names, so matching each name
     against ``counter_attribute`` for every record is wasted work: the answer is cached
     per tuple of names (in image order, so a malformed counter is still the first one
-    reported), and the hot path reads only the counters, never the whole image.
+    reported), and the hot path reads only the counters, never the whole image. The
+    shape also says which limits are soft (``b_{limit}_soft``), so a table without soft
+    limits pays nothing for the overdraw signal.
     """
 
     __slots__ = ("_shapes", "config")
@@ -137,21 +139,28 @@ class CounterAttributes:
 
     def __init__(self, config: AggregatorConfig) -> None:
         self.config = config
-        self._shapes: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+        self._shapes: dict[tuple[str, ...], tuple[tuple[tuple[str, str], ...],
+                                                  frozenset[str]]] = {}
 
     def of(self, image: Image) -> tuple[tuple[str, str], ...]:
         """``(attribute, limit name)`` of each counter in ``image``, in image order."""
+        return self.read(image)[0]
+
+    def read(self, image: Image) -> tuple[tuple[tuple[str, str], ...], frozenset[str]]:
+        """The counters (as :meth:`of`) and the names of the soft limits of ``image``."""
         shape = tuple(image)
         found = self._shapes.get(shape)
         if found is None:
             if len(self._shapes) >= self._MAX_SHAPES:
                 self._shapes.clear()
             counter_name = self.config.counter_name
-            found = tuple(
+            counters = tuple(
                 (attribute, limit) for attribute in shape
                 if (limit := counter_name(attribute)) is not None
             )
-            self._shapes[shape] = found
+            soft = frozenset(limit for _, limit in counters
+                             if SOFT_ATTRIBUTE.format(limit=limit) in image)
+            found = self._shapes[shape] = (counters, soft)
         return found
 
 
@@ -203,7 +212,8 @@ def decode_change(
     millis: dict[str, tuple[int, int]] = {}
     after_all: dict[str, int] = {}
     before_all: dict[str, int] | None = None if inserted else {}
-    for attribute, limit in lookup.of(new):
+    counters, soft = lookup.read(new)
+    for attribute, limit in counters:
         after = get_integer(new, attribute)
         if after is None:
             continue
@@ -214,7 +224,7 @@ def decode_change(
         millis[limit] = (before, after)
     if not millis:
         return None
-    marks = _overdrawn(new, millis)
+    marks = _overdrawn(new, millis, soft) if soft else {}
     if before_all is not None and old is not None:
         # The whole old state: a counter the new image dropped still ends the chain there.
         for attribute, limit in lookup.of(old):
@@ -244,15 +254,17 @@ def resource_from_key(record: StreamRecord, entity: str, config: AggregatorConfi
     return sort_key[len(LEGACY_SOURCE_SK):] if sort_key.startswith(LEGACY_SOURCE_SK) else ""
 
 
-def _overdrawn(new: Image, millis: Mapping[str, tuple[int, int]]) -> dict[str, int]:
+def _overdrawn(new: Image, millis: Mapping[str, tuple[int, int]],
+               soft: frozenset[str]) -> dict[str, int]:
     """``{limit}#od: 1`` per soft limit this record debited that was left in debt.
 
     Read off the new image alone, as zae-limiter's aggregator does: the soft stamp is
     present (whatever its deadline), the counter grew, and the balance is below zero.
     """
     marks = {}
-    for limit, (before, after) in millis.items():
-        if after > before and SOFT_ATTRIBUTE.format(limit=limit) in new:
+    for limit in soft:
+        moved = millis.get(limit)
+        if moved is not None and moved[1] > moved[0]:
             balance = get_integer(new, BALANCE_ATTRIBUTE.format(limit=limit))
             if balance is not None and balance < 0:
                 marks[limit + OVERDRAWN_SUFFIX] = 1
