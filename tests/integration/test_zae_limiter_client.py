@@ -170,6 +170,38 @@ def test_a_sharded_bucket_is_read_as_one_over_its_shards(run: Run) -> None:
     assert summary.total[SHARDED.limit] == traffic.tokens[SHARDED.key]
 
 
+def test_every_shard_exists_and_knows_the_shard_count(run: Run) -> None:
+    """The client creates only the shards it draws; the aggregator creates the others
+    and stamps the count the client doubled to on each."""
+    items = run.shard_items(SHARDED.entity, SHARDED.resource)
+    assert {shard: int(item["shard_count"]["N"]) for shard, item in items.items()} == \
+        dict.fromkeys(range(SHARDED_COUNT), SHARDED_COUNT)
+
+
+def test_no_shard_holds_more_than_its_share_but_wcu_is_never_divided(run: Run) -> None:
+    """Shard 0 held a whole bucket's balance, shard 1 half of one, when the client doubled
+    to four: the aggregator trims each limit to a quarter of its capacity. ``wcu`` guards
+    the partition's own write capacity, so every shard keeps all of it."""
+    for shard, item in run.shard_items(SHARDED.entity, SHARDED.resource).items():
+        for name in (SHARDED.limit, "tpm", schema.WCU_LIMIT_NAME):
+            held = int(item[schema.bucket_attr(name, schema.BUCKET_FIELD_TK)]["N"])
+            share = int(item[schema.bucket_attr(name, schema.BUCKET_FIELD_CP)]["N"]) \
+                // SHARDED_COUNT
+            if name == schema.WCU_LIMIT_NAME:
+                assert held > share, (shard, name, held)
+            else:
+                assert held <= share, (shard, name, held)
+
+
+def test_a_sharded_bucket_offers_its_capacity_once_over_all_shards(run: Run) -> None:
+    """The client sums every shard's balance: after the aggregator has created the shards
+    the client did not draw and trimmed the others, that is the capacity less what the
+    traffic used (less still, by what has refilled since)."""
+    available = run.limiter.available(SHARDED.entity, SHARDED.resource)[SHARDED.limit]
+    low, high = run.traffic.available(SHARDED)
+    assert low <= available <= high == SHARDED.capacity
+
+
 def test_a_quota_keeps_its_balance_until_its_reset(run: Run) -> None:
     """A quota never drips: after our refill the client still reads capacity minus use,
     and asking for one job more than that is refused."""
