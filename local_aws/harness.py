@@ -95,7 +95,7 @@ def generate_workload(seed: int, records: int, *, entities: int = 300, hours: fl
         if any(after[name] != old[name] for name in after):
             for window, window_key in _windows(created):
                 counters = truth[(entity, resource, window, window_key)]
-                counters["total_events"] += 1
+                counters["total_events"] += sum(after[name] != old[name] for name in after)
                 for name, amount in moved.items():
                     counters[name] += amount
         out.append(_bucket_record(key, before, after, sequence, created))

@@ -76,7 +76,7 @@ def test_snapshot_items_carry_what_zae_limiters_reader_needs(aws: LocalAws) -> N
     assert item["GSI2PK"]["S"] == f"{NS}/RESOURCE#gpt-4"
     assert item["GSI2SK"]["S"] == f"USAGE#{hour}#user-1"
     assert (item["window"]["S"], item["window_start"]["S"]) == ("hourly", hour)
-    assert item["total_events"]["N"] == "3"
+    assert item["total_events"]["N"] == "5"
     assert int(item["ttl"]["N"]) > time.time() + 89 * 86_400
     numbers = {k for k, v in item.items() if "N" in v}
     assert numbers == {"tpm", "rpm", "total_events", "ttl"}
