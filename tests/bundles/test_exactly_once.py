@@ -44,7 +44,7 @@ def test_every_object_is_in_exactly_one_bundle_under_faults(
     objects, config = _setup(s3, ddb, suffix, seed, 120)
 
     result = harness.run(objects, seed=seed, ddb=ddb, s3=s3, config=config,
-                         throttle_rate=0.05, lost_response_rate=0.05, crash_rate=0.25,
+                         throttle_rate=0.05, lost_response_rate=0.12, crash_rate=0.25,
                          max_receive_count=max_receive_count)
 
     differences = harness.compare(objects, s3, config.distribution_bucket_name)
