@@ -34,6 +34,8 @@ class EnvSettings:
     """Base of a settings dataclass: its environment names, parsing and shared checks."""
 
     env_prefix: ClassVar[str] = ""
+    DOCUMENT_ENV_NAMES: ClassVar[Mapping[str, str]] = {}
+    """A seed document's variable for a field, read when ours is absent."""
 
     def __init_subclass__(cls, *, env_prefix: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -46,7 +48,14 @@ class EnvSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
-        """Build from environment variables; unset ones take the field's default."""
+        """Build from environment variables; unset ones take the field's default.
+
+        A field's :attr:`DOCUMENT_ENV_NAMES` variable stands in for ours when ours is unset.
+
+        Raises:
+            ConfigError: ours and the document's are both set and differ (names both).
+        """
+        env = _with_document_names(cls, env)
         kwargs: dict[str, object] = {}
         hints = _hints(cls)
         for f in _fields(cls):
@@ -87,6 +96,24 @@ class EnvSettings:
         level: str = getattr(self, "log_level")  # noqa: B009 - declared by the subclass
         if level.upper() not in LOG_LEVELS:
             self.invalid("log_level", f"{level!r} is not DEBUG, INFO, WARNING or ERROR")
+
+
+def _with_document_names(cls: type[EnvSettings], env: Mapping[str, str]) -> Mapping[str, str]:
+    """``env`` with each document variable copied to ours; a name that is no field fails
+    loudly, since its variable would otherwise be read by nothing."""
+    names = cls.env_names()
+    merged = dict(env)
+    for name, document in cls.DOCUMENT_ENV_NAMES.items():
+        if name not in names:
+            raise TypeError(f"{cls.__name__}.DOCUMENT_ENV_NAMES: {name!r} is not a field")
+        ours = names[name]
+        if document not in env:
+            continue
+        if ours in env and env[ours] != env[document]:
+            raise ConfigError(f"{name} ({ours}): {ours}={env[ours]!r} and {document}="
+                              f"{env[document]!r} disagree; set one of them")
+        merged[ours] = env[document]
+    return merged
 
 
 _HINTS: dict[type[EnvSettings], dict[str, Any]] = {}

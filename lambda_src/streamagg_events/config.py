@@ -16,9 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Self
+from typing import ClassVar
 
-from streamagg_engine.errors import ConfigError
 from streamagg_engine.settings import CHOICES, EnvSettings
 from streamagg_engine.windows import Window
 
@@ -96,24 +95,6 @@ class EventMetricsConfig(EnvSettings, env_prefix="EVENTS_"):
         "metrics_table_name": "DYNAMODB_TABLE", "archive_bucket_name": "S3_BUCKET"}
     """Seed 003's variable for a setting, read when ours is absent. Its ``DLQ_URL`` is not
     read: the mapping's on-failure destination takes what Lambda gives up."""
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Self:
-        """As :meth:`EnvSettings.from_env`, with seed 003's variables standing in for ours.
-
-        Raises:
-            ConfigError: one of ours and the document's are both set and differ.
-        """
-        merged = dict(env)
-        for name, document in cls.DOCUMENT_ENV_NAMES.items():
-            ours = cls.env_prefix + name.upper()
-            if document not in env:
-                continue
-            if ours in env and env[ours] != env[document]:
-                raise ConfigError(f"{name} ({ours}): {ours}={env[ours]!r} and {document}="
-                                  f"{env[document]!r} disagree; set one of them")
-            merged[ours] = env[document]
-        return super().from_env(merged)
 
     def __post_init__(self) -> None:
         self._apply_profile()

@@ -17,9 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Self
+from typing import ClassVar
 
-from streamagg_engine.errors import ConfigError
 from streamagg_engine.settings import CHOICES, EnvSettings
 
 SK = "sk"
@@ -84,24 +83,6 @@ class ProjectionConfig(EnvSettings, env_prefix="PROJECTION_"):
         "log_level": "LOG_LEVEL"}
     """Seed 004's variable for a setting, read when ours is absent."""
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Self:
-        """As :meth:`EnvSettings.from_env`, with seed 004's variables standing in for ours.
-
-        Raises:
-            ConfigError: one of ours and the document's are both set and differ.
-        """
-        merged = dict(env)
-        for name, document in cls.DOCUMENT_ENV_NAMES.items():
-            ours = cls.env_prefix + name.upper()
-            if document not in env:
-                continue
-            if ours in env and env[ours] != env[document]:
-                raise ConfigError(f"{name} ({ours}): {ours}={env[ours]!r} and {document}="
-                                  f"{env[document]!r} disagree; set one of them")
-            merged[ours] = env[document]
-        return super().from_env(merged)
-
     def __post_init__(self) -> None:
         self._apply_profile()
         self.require_table_name("dashboard_table_name")
@@ -119,7 +100,6 @@ class ProjectionConfig(EnvSettings, env_prefix="PROJECTION_"):
                          f"backoff_max_seconds <= 30, got {self.backoff_base_seconds!r} and "
                          f"{self.backoff_max_seconds!r}")
         self.require_log_level()
-
 
     def _apply_profile(self) -> None:
         """Fill the sort key from the profile; refuse one a fixed profile contradicts."""

@@ -4,7 +4,9 @@ through the environment that the construct writes and the Lambda reads."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pytest
 from hypothesis import given, settings
@@ -85,6 +87,43 @@ def test_a_field_type_without_a_parser_fails_loudly_instead_of_passing_text() ->
     with pytest.raises(TypeError, match=r"Odd.ratio: no parser"):
         Odd.from_env({"RATIO": "2j"})
 
+
+
+@dataclass(frozen=True)
+class Documented(EnvSettings, env_prefix="MINE_"):
+    """A pipeline that also reads a seed document's names, declaring only the map."""
+
+    table: str = "ours"
+    retries: int = 3
+
+    DOCUMENT_ENV_NAMES: ClassVar[Mapping[str, str]] = {
+        "table": "TABLE_NAME", "retries": "MAX_RETRIES"}
+
+
+def test_a_document_variable_stands_in_for_ours_when_ours_is_unset() -> None:
+    assert Documented.from_env({}) == Documented()
+    assert Documented.from_env({"TABLE_NAME": "theirs", "MAX_RETRIES": "5"}) == Documented(
+        table="theirs", retries=5)
+    assert Documented.from_env({"MINE_TABLE": "mine"}).table == "mine"
+    assert Documented.from_env({"MINE_TABLE": "same", "TABLE_NAME": "same"}).table == "same"
+
+
+def test_ours_and_the_documents_both_set_and_different_is_refused_naming_both() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Documented.from_env({"MINE_RETRIES": "3", "MAX_RETRIES": "5"})
+    assert str(caught.value) == ("retries (MINE_RETRIES): MINE_RETRIES='3' and "
+                                 "MAX_RETRIES='5' disagree; set one of them")
+
+
+def test_a_document_name_for_no_field_fails_loudly_instead_of_being_ignored() -> None:
+    @dataclass(frozen=True)
+    class Typo(EnvSettings):
+        table: str = "ours"
+
+        DOCUMENT_ENV_NAMES: ClassVar[Mapping[str, str]] = {"tabel": "TABLE_NAME"}
+
+    with pytest.raises(TypeError, match=r"Typo.DOCUMENT_ENV_NAMES: 'tabel' is not a field"):
+        Typo.from_env({"TABLE_NAME": "theirs"})
 
 _NAME = st.from_regex(r"[A-Za-z0-9_.-]{3,20}", fullmatch=True)
 _WORD = st.from_regex(r"[a-z][a-z0-9_]{0,9}", fullmatch=True)
