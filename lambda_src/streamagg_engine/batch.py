@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 from .errors import StoreError
 from .logs import invocation_fields
-from .metrics import emf_line
+from .metrics import BY_FUNCTION, emf_line
 
 UNEXPECTED_SHAPES = (TypeError, ValueError, KeyError, AttributeError, IndexError,
                      ArithmeticError, RecursionError, OSError)
@@ -209,7 +209,9 @@ class BatchOutcome(Protocol):
 
 def run_batch(event: Mapping[str, Any], process: Callable[[Sequence[Any]], BatchOutcome], *,
               logger: logging.Logger, namespace: str, counts: Mapping[str, str],
-              function_name: str, now_ms: int) -> dict[str, list[dict[str, str]]]:
+              function_name: str, now_ms: int,
+              dimension_sets: Sequence[Sequence[str]] = BY_FUNCTION,
+              ) -> dict[str, list[dict[str, str]]]:
     """One invocation: ``process`` the records, log and measure it, answer Lambda.
 
     An empty batch returns at once without calling ``process``. The completion line and
@@ -238,6 +240,7 @@ def run_batch(event: Mapping[str, Any], process: Callable[[Sequence[Any]], Batch
             failures.first if failures.ordered else failures.identifiers(),
     })
     print(emf_line(summary, elapsed_ms, namespace=namespace, function_name=function_name,
-                   timestamp_ms=now_ms, counts=counts, properties=invocation_fields()),
+                   timestamp_ms=now_ms, counts=counts, properties=invocation_fields(),
+                   dimension_sets=dimension_sets),
           flush=True)
     return failures.response()

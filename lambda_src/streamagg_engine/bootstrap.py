@@ -32,6 +32,7 @@ import boto3
 from .batch import BatchOutcome, FailedRecords, run_batch
 from .clients import sdk_config
 from .logs import configure_logging, invocation
+from .metrics import BY_FUNCTION
 from .retries import Retrier, RetryPolicy, retrying_ports
 
 
@@ -111,6 +112,8 @@ class Pipeline(Generic[ConfigT, StoresT]):
     needs_s3: Callable[[ConfigT], bool]
     namespace: str
     counts: Mapping[str, str]
+    dimension_sets: tuple[tuple[str, ...], ...] = BY_FUNCTION
+    """EMF dimension sets; add ``()`` to publish each metric without dimensions too."""
     connections_per_worker: int = 1
     """HTTP connections per worker thread (a worker may hold a read and a write open)."""
     read_timeout: int = 10
@@ -157,7 +160,8 @@ class Pipeline(Generic[ConfigT, StoresT]):
                              logger=logging.getLogger(f"{self.package}.handler"),
                              namespace=self.namespace,
                              counts={**self.counts, WRITE_RETRIES_METRIC: WRITE_RETRIES},
-                             function_name=runtime.function_name, now_ms=now_ms)
+                             function_name=runtime.function_name, now_ms=now_ms,
+                             dimension_sets=self.dimension_sets)
 
 
 @dataclass(frozen=True)

@@ -35,13 +35,15 @@ def _process(runtime: Runtime, _: bootstrap.Invocation) -> bootstrap.Process:
 
 @dataclass(frozen=True)
 class ProfiledPipeline(bootstrap.Pipeline[ProjectionConfig, BatchWriter]):
-    """A pipeline whose batch metrics take the namespace and names of the runtime's profile."""
+    """A pipeline whose batch metrics take the namespace, names and dimension sets of the
+    runtime's profile."""
 
     def handle(self, event: Mapping[str, Any], runtime: Runtime, *, now_ms: int,
                request_id: str | None = None, cold_start: bool = False,
                remaining_ms: bootstrap.RemainingMs | None = None) -> dict[str, Any]:
         names = METRICS[runtime.config.profile]
-        named = replace(self, namespace=names.namespace, counts=names.counts)
+        named = replace(self, namespace=names.namespace, counts=names.counts,
+                        dimension_sets=names.dimension_sets)
         return bootstrap.Pipeline.handle(named, event, runtime, now_ms=now_ms,
                                          request_id=request_id, cold_start=cold_start,
                                          remaining_ms=remaining_ms)

@@ -6,13 +6,17 @@ never mix with another pipeline's; seed 004's under the document's namespace
 ``StreamProcessorErrors`` (records skipped) and ``StreamProcessorBatchSize`` (records per
 invocation), so the document's dashboards and alarms read them. The alarms find the skipped
 records and the failed writes by :attr:`MetricNames.skipped` and
-:attr:`MetricNames.failed_writes`, whatever the profile calls them.
+:attr:`MetricNames.failed_writes`, whatever the profile calls them. The document publishes
+its metrics without dimensions, so seed 004's are published that way too, beside the
+``FunctionName`` set our alarms and dashboard read: an alarm built to the document sees data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from streamagg_engine.metrics import BY_FUNCTION
 
 from .config import DEFAULT, SEED_004
 
@@ -26,6 +30,8 @@ class MetricNames:
     """The metric of the records that were logged and skipped."""
     failed_writes: str = "FailedWrites"
     """The metric of the writes that failed after every retry."""
+    dimension_sets: tuple[tuple[str, ...], ...] = BY_FUNCTION
+    """The EMF dimension sets each metric is published under."""
 
 
 _SHARED: Mapping[str, str] = {
@@ -46,7 +52,7 @@ METRICS: Mapping[str, MetricNames] = {
         counts={"StreamProcessorBatchSize": "records",
                 "StreamProcessorErrors": "skipped_malformed", "RecordsIgnored": "ignored",
                 "StreamProcessorSuccess": "items_put", **_SHARED},
-        skipped="StreamProcessorErrors"),
+        skipped="StreamProcessorErrors", dimension_sets=(*BY_FUNCTION, ())),
 }
 """Each profile's metric names."""
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,8 +27,11 @@ from infra.stacks.projection_stack import ProjectionStack
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSettings
 from streamagg_engine.errors import ConfigError
 from streamagg_projection.config import ProjectionConfig
-from streamagg_projection.handler import build_runtime, handle
+from streamagg_projection.handler import Runtime, build_runtime, handle
+from streamagg_projection.stores import WriteOutcome
 from tests.moto_fixtures import LocalAws
+
+from .support import image, record
 
 SEED = ProjectionConfig(profile="seed-004")
 DAY = "2025-11-16"
@@ -204,3 +209,27 @@ def test_the_document_variables_stand_in_for_ours_and_a_disagreement_is_refused(
     with pytest.raises(ConfigError, match=r"ttl_days \(PROJECTION_TTL_DAYS\): "
                        r"PROJECTION_TTL_DAYS='7' and TTL_DAYS='3' disagree"):
         ProjectionConfig.from_env({"TTL_DAYS": "3", "PROJECTION_TTL_DAYS": "7"})
+
+
+class _Accepting:
+    """A dashboard table that takes every write at once."""
+
+    def write(self, requests: Sequence[dict[str, Any]]) -> WriteOutcome:
+        return WriteOutcome(unprocessed=[], calls=1)
+
+
+@pytest.mark.parametrize(("profile", "namespace", "dimensions"), [
+    ("seed-004", "SentimentAnalyzer", [["FunctionName"], []]),
+    ("default", "StreamAggregator/Projection", [["FunctionName"]]),
+])
+def test_seed_004_metrics_are_also_published_without_dimensions_as_the_document_does(
+        profile: str, namespace: str, dimensions: list[list[str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = ProjectionConfig(profile=profile)
+    with ThreadPoolExecutor(1) as pool:
+        handle({"Records": [record(None, image("a", tags=["AI"]))]},
+               Runtime(config, _Accepting(), pool, "stream-processor"), now_ms=0)
+    (emf,) = _emf(capsys)
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert (directive["Namespace"], directive["Dimensions"]) == (namespace, dimensions)
+    assert emf["FunctionName"] == "stream-processor"

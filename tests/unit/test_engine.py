@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,6 +10,7 @@ import pytest
 
 from streamagg_engine.batch import FailedRecords, log_skipped, settle
 from streamagg_engine.errors import MalformedRecordError, StoreError
+from streamagg_engine.metrics import emf_line
 
 
 def test_a_stream_reports_only_its_first_failed_record() -> None:
@@ -55,3 +57,17 @@ def test_settle_routes_store_errors_to_their_job_and_results_to_theirs() -> None
         settle([(pool.submit(lambda: 7), seen.append, seen.append),
                 (pool.submit(fail), seen.append, lambda exc: seen.append(exc.code))])
     assert seen == [7, "ThrottlingException"]
+
+
+def _dimensions(**dimension_sets: tuple[tuple[str, ...], ...]) -> object:
+    line = emf_line({"records": 2}, 1.5, namespace="N", function_name="fn", timestamp_ms=0,
+                    counts={"Records": "records"}, properties={}, **dimension_sets)
+    document = json.loads(line)
+    assert (document["FunctionName"], document["Records"]) == ("fn", 2)
+    return document["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+
+
+def test_metrics_are_per_function_unless_an_empty_dimension_set_adds_them_undimensioned(
+) -> None:
+    assert _dimensions() == [["FunctionName"]]
+    assert _dimensions(dimension_sets=(("FunctionName",), ())) == [["FunctionName"], []]
