@@ -13,8 +13,8 @@ and shard items. Where upstream reads its result object, the port reads our
 ``batch completed`` line (``refills_written``, ``refills_lost_race``, ``refills_failed``,
 ``shards_doubled``, ``shards_propagated``).
 
-Counts: 219 upstream tests in the 38 classes; 157 ported (every class, breadth first),
-157 passing, 4 asserting a deviation on purpose. A maintenance step that fails for a
+Counts: 219 upstream tests in the 38 classes; 176 ported (every class, breadth first),
+176 passing, 4 asserting a deviation on purpose. A maintenance step that fails for a
 reason other than its condition is counted (``refills_failed``) and logged, and never
 fails the batch, where upstream's function raises and its caller lists the error (3
 tests: ``TestTryRefillBucket::test_other_client_error_re_raised``,
@@ -31,7 +31,7 @@ Failures upstream injects with a mocked client (a throttle, a dropped connection
 call) are injected here on the client our handler uses, for that call only; the rest of
 the invocation runs against moto.
 
-Not ported (62): tests of intermediate values with no effect of their own on the table
+Not ported (43): tests of intermediate values with no effect of their own on the table
 (``_parse_bucket_record`` fields, ``_is_quota_limit``, ``_legacy_quota_sizes``,
 ``extract_deltas`` and ``BucketRefillState`` contents), whose behaviour the ported tests
 of the same class show through the write; tests of the exact text of an update or
@@ -271,6 +271,17 @@ class TestAggregateBucketStates:
         assert bucket.done["refills_written"] == 0
         assert bucket.number("rf") == FIVE_S_AGO
 
+    def test_non_bucket_records_skipped(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestAggregateBucketStates::test_non_bucket_records_skipped."""  # noqa: E501
+        old, new = bucket.images({"tpm": HUNGRY}, rf=FIVE_S_AGO)
+        meta = f"{bucket.zae.ns}/ENTITY#{bucket.entity}"
+        for image in (old, new):
+            image["PK"], image["SK"] = support.s(meta), support.s("#META")
+        bucket.zae.ddb.put_item(TableName=bucket.zae.table, Item=new)
+        done = bucket.handle([stream_record(old, new, created_ms=FIVE_S_AGO)])
+        assert (done["refills_written"], done["ignored"]) == (0, 1)
+        assert bucket.zae.item(meta, "#META") == new
+
 
 class TestTryRefillBucket:
     def test_refill_written_when_projected_tokens_insufficient(self, bucket: Bucket) -> None:
@@ -349,6 +360,12 @@ class TestTryRefillBucket:
         bucket.handle([bucket.change({"tpm": refund}, rf=FIVE_S_AGO)])
         assert bucket.done["refills_written"] == 0
         assert bucket.tk("tpm") == 50_000_000
+
+    def test_empty_limits_returns_false(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestTryRefillBucket::test_empty_limits_returns_false."""  # noqa: E501
+        bucket.handle([bucket.record({}, rf=FIVE_S_AGO)])
+        assert (bucket.done["refills_written"], bucket.done["refills_failed"]) == (0, 0)
+        assert bucket.number("rf") == FIVE_S_AGO
 
 
 class TestNegativeRefillDelta:
@@ -785,6 +802,14 @@ class TestAggregatorRespectsSchedules:
                       now_ms=TUE_1400)
         assert bucket.tk("rpm") == 500_000
 
+    def test_absolute_entries_override_capacity_and_rate(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestAggregatorRespectsSchedules::test_absolute_entries_override_capacity_and_rate."""  # noqa: E501
+        absolute = encode((ScheduleEntry(cron="* 9-17 * * MON-FRI", tz="America/New_York",
+                                         capacity=200, refill_amount=200),))[0]
+        bucket.handle([bucket.record(RPM_600, rf=TUE_1400 - 60_000, sched=absolute)],
+                      now_ms=TUE_1400)
+        assert bucket.tk("rpm") == 200_000
+
 
 class TestPerLimitScheduleOverride:
     LIMITS: ClassVar[Limits] = {name: dict(RPM_600["rpm"]) for name in ("rpm", "tpm")}
@@ -868,6 +893,21 @@ class TestAggregatorRestampsVu:
                                    ExpressionAttributeValues={":s": support.s(HOUR_14_COMPACT)})
         bucket.handle([record], now_ms=TUE_1400)
         assert bucket.tk("rpm") == 500_000
+
+    def test_the_vu_pin_matches_the_stamp_the_image_carried(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestAggregatorRestampsVu::test_the_vu_pin_matches_the_stamp_the_image_carried.
+
+        For real: a fan-out wrote ``vu = 0`` over the live boundary the image carried
+        (``rf`` untouched); the refill is refused and the forced pass stays pending.
+        """  # noqa: E501
+        record = bucket.record(RPM_600, rf=TUE_1400 - 60_000, sched=BUSINESS_COMPACT,
+                               vu=TUE_1400 + 3_600_000)
+        bucket.zae.ddb.update_item(TableName=bucket.zae.table, Key=key(bucket.pk()),
+                                   UpdateExpression="SET vu = :zero",
+                                   ExpressionAttributeValues={":zero": support.n(0)})
+        bucket.handle([record], now_ms=TUE_1400)
+        assert bucket.done["refills_lost_race"] == 1
+        assert (bucket.tk("rpm"), bucket.number("vu")) == (0, 0)
 
 
 class TestScheduleIsCarriedFromTheStreamImage:
@@ -1081,6 +1121,34 @@ class TestAggregatorStampsTheGrantCount:
         bucket.handle([record], now_ms=WED_0030)
         assert (bucket.tk("rpd"), bucket.number("b_rpd_gc")) == (500_000, 2)
 
+    def test_a_reset_already_at_its_share_still_records_the_grant(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestAggregatorStampsTheGrantCount::test_a_reset_already_at_its_share_still_records_the_grant."""  # noqa: E501
+        limits = {"rpd": dict(QUOTA["rpd"], tk=5_000_000),
+                  "rpm": {"tc": 5_000_000, "tk": 0, "cp": 1_000_000, "ra": 1_000_000,
+                          "rp": 60_000}}
+        bucket.handle([bucket.record(limits, rf=TUE_2300, rsched=DAILY_RESET_COMPACT,
+                                     limit_rsched={"rpm": BUCKET_SCHED_NONE},
+                                     shard_count=2)], now_ms=WED_0030)
+        assert (bucket.tk("rpd"), bucket.number("b_rpd_gc")) == (5_000_000, 2)
+
+    def test_window_roll_writes_gc(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestAggregatorStampsTheGrantCount::test_window_roll_writes_gc."""  # noqa: E501
+        bucket.handle([bucket.record({"session": session_limit(wa=WS - 1)}, rf=WS - 1,
+                                     shard_count=2)], now_ms=WS + 1_000)
+        assert (bucket.tk("session"), bucket.number("b_session_gc")) == (SESSION_CP // 2, 2)
+
+    def test_quota_clamp_uses_the_grant_count(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestAggregatorStampsTheGrantCount::test_quota_clamp_uses_the_grant_count."""  # noqa: E501
+        limits = {"rpd": {"tc": 0, "tk": 500_000, "cp": 1_000_000, "ra": 0, "rp": 1_000,
+                          "gc": 2},
+                  "rpm": {"tc": 5_000_000, "tk": 0, "cp": 1_000_000, "ra": 1_000_000,
+                          "rp": 60_000}}
+        bucket.handle([bucket.record(limits, rf=WED_0030 - 60_000, rsched=DAILY_RESET_COMPACT,
+                                     limit_rsched={"rpm": BUCKET_SCHED_NONE},
+                                     shard_count=4)], now_ms=WED_0030)
+        assert bucket.tk("rpd") == 500_000
+        assert bucket.tk("rpm") > 0
+
 
 class TestAggregatorNeverDoubleResetsACalendarQuota:
     def test_a_slow_clock_pass_does_not_move_rf_before_the_edge(self, bucket: Bucket) -> None:
@@ -1156,6 +1224,13 @@ class TestAnUnscheduledLimitOnAScheduledItem:
                                      old_shard_count=1)], now_ms=TUE_1400)
         assert (bucket.tk("rpm", 1), bucket.tk("tpm", 1)) == (250_000, 500_000)
 
+    def test_the_marker_still_yields_the_items_vu(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestAnUnscheduledLimitOnAScheduledItem::test_the_marker_still_yields_the_items_vu."""  # noqa: E501
+        bucket.handle([bucket.record(self.MIXED, rf=TUE_1400 - 60_000, sched=BUSINESS_COMPACT,
+                                     limit_sched={"tpm": BUCKET_SCHED_NONE},
+                                     vu=TUE_1400 - 1)], now_ms=TUE_1400)
+        assert bucket.number("vu") > TUE_1400
+
 
 class TestABatchWithNoConsumptionStillReachesTheBucket:
     SHRUNK: ClassVar[Limits] = {"rpm": {"old_tc": 600_000, "tc": 600_000, "tk": 1_000_000,
@@ -1185,6 +1260,10 @@ class TestABatchWithNoConsumptionStillReachesTheBucket:
         good.handle([bad, good.record(self.SHRUNK, rf=TUE_1400 - 60_000)], now_ms=TUE_1400)
         assert (good.done["refills_written"], good.done["skipped_malformed"]) == (1, 1)
         assert (good.tk("rpm"), other.tk("rpm")) == (100_000, 1_000_000)
+
+    def test_an_empty_batch_is_still_a_no_op(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestABatchWithNoConsumptionStillReachesTheBucket::test_an_empty_batch_is_still_a_no_op."""  # noqa: E501
+        assert bucket.zae.invoke_handler([], now_ms=TUE_1400) == {"batchItemFailures": []}
 
 
 def put_quota_shard(bucket: Bucket, shard: int, *, tk: int, shard_count: int,
@@ -1497,6 +1576,34 @@ class TestAggregatorRollsAWindow:
         assert bucket.number("b_session_ws") == WS
         assert stored(bucket, 1) is None
 
+    def test_a_roll_trims_a_balance_above_the_share(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestAggregatorRollsAWindow::test_a_roll_trims_a_balance_above_the_share."""  # noqa: E501
+        self.roll(bucket, {"session": session_limit(tk=SESSION_CP)}, shard_count=2)
+        assert bucket.tk("session") == SESSION_CP // 2
+
+    def test_a_ws_exactly_at_rf_does_not_re_fire(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestAggregatorRollsAWindow::test_a_ws_exactly_at_rf_does_not_re_fire."""  # noqa: E501
+        self.roll(bucket, rf=WS, now_ms=WS + 60_000)
+        assert (bucket.done["refills_written"], bucket.tk("session")) == (0, 0)
+
+    def test_a_balance_already_at_the_share_writes_nothing(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestAggregatorRollsAWindow::test_a_balance_already_at_the_share_writes_nothing."""  # noqa: E501
+        self.roll(bucket, {"session": session_limit(tk=SESSION_CP)})
+        assert (bucket.done["refills_written"], bucket.number("rf")) == (0, WS - 1)
+
+    def test_a_stale_ws_without_an_rsa_is_not_rolled(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestAggregatorRollsAWindow::test_a_stale_ws_without_an_rsa_is_not_rolled."""  # noqa: E501
+        limit = session_limit()
+        del limit["rsa"]
+        self.roll(bucket, {"session": limit})
+        assert (bucket.done["refills_written"], bucket.tk("session")) == (0, 0)
+
+    def test_a_limit_carrying_both_resets_keeps_the_calendar_branch(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestAggregatorRollsAWindow::test_a_limit_carrying_both_resets_keeps_the_calendar_branch."""  # noqa: E501
+        self.roll(bucket, {"session": session_limit(ws=TUE_2300 + 1)}, rf=TUE_2300,
+                  now_ms=TUE_2300 + 60_000, limit_rsched={"session": DAILY_RESET_COMPACT})
+        assert (bucket.done["refills_written"], bucket.tk("session")) == (0, 0)
+
 
 class TestTheRollIsPinnedToTheWindowItRestores:
     def test_each_rolled_limit_carries_its_own_pin(self, bucket: Bucket) -> None:
@@ -1521,6 +1628,29 @@ class TestTheRollIsPinnedToTheWindowItRestores:
         bucket.handle([record], now_ms=WS + 30_000)
         assert (bucket.done["refills_lost_race"], bucket.tk("session")) == (1, 0)
 
+    def test_a_roll_pins_the_ws_it_read(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestTheRollIsPinnedToTheWindowItRestores::test_a_roll_pins_the_ws_it_read.
+
+        For real: the pin holds when ``ws`` is the one the image carried.
+        """  # noqa: E501
+        bucket.handle([bucket.record({"session": session_limit()}, rf=WS - 60_000, vu=0)],
+                      now_ms=WS + 30_000)
+        assert (bucket.tk("session"), bucket.number("b_session_ws")) == (SESSION_CP, WS)
+
+    def test_no_roll_carries_no_pin(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestTheRollIsPinnedToTheWindowItRestores::test_no_roll_carries_no_pin.
+
+        For real: with the window applied, a ``ws`` moved since the image does not
+        refuse the drip top-up beside it.
+        """  # noqa: E501
+        record = bucket.record({"session": session_limit(), "rpm": rpm_limit()},
+                               rf=WS + 1_000)
+        bucket.zae.ddb.update_item(TableName=bucket.zae.table, Key=key(bucket.pk()),
+                                   UpdateExpression="SET b_session_ws = :ws",
+                                   ExpressionAttributeValues={":ws": support.n(WS + 100)})
+        bucket.handle([record], now_ms=WS + 60_000)
+        assert (bucket.done["refills_written"], bucket.tk("rpm")) == (1, 983_333)
+
 
 class TestAggregatorRfNeverUnappliesAWindow:
     def test_a_drip_limit_beside_an_unapplied_window_applies_the_roll_too(self,
@@ -1544,6 +1674,12 @@ class TestAggregatorRfNeverUnappliesAWindow:
         bucket.handle([bucket.record(limits, rf=WS + 60_000)], now_ms=WS - 1_000)
         assert (bucket.number("rf"), bucket.tk("rpm"), bucket.tk("session")) == (
             WS + 60_000, 1_000_000, 5)
+
+    def test_an_unwindowed_item_is_never_moved_backward_either(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestAggregatorRfNeverUnappliesAWindow::test_an_unwindowed_item_is_never_moved_backward_either."""  # noqa: E501
+        bucket.handle([bucket.record({"rpm": rpm_limit(tk=2_000_000, tc=0)}, rf=WS)],
+                      now_ms=WS - 1_000)
+        assert (bucket.tk("rpm"), bucket.number("rf")) == (1_000_000, WS)
 
 
 class TestAnEndedUnappliedWindowIsLeftToTheClient:
@@ -1576,6 +1712,24 @@ class TestVuHonoursTheWindowEnd:
                                      limit_sched={"rpm": HOUR_14_COMPACT})],
                       now_ms=TUE_1400 + 60_000)
         assert bucket.number("vu") == TUE_1400 + 3_600_000
+
+    def test_an_ended_applied_window_keeps_the_fast_path_closed(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestVuHonoursTheWindowEnd::test_an_ended_applied_window_keeps_the_fast_path_closed."""  # noqa: E501
+        ws = TUE_1400 - RSA * 1000 - 60_000
+        bucket.handle([bucket.record({"session": session_limit(ws=ws), "rpm": rpm_limit()},
+                                     rf=ws + 1_000, vu=ws + RSA * 1000,
+                                     limit_sched={"rpm": HOUR_14_COMPACT})], now_ms=TUE_1400)
+        assert bucket.done["refills_written"] == 1
+        assert (bucket.number("vu"), bucket.tk("session")) == (ws + RSA * 1000, 0)
+
+    def test_an_rsa_without_a_ws_keeps_the_fast_path_closed(self, bucket: Bucket) -> None:
+        """Upstream: unit/test_processor.py::TestVuHonoursTheWindowEnd::test_an_rsa_without_a_ws_keeps_the_fast_path_closed."""  # noqa: E501
+        limit = session_limit()
+        del limit["ws"]
+        bucket.handle([bucket.record({"session": limit, "rpm": rpm_limit()},
+                                     rf=TUE_1400 - 60_000, vu=0,
+                                     limit_sched={"rpm": HOUR_14_COMPACT})], now_ms=TUE_1400)
+        assert (bucket.done["refills_written"], bucket.number("vu")) == (1, 0)
 
 
 class TestRefillWithDotsAndHyphensInLimitNames:
