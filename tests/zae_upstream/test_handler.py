@@ -13,7 +13,7 @@ refills_written, events_archived, errors}}``; ours returns Lambda's partial batc
 response (``{"batchItemFailures": [...]}``, the mapping's ``ReportBatchItemFailures``
 contract), so a failed write is retried from its record instead of being reported in a
 body nobody reads. The same counts are in the ``batch completed`` log line and the EMF
-metrics (README "Operations"); upstream's ``errors`` list is our failed records plus the
+metrics (README "Alarms and dashboard"); upstream's ``errors`` list is our failed records plus the
 ``skipped_malformed`` count. The bucket records use zae-limiter 0.17's key layout
 (``{ns}/BUCKET#{entity}#{resource}#{shard}``, ``#STATE``); upstream's fixture still has
 the pre-0.9 layout, which its mocked processor never reads.
