@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 from typing import Any
 
@@ -10,28 +9,9 @@ from local_aws.event_source_mapping import LocalEventSourceMapping, MappingSetti
 from streamagg_projection.config import ProjectionConfig
 from streamagg_projection.handler import build_runtime, handle
 from tests.moto_fixtures import LocalAws
+from tests.projection.support import create_tables
 
-_names = itertools.count(1)
 AT = "2026-03-02T08:15:00.000Z"
-
-
-def _tables(aws: LocalAws) -> tuple[str, str, str]:
-    source, dashboard = f"sentiment-items-{next(_names)}", f"dashboard-{next(_names)}"
-    aws.ddb.create_table(
-        TableName=source, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "source_id", "KeyType": "HASH"},
-                   {"AttributeName": "ingested_at", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
-                              for n in ("source_id", "ingested_at")],
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
-    aws.ddb.create_table(
-        TableName=dashboard, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "day_partition", "KeyType": "HASH"},
-                   {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
-                              for n in ("day_partition", "sk")])
-    stream = aws.ddb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
-    return source, dashboard, stream
 
 
 def _put(aws: LocalAws, table: str, source_id: str, *, status: str = "analyzed",
@@ -50,7 +30,7 @@ def _sks(aws: LocalAws, table: str) -> set[str]:
 
 
 def test_analysed_items_tag_changes_and_deletions_reach_the_dashboard(aws: LocalAws) -> None:
-    source, dashboard, stream = _tables(aws)
+    source, dashboard, stream = create_tables(aws, sort_key="sk")
     config = ProjectionConfig(dashboard_table_name=dashboard)
     runtime = build_runtime(config.to_env(), dynamodb=aws.ddb)
     mapping = LocalEventSourceMapping(

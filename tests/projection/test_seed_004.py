@@ -9,7 +9,6 @@ dashboard reads them: a query by ``day_partition``.
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from collections.abc import Sequence
@@ -31,13 +30,12 @@ from streamagg_projection.handler import Runtime, build_runtime, handle
 from streamagg_projection.stores import WriteOutcome
 from tests.moto_fixtures import LocalAws
 
-from .support import image, record
+from .support import create_tables, image, record
 
 SEED = ProjectionConfig(profile="seed-004")
 DAY = "2025-11-16"
 AT = "2025-11-16T14:30:15.000Z"
 LATER = "2025-11-16T18:02:00.000Z"
-_names = itertools.count(1)
 
 
 def _stage_template() -> Template:
@@ -102,28 +100,6 @@ def test_a_sort_key_the_profile_contradicts_fails_naming_both() -> None:
         ProjectionConfig(profile="seed-004", sort_key="sk")
 
 
-def _document_tables(aws: LocalAws) -> tuple[str, str, str]:
-    """``sentiment-items-primary`` and ``sentiment-items-dashboard`` as the document makes
-    them (its integration test's dashboard table, its sample event's primary keys)."""
-    n = next(_names)
-    primary, dashboard = f"sentiment-items-primary-{n}", f"sentiment-items-dashboard-{n}"
-    aws.ddb.create_table(
-        TableName=primary, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "source_id", "KeyType": "HASH"},
-                   {"AttributeName": "ingested_at", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
-                              for n in ("source_id", "ingested_at")],
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
-    aws.ddb.create_table(
-        TableName=dashboard, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "day_partition", "KeyType": "HASH"},
-                   {"AttributeName": "ingested_at", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
-                              for n in ("day_partition", "ingested_at")])
-    stream = aws.ddb.describe_table(TableName=primary)["Table"]["LatestStreamArn"]
-    return primary, dashboard, stream
-
-
 def _item(source_id: str, ingested_at: str, *, status: str = "analyzed",
           tags: list[str] | None = None) -> dict[str, Any]:
     """An item of the primary table, as the document's sample event shows it."""
@@ -155,7 +131,7 @@ def _emf(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
 
 def test_the_document_deployment_is_projected_as_its_dashboard_reads_it(
         aws: LocalAws, capsys: pytest.CaptureFixture[str]) -> None:
-    primary, dashboard, stream = _document_tables(aws)
+    primary, dashboard, stream = create_tables(aws, sort_key="ingested_at")
     env = {"DASHBOARD_TABLE_NAME": dashboard, "TTL_DAYS": "7", "LOG_LEVEL": "INFO",
            "PROJECTION_PROFILE": "seed-004"}
     runtime = build_runtime(env, dynamodb=aws.ddb)
