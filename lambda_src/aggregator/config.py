@@ -66,7 +66,8 @@ class AggregatorConfig(EnvSettings):
     excluded_counters: tuple[str, ...] = ("wcu",)
     """Counter names never snapshotted (zae-limiter's internal write-capacity limit)."""
     enable_refill: bool = True
-    """Proactively refill token buckets whose projected tokens cannot cover demand."""
+    """Bucket maintenance by zae-limiter 0.17's own code: refill (schedules, quotas, duration
+    windows, ``vu``, top-ups included), the sharding backstop and shard-count propagation."""
     snapshot_pk: str = DEFAULT_SNAPSHOT_PK
     snapshot_sk: str = DEFAULT_SNAPSHOT_SK
     snapshot_gsi2pk: str = DEFAULT_SNAPSHOT_GSI2PK

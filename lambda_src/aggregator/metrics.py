@@ -23,6 +23,8 @@ COUNTS: Mapping[str, str] = {
     "RefillsWritten": "refills_written",
     "RefillsLostRace": "refills_lost_race",
     "RefillsFailed": "refills_failed",
+    "ShardsDoubled": "shards_doubled",
+    "ShardsPropagated": "shards_propagated",
     "ArchivedRecords": "archived_records",
     "FailedWrites": "failed_writes",
     "UnknownSchemaVersions": "unknown_schema_versions",
