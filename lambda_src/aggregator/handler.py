@@ -17,7 +17,8 @@ from .config import AggregatorConfig
 from .maintenance import BucketMaintenance
 from .metrics import COUNTS, NAMESPACE
 from .pipeline import Stores, process_batch
-from .stores import SnapshotStore
+from .schema import SCHEMA_WATCH
+from .stores import SnapshotStore, read_schema_version
 
 Runtime: TypeAlias = bootstrap.Runtime[AggregatorConfig, Stores]
 
@@ -37,10 +38,18 @@ def _process(runtime: Runtime, call: bootstrap.Invocation) -> bootstrap.Process:
                    pool=runtime.pool, now_ms=call.now_ms)
 
 
+def _start(runtime: Runtime) -> None:
+    """A table already on a zae-limiter schema this profile does not know is reported on the
+    container's first batch, not only when its version item next changes on the stream."""
+    if runtime.clients is not None:
+        SCHEMA_WATCH.start(partial(read_schema_version, runtime.clients.dynamodb,
+                                   runtime.config.table_name))
+
+
 PIPELINE = bootstrap.Pipeline(
     package="aggregator", settings=AggregatorConfig.from_env, stores=_stores,
     process=_process, needs_s3=lambda config: config.archival_enabled,
-    namespace=NAMESPACE, counts=COUNTS)
+    namespace=NAMESPACE, counts=COUNTS, start=_start)
 build_runtime = PIPELINE.build_runtime
 handle = PIPELINE.handle
 handler = bootstrap.LambdaEntry(PIPELINE)

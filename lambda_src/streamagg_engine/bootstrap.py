@@ -80,6 +80,8 @@ class Runtime(Generic[ConfigT, StoresT]):
     """Dimension of the batch metrics (Lambda's AWS_LAMBDA_FUNCTION_NAME)."""
     retries: RetryPolicy = RetryPolicy()
     """How a refused write is retried within an invocation."""
+    clients: Clients | None = None
+    """The clients the stores were built from (None when a caller built the stores itself)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,10 @@ class Pipeline(Generic[ConfigT, StoresT]):
     """HTTP connections per worker thread (a worker may hold a read and a write open)."""
     read_timeout: int = 10
     """Seconds; longer where a response streams an object body."""
+    start: Callable[[Runtime[ConfigT, StoresT]], None] | None = None
+    """Called on a container's first batch (Lambda's cold start, :class:`LambdaEntry`), inside
+    its log context, before the batch: a check worth one request per container. Tools and
+    tests that call :meth:`handle` themselves skip it."""
 
     def build_runtime(self, env: Mapping[str, str], *, dynamodb: Any = None,
                       s3: Any = None,
@@ -132,8 +138,9 @@ class Pipeline(Generic[ConfigT, StoresT]):
             dynamodb = boto3.client("dynamodb", config=sdk)
         if s3 is None and self.needs_s3(config):
             s3 = boto3.client("s3", config=sdk)
+        clients = Clients(dynamodb=dynamodb, s3=s3)
         return Runtime(
-            config=config, stores=self.stores(config, Clients(dynamodb=dynamodb, s3=s3)),
+            config=config, stores=self.stores(config, clients), clients=clients,
             pool=ContextPool(max_workers=config.max_workers, thread_name_prefix=self.package),
             function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", "local"),
             retries=retries or RetryPolicy())
@@ -156,6 +163,8 @@ class Pipeline(Generic[ConfigT, StoresT]):
                                call)
         with invocation(function_name=runtime.function_name,
                         function_request_id=call.request_id, cold_start=cold_start):
+            if cold_start and self.start is not None:
+                self.start(runtime)
             return run_batch(event, lambda records: _Retried(process(records), retrier),
                              logger=logging.getLogger(f"{self.package}.handler"),
                              namespace=self.namespace,

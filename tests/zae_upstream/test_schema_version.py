@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from aggregator import pipeline
+from aggregator import handler, pipeline
 from aggregator.schema import KNOWN_SCHEMA_VERSION, UNKNOWN_SCHEMA, SchemaWatch, is_known
 from aggregator.stores import read_schema_version
 from local_aws.server import client
@@ -26,6 +26,7 @@ def watch(monkeypatch: pytest.MonkeyPatch) -> SchemaWatch:
     """A fresh container's watch (the real one lives as long as the process)."""
     fresh = SchemaWatch()
     monkeypatch.setattr(pipeline, "SCHEMA_WATCH", fresh)
+    monkeypatch.setattr(handler, "SCHEMA_WATCH", fresh)
     return fresh
 
 
@@ -102,9 +103,10 @@ def test_a_newer_schema_in_the_table_is_said_at_start_and_counted_in_the_first_b
     original = zae.ddb.get_item(TableName=zae.table, Key=key)["Item"]
     zae.ddb.put_item(TableName=zae.table, Item={**original, "schema_version": s("0.12.0")})
     try:
-        zae.invoke_handler([version_record(KNOWN_SCHEMA_VERSION)])  # before the start
-        watch.start(lambda: read_schema_version(zae.ddb, zae.table))
-        zae.invoke_handler([bucket_record(zae)])
+        zae.invoke_handler([version_record(KNOWN_SCHEMA_VERSION)])  # a warm container
+        runtime = handler.PIPELINE.build_runtime(zae.config.to_env(), dynamodb=zae.ddb)
+        event = {"Records": [bucket_record(zae)]}
+        handler.PIPELINE.handle(event, runtime, now_ms=0, cold_start=True)
         zae.invoke_handler([version_record(KNOWN_SCHEMA_VERSION)])
     finally:
         zae.ddb.put_item(TableName=zae.table, Item=original)
