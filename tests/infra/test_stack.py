@@ -495,6 +495,9 @@ def test_archive_bucket_logs_access_to_its_own_log_bucket(template: Template) ->
 
 # --- IAM ---------------------------------------------------------------------------
 
+MAINTENANCE_ACTIONS = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem",
+                       "dynamodb:ConditionCheckItem"]
+
 
 def test_policy_reads_the_stream_only(template: Template) -> None:
     stream = _get_att(template, "AWS::DynamoDB::Table", "StreamArn")
@@ -506,9 +509,12 @@ def test_policy_reads_the_stream_only(template: Template) -> None:
 
 
 def test_policy_writes_snapshots_to_the_table_only(template: Template) -> None:
+    """Snapshots share the source table, so one statement holds what they need (``GetItem``,
+    ``UpdateItem``) and what zae-limiter's bucket maintenance calls on it (``PutItem`` for a
+    new shard, ``ConditionCheckItem`` in a quota clone's transaction)."""
     table = _get_att(template, "AWS::DynamoDB::Table", "Arn")
     assert {
-        "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+        "Action": MAINTENANCE_ACTIONS,
         "Effect": "Allow",
         "Resource": table,
     } in _statements(template)
@@ -554,8 +560,7 @@ def test_policy_has_nothing_else(template: Template) -> None:
         {"Action": "dynamodb:ListStreams", "Effect": "Allow", "Resource": "*"},
         {"Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords",
                     "dynamodb:GetShardIterator"], "Effect": "Allow", "Resource": stream},
-        {"Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Effect": "Allow",
-         "Resource": table},
+        {"Action": MAINTENANCE_ACTIONS, "Effect": "Allow", "Resource": table},
         {"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Effect": "Allow",
          "Resource": _get_att(template, "AWS::Logs::LogGroup", "Arn")},
         {"Action": "s3:PutObject", "Effect": "Allow",
