@@ -36,6 +36,7 @@ from local_aws.server import MotoServer, client
 from local_aws.stream_records import lambda_record
 from streamagg_engine import bootstrap
 from streamagg_engine.windows import Window
+from tests.moto_fixtures import LocalAws
 
 REGION = "us-east-1"
 RF_MS = 1_704_067_200_000
@@ -137,6 +138,20 @@ def zae_moto() -> Iterator[MotoServer]:
     """One moto server per module, so each port file stays fast and independent."""
     with MotoServer() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    """The same for a module whose ports need S3 beside DynamoDB (the archive's)."""
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def aws(moto: MotoServer) -> LocalAws:
+    url = moto.endpoint_url
+    return LocalAws(url, client("dynamodb", url), client("dynamodbstreams", url),
+                    client("s3", url), client("sqs", url))
 
 
 @dataclass

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,11 +34,11 @@ import pytest
 
 from aggregator.config import AggregatorConfig
 from aggregator.handler import build_runtime, handle
-from local_aws.server import MotoServer, client
 from local_aws.stream_records import lambda_record
 from streamagg_engine.retries import RetryPolicy
 from tests.factories import next_sequence
 from tests.moto_fixtures import LocalAws
+from tests.zae_upstream import support
 
 NOW_MS = 1_705_330_200_000
 """The handler's clock: 2024-01-15T14:50:00Z."""
@@ -47,17 +46,7 @@ REMOVED_AT = 1_706_918_400.0
 """When the stream saw the removals: 2024-02-03T00:00:00Z, another day than any timestamp."""
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def aws(moto: MotoServer) -> LocalAws:
-    url = moto.endpoint_url
-    return LocalAws(url, client("dynamodb", url), client("dynamodbstreams", url),
-                    client("s3", url), client("sqs", url))
+moto, aws = support.moto, support.aws
 
 
 @pytest.fixture(scope="module")

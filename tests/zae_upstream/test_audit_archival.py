@@ -21,7 +21,6 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 from zae_limiter import Limit
@@ -29,23 +28,13 @@ from zae_limiter import Limit
 from aggregator import handler as handler_module
 from aggregator.config import AggregatorConfig
 from local_aws.event_source_mapping import LocalEventSourceMapping, MappingReport, MappingSettings
-from local_aws.server import FAKE_REGION, MotoServer, client
+from local_aws.server import FAKE_REGION
 from local_aws.traffic import TtlEmulator, zae_limiter
 from streamagg_engine.windows import Window
 from tests.moto_fixtures import LocalAws
+from tests.zae_upstream import support
 
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def aws(moto: MotoServer) -> LocalAws:
-    url = moto.endpoint_url
-    return LocalAws(url, client("dynamodb", url), client("dynamodbstreams", url),
-                    client("s3", url), client("sqs", url))
+moto, aws = support.moto, support.aws
 
 
 def expire_audit_items(aws: LocalAws, table: str, pk: str, ttl: TtlEmulator) -> int:

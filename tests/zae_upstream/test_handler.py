@@ -22,7 +22,7 @@ the pre-0.9 layout, which its mocked processor never reads.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,28 +30,19 @@ import pytest
 
 from aggregator import handler as handler_module
 from aggregator.config import AggregatorConfig
-from local_aws.server import FAKE_REGION, MotoServer, client
+from local_aws.server import FAKE_REGION
 from local_aws.stream_records import lambda_record
 from local_aws.traffic import zae_limiter
 from streamagg_engine.windows import Window
 from tests.factories import next_sequence
 from tests.moto_fixtures import LocalAws
+from tests.zae_upstream import support
 
 CREATED = 1_705_329_000.0
 """2024-01-15T14:30:00Z: when the stream saw upstream's records."""
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def aws(moto: MotoServer) -> LocalAws:
-    url = moto.endpoint_url
-    return LocalAws(url, client("dynamodb", url), client("dynamodbstreams", url),
-                    client("s3", url), client("sqs", url))
+moto, aws = support.moto, support.aws
 
 
 @pytest.fixture(scope="module")
