@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import IO
 
 from .s3_events import SourceObject
-from .tarball import DEFAULT_CHUNK, GONE, ExactBody, Manifest, ObjectOpener, UnreadableObject, entry
+from .tarball import DEFAULT_CHUNK, ExactBody, Manifest, ObjectOpener, entry, readable
 
 
 def write_concatenated(out: IO[bytes], key: str, members: Sequence[SourceObject],
@@ -32,15 +32,7 @@ def write_concatenated(out: IO[bytes], key: str, members: Sequence[SourceObject]
     manifest = Manifest(key)
     offset = 0
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=6) as zipped:
-        for obj in members:
-            try:
-                opened = open_object(obj)
-            except UnreadableObject as exc:
-                manifest.missing.append({**entry(obj), "reason": f"unreadable: {exc.reason}"})
-                continue
-            if opened is None:
-                manifest.missing.append({**entry(obj), "reason": GONE})
-                continue
+        for obj, opened in readable(members, open_object, manifest):
             try:
                 exact = ExactBody(opened.body, opened.size)
                 shutil.copyfileobj(exact, zipped, chunk_size)

@@ -20,7 +20,7 @@ import gzip
 import io
 import json
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Protocol
@@ -113,6 +113,22 @@ def entry(obj: SourceObject) -> dict[str, Any]:
             "event_time": obj.event_time.isoformat().replace("+00:00", "Z")}
 
 
+def readable(members: Sequence[SourceObject], open_object: ObjectOpener,
+             manifest: Manifest) -> Iterator[tuple[SourceObject, OpenedObject]]:
+    """Each member opened in turn, for either bundle format; one that cannot be read or is
+    gone is recorded in ``manifest.missing`` and skipped. The caller closes what it gets."""
+    for obj in members:
+        try:
+            opened = open_object(obj)
+        except UnreadableObject as exc:
+            manifest.missing.append({**entry(obj), "reason": f"unreadable: {exc.reason}"})
+            continue
+        if opened is None:
+            manifest.missing.append({**entry(obj), "reason": GONE})
+            continue
+        yield obj, opened
+
+
 def write_bundle(out: IO[bytes], key: str, members: Sequence[SourceObject],
                  open_object: ObjectOpener, *, chunk_size: int = DEFAULT_CHUNK) -> Manifest:
     """Stream ``members`` into ``out`` as one bundle; returns its manifest."""
@@ -120,15 +136,7 @@ def write_bundle(out: IO[bytes], key: str, members: Sequence[SourceObject],
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=6) as zipped, \
             tarfile.TarFile(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT,
                             copybufsize=chunk_size) as tar:
-        for obj in members:
-            try:
-                opened = open_object(obj)
-            except UnreadableObject as exc:
-                manifest.missing.append({**entry(obj), "reason": f"unreadable: {exc.reason}"})
-                continue
-            if opened is None:
-                manifest.missing.append({**entry(obj), "reason": GONE})
-                continue
+        for obj, opened in readable(members, open_object, manifest):
             try:
                 name = f"objects/{len(manifest.objects):05d}"
                 info = _info(name, opened.size, opened.last_modified)
