@@ -17,9 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +26,7 @@ from botocore.config import Config
 
 from local_aws.server import client
 
+from .fakes import CallLog
 from .figures import Figure, Goal
 
 WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem",
@@ -40,16 +39,9 @@ NAIVE_SDK = Config(retries={"mode": "standard", "max_attempts": 5})
 _DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 
-class RequestLog:
-    """Requests that clients sent, per operation; thread-safe (the handlers' pools)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.calls: Counter[str] = Counter()
-
-    def record(self, operation: str) -> None:
-        with self._lock:
-            self.calls[operation] += 1
+class RequestLog(CallLog):
+    """Requests that clients sent, per operation (thread-safe: the handlers' pools), and
+    which of them wrote."""
 
     @property
     def writes(self) -> int:
